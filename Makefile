@@ -1,0 +1,28 @@
+# The two commands of the README's quick start, and their helpers.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Set everything up and run the main job on the embedded default community.
+demo: $(STAMP)
+	$(BIN)/twin run
+
+## Set everything up and run the test suite.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+## Speed and memory, side by side with the references.
+bench: $(STAMP)
+	$(BIN)/twin bench
+
+clean:
+	rm -rf $(VENV) outputs .pytest_cache

@@ -1,0 +1,91 @@
+"""Counter-based randomness: every draw is a pure function of its coordinates.
+
+``draw(seed, stream, tick, agent)`` hashes the four integers with splitmix64
+mixing.  Because no generator state is carried between draws, results do not
+depend on thread count, chunking, iteration order or backend (CPU or CUDA):
+the same seed and configuration always give the same run.
+
+This module is a leaf: it imports nothing from the rest of the package, and
+its functions are plain ``numba.njit`` functions that can equally be compiled
+with ``numba.cuda.jit(device=True)``.
+
+Streams name *what* a draw is for, so that adding a new decision never shifts
+the numbers an existing one sees.  Each caller owns its stream constants.
+"""
+import math
+
+import numpy as np
+from numba import njit
+
+_MASK = 0xFFFFFFFFFFFFFFFF
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_INV_2_53 = 1.0 / 9007199254740992.0
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def draw(seed, stream, tick, agent):
+    """A uniformly distributed ``uint64`` keyed by (seed, stream, tick, agent)."""
+    h = _mix(np.uint64(seed) + _GOLDEN)
+    h = _mix(h ^ (np.uint64(stream) + _GOLDEN))
+    h = _mix(h ^ (np.uint64(tick) + _GOLDEN))
+    return _mix(h ^ (np.uint64(agent) + _GOLDEN))
+
+
+@njit(cache=True, inline="always")
+def uniform(seed, stream, tick, agent):
+    """A float in [0, 1) with 53 random bits."""
+    return float(draw(seed, stream, tick, agent) >> np.uint64(11)) * _INV_2_53
+
+
+@njit(cache=True, inline="always")
+def bernoulli(p, seed, stream, tick, agent):
+    """True with probability ``p``."""
+    return uniform(seed, stream, tick, agent) < p
+
+
+@njit(cache=True, inline="always")
+def exponential(mean, seed, stream, tick, agent):
+    """An exponential variate with the given mean (inverse transform)."""
+    return -mean * math.log(1.0 - uniform(seed, stream, tick, agent))
+
+
+@njit(cache=True, inline="always")
+def normal(seed, stream, tick, agent):
+    """A standard normal variate (Box-Muller on two sub-draws)."""
+    u1 = uniform(seed, stream, tick, agent * 2)
+    u2 = uniform(seed, stream, tick, agent * 2 + 1)
+    return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit(cache=True, inline="always")
+def poisson(lam, seed, stream, tick, agent):
+    """A Poisson variate: inversion for small means, a rounded normal for large ones."""
+    if lam <= 0.0:
+        return 0
+    if lam > 60.0:
+        k = int(lam + math.sqrt(lam) * normal(seed, stream, tick, agent) + 0.5)
+        return k if k > 0 else 0
+    u = uniform(seed, stream, tick, agent)
+    p = math.exp(-lam)
+    cdf = p
+    k = 0
+    while u > cdf and k < 1000:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+@njit(cache=True, inline="always")
+def choice(n, seed, stream, tick, agent):
+    """An integer uniformly in [0, n)."""
+    return int(uniform(seed, stream, tick, agent) * n)

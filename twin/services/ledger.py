@@ -1,0 +1,169 @@
+"""Double-entry ledger: accounts with a kind and a balance floor, and transfers.
+
+Every change of value is a transfer between two accounts, so the sum of all
+balances is zero at all times.  An issuing account (the points issuer, the
+time bank's endowment) simply has no floor and goes negative by what it has
+issued.  A transfer is refused when it would take the source below its floor.
+
+Points and the time bank are both built on this kernel; the ledger itself does
+not log service events (the service that asked for a transfer does), but it
+keeps a journal of every applied transfer so each account has a history.
+"""
+import numpy as np
+
+from twin._jit import kernel
+from twin.services import events as ev
+from twin.services._batch import INT64_MIN, Outcome, batch_length, column, grow
+from twin.services.reasons import Reason
+
+NO_FLOOR = INT64_MIN
+
+_UNKNOWN_ACCOUNT = int(Reason.UnknownAccount)
+_INVALID_AMOUNT = int(Reason.InvalidAmount)
+_SAME_ACCOUNT = int(Reason.SameAccount)
+_INSUFFICIENT = int(Reason.InsufficientBalance)
+
+
+@kernel
+def _check_transfer(balances, floors, n_accounts, s, d, a):
+    """The reason a transfer of ``a`` from ``s`` to ``d`` would be refused, or 0."""
+    if s < 0 or s >= n_accounts or d < 0 or d >= n_accounts:
+        return _UNKNOWN_ACCOUNT
+    if a <= 0:
+        return _INVALID_AMOUNT
+    if s == d:
+        return _SAME_ACCOUNT
+    if balances[s] < floors[s] + a:
+        return _INSUFFICIENT
+    return 0
+
+
+@kernel
+def _transfer_batch(balances, floors, n_accounts, src, dst, amount, out):
+    """Apply transfers in command order; ``out[i]`` gets 0 or the refusal reason."""
+    for i in range(src.shape[0]):
+        r = _check_transfer(balances, floors, n_accounts, src[i], dst[i], amount[i])
+        out[i] = r
+        if r == 0:
+            balances[src[i]] -= amount[i]
+            balances[dst[i]] += amount[i]
+
+
+class Ledger:
+    """Accounts and transfers.  Batch methods take arrays; ``transfer`` is one command.
+
+    Parameters
+    ----------
+    log : EventLog, optional
+        Where the ledger's own commands (``open_accounts``, ``transfer_batch``)
+        are logged when it is used directly.  Services that build on a ledger
+        pass ``None`` and log their own events.
+    journal : bool
+        Keep a journal of applied transfers for :meth:`history`.
+    """
+
+    def __init__(self, log=None, journal: bool = True):
+        self.log = log
+        self.n = 0
+        self.balances = np.zeros(16, np.int64)
+        self.floors = np.zeros(16, np.int64)
+        self.kinds = np.zeros(16, np.int8)
+        self._journal = journal
+        self._j = np.zeros(0, dtype=[("t", "f8"), ("src", "i8"), ("dst", "i8"), ("amount", "i8")])
+        self._jn = 0
+
+    # ----------------------------------------------------------------- accounts
+    def open_accounts(self, kind=0, floor=0, count: int | None = None, t=0.0) -> np.ndarray:
+        """Open accounts (one per element of ``kind``/``floor``, or ``count``); return their ids."""
+        n = count if count is not None else batch_length(kind, floor)
+        ids = np.arange(self.n, self.n + n, dtype=np.int64)
+        need = self.n + n
+        self.balances = grow(self.balances, need)
+        self.floors = grow(self.floors, need)
+        self.kinds = grow(self.kinds, need)
+        self.floors[self.n : need] = column(floor, n, np.int64)
+        self.kinds[self.n : need] = column(kind, n, np.int8)
+        self.n = need
+        if self.log is not None:
+            self.log.append(ev.make(ev.EventKind.AccountOpened, t, actor=ids,
+                                    code=self.kinds[ids], amount=self.floors[ids]))
+        return ids
+
+    def set_floor(self, account: int, floor: int, t=0.0) -> None:
+        if not 0 <= account < self.n:
+            raise KeyError(f"unknown account {account}")
+        self.floors[account] = floor
+        if self.log is not None:
+            self.log.append(ev.make(ev.EventKind.FloorChanged, t, target=account, amount=floor))
+
+    # ---------------------------------------------------------------- transfers
+    def apply(self, src, dst, amount, t) -> np.ndarray:
+        """Apply a batch of transfers without logging; return the reason codes.
+
+        This is the one place balances change.  Services call it and log
+        their own events; applied transfers enter the journal.
+        """
+        n = batch_length(src, dst, amount, t)
+        src = column(src, n, np.int64)
+        dst = column(dst, n, np.int64)
+        amount = column(amount, n, np.int64)
+        out = np.empty(n, np.int16)
+        _transfer_batch(self.balances, self.floors, self.n, src, dst, amount, out)
+        if self._journal:
+            ok = out == 0
+            k = int(ok.sum())
+            self._j = grow(self._j, self._jn + k)
+            rows = self._j[self._jn : self._jn + k]
+            rows["t"] = column(t, n, np.float64)[ok]
+            rows["src"], rows["dst"], rows["amount"] = src[ok], dst[ok], amount[ok]
+            self._jn += k
+        return out
+
+    def transfer_batch(self, src, dst, amount, t=0.0) -> Outcome:
+        """Transfers as ledger commands: applied in order, each logged as ``Transferred``."""
+        n = batch_length(src, dst, amount, t)
+        reasons = self.apply(src, dst, amount, t)
+        ok = reasons == 0
+        events = ev.make(ev.EventKind.Transferred, column(t, n, np.float64)[ok],
+                         actor=column(src, n, np.int64)[ok], target=column(dst, n, np.int64)[ok],
+                         amount=column(amount, n, np.int64)[ok])
+        if self.log is not None:
+            self.log.append(events)
+        return Outcome(reasons, events)
+
+    def transfer(self, src: int, dst: int, amount: int, t: float = 0.0) -> None:
+        """One transfer; raises ``InsufficientBalance``, ``UnknownAccount``, ... when refused."""
+        self.transfer_batch([src], [dst], [amount], [t]).single(f"transfer {amount} from {src} to {dst}")
+
+    # ------------------------------------------------------------------ queries
+    def balance(self, account: int) -> int:
+        if not 0 <= account < self.n:
+            raise KeyError(f"unknown account {account}")
+        return int(self.balances[account])
+
+    def total(self) -> int:
+        """Sum of all balances: zero, always (the double-entry invariant)."""
+        return int(self.balances[: self.n].sum())
+
+    def history(self, account: int):
+        """The account's applied transfers, oldest first, with signed amounts and running balance."""
+        import pandas as pd
+
+        j = self._j[: self._jn]
+        rows = j[(j["src"] == account) | (j["dst"] == account)]
+        signed = np.where(rows["dst"] == account, rows["amount"], -rows["amount"])
+        return pd.DataFrame({
+            "t": rows["t"], "counterparty": np.where(rows["dst"] == account, rows["src"], rows["dst"]),
+            "amount": signed, "balance": np.cumsum(signed),
+        })
+
+    def replay(self, events: np.ndarray) -> None:
+        """Re-execute this ledger's own logged commands (``Services.replay`` uses it)."""
+        for kind, rows in ev.runs(events):
+            if kind == ev.EventKind.AccountOpened:
+                self.open_accounts(rows["code"], rows["amount"], t=rows["t"][0])
+            elif kind == ev.EventKind.Transferred:
+                self.transfer_batch(rows["actor"], rows["target"], rows["amount"], rows["t"])
+            elif kind == ev.EventKind.FloorChanged:
+                for r in rows:
+                    self.set_floor(int(r["target"]), int(r["amount"]), float(r["t"]))
