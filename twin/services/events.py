@@ -71,11 +71,12 @@ class EventKind(IntEnum):
     PointsPenalised = 12
     # points: code=item, amount=added stock
     ItemRestocked = 13
-    # time bank: actor=member, code=role, amount=floor
+    # time bank: actor=who registered, target=member, code=role, extra=household, amount=floor
     MemberRegistered = 20
-    # time bank: actor=provider, target=receiver, subject=record, amount=minutes, code=service kind
+    # time bank: actor=who recorded, extra=provider, target=receiver, subject=record,
+    # amount=minutes, code=service kind
     ServiceRecorded = 21
-    # time bank: actor=who confirmed, subject=record
+    # time bank: actor=who confirmed, subject=record, amount=minutes
     ServiceConfirmed = 22
     # time bank: actor=who cancelled, subject=record
     ServiceCancelled = 23
