@@ -71,6 +71,8 @@ class EventKind(IntEnum):
     PointsPenalised = 12
     # points: code=item, amount=added stock
     ItemRestocked = 13
+    # points: actor=resident (an account opened with floor 0)
+    ResidentEnrolled = 14
     # time bank: actor=who registered, target=member, code=role, extra=household, amount=floor
     MemberRegistered = 20
     # time bank: actor=who recorded, extra=provider, target=receiver, subject=record,

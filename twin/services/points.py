@@ -1,0 +1,363 @@
+"""Points (积分制): earn points for taking part, redeem them, lose them as a penalty.
+
+Points live on a double-entry :class:`~twin.services.ledger.Ledger`:
+
+* account 0, the *issuer*, has no floor; earning moves points from it to a
+  resident, so ``-issuer`` is everything ever issued;
+* account 1, the *redemption* account, receives redeemed points;
+* account 2, the *penalty* account, receives penalties;
+* every enrolled resident has an account with floor 0.
+
+So at all times ``issued - redeemed - penalised == sum of residents' balances``.
+
+The rules table maps activity → points per unit (a time, or an hour) and an
+optional daily cap per resident; the catalog maps item → cost and stock.  The
+default table is the one from the Chengdu case (成都武侯区社区积分银行).
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import types
+from numba.typed import Dict
+
+from twin._jit import kernel
+from twin.services import events as ev
+from twin.services._batch import Outcome, batch_length, column, grow
+from twin.services.ledger import NO_FLOOR, Ledger, _check_transfer
+from twin.services.reasons import Reason, raise_for
+
+ISSUER, REDEEMED, PENALISED = 0, 1, 2
+_FIRST_RESIDENT = 3
+UNLIMITED = -1
+
+
+@dataclass(frozen=True)
+class Activity:
+    name: str
+    points: int
+    unit: str = "time"  # "time" or "hour"
+    daily_cap: int = 0  # 0 = no cap
+
+    def __post_init__(self):
+        if self.points <= 0:
+            raise ValueError(f"activity {self.name!r}: points must be positive, got {self.points}")
+        if self.unit not in ("time", "hour"):
+            raise ValueError(f"activity {self.name!r}: unit must be 'time' or 'hour', got {self.unit!r}")
+        if self.daily_cap < 0:
+            raise ValueError(f"activity {self.name!r}: daily_cap must be >= 0 (0 = none), got {self.daily_cap}")
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    cost: int
+    stock: int = UNLIMITED
+
+    def __post_init__(self):
+        if self.cost <= 0:
+            raise ValueError(f"item {self.name!r}: cost must be positive, got {self.cost}")
+        if self.stock < UNLIMITED:
+            raise ValueError(f"item {self.name!r}: stock must be >= 0 or -1 (unlimited), got {self.stock}")
+
+
+def _default_activities():
+    return (
+        Activity("waste_sorting_supervision", 10, "time"),   # 参与垃圾分类督导 10分/次
+        Activity("deliberation_meeting", 20, "time"),        # 参与社区议事会 20分/次
+        Activity("volunteer_service", 30, "hour"),           # 志愿服务(如助老) 30分/小时
+        Activity("adopted_suggestion", 50, "time"),          # 提出有效建议被采纳 50分/条
+    )
+
+
+def _default_catalog():
+    return (
+        Item("supermarket_voucher_10_yuan", 100),            # 100分 = 10元超市券
+        Item("free_housekeeping_service", 200),              # 200分 = 免费家政服务1次
+        Item("parking_monthly_discount", 500),               # 500分 = 社区停车月卡优惠
+        Item("community_star_honour", 1000),                 # 1000分 = 年度"社区之星"荣誉
+    )
+
+
+@dataclass(frozen=True)
+class PointsRules:
+    """The rules table and the catalog.  Activity and item codes are their positions."""
+
+    activities: tuple = field(default_factory=_default_activities)
+    catalog: tuple = field(default_factory=_default_catalog)
+
+    def activity_code(self, name: str) -> int:
+        return _index_of(name, [a.name for a in self.activities], "activity")
+
+    def item_code(self, name: str) -> int:
+        return _index_of(name, [i.name for i in self.catalog], "item")
+
+
+def _index_of(name, names, what):
+    try:
+        return names.index(name)
+    except ValueError:
+        raise KeyError(f"unknown {what} {name!r}; known: {', '.join(names)}") from None
+
+
+_UNKNOWN_ACCOUNT = int(Reason.UnknownAccount)
+_INVALID_AMOUNT = int(Reason.InvalidAmount)
+_UNKNOWN_ACTIVITY = int(Reason.UnknownActivity)
+_DUPLICATE = int(Reason.DuplicateClaim)
+_CAP = int(Reason.DailyCapReached)
+_UNKNOWN_ITEM = int(Reason.UnknownItem)
+_OUT_OF_STOCK = int(Reason.OutOfStock)
+
+
+@kernel
+def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims,
+          resident, activity, occurrence, units, t):
+    """One earn command; returns (reason, points awarded)."""
+    if resident < 0 or resident >= enrolled.shape[0] or not enrolled[resident]:
+        return _UNKNOWN_ACCOUNT, 0
+    if activity < 0 or activity >= per_unit.shape[0]:
+        return _UNKNOWN_ACTIVITY, 0
+    if units <= 0:
+        return _INVALID_AMOUNT, 0
+    key = (resident, activity, occurrence)
+    if key in claims:
+        return _DUPLICATE, 0
+    points = per_unit[activity] * units
+    day = np.int64(t // 1440.0)
+    slot = resident * per_unit.shape[0] + activity
+    if last_day[slot] != day:
+        last_day[slot] = day
+        earned_today[slot] = 0
+    if cap[activity] > 0 and earned_today[slot] + points > cap[activity]:
+        return _CAP, 0
+    account = resident + _FIRST_RESIDENT
+    r = _check_transfer(balances, floors, n_acc, ISSUER, account, points)
+    if r != 0:
+        return r, 0
+    balances[ISSUER] -= points
+    balances[account] += points
+    earned_today[slot] += points
+    claims[key] = True
+    return 0, points
+
+
+@kernel
+def _earn_batch(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims,
+                resident, activity, occurrence, units, t, out, awarded):
+    for i in range(resident.shape[0]):
+        out[i], awarded[i] = _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today,
+                                   claims, resident[i], activity[i], occurrence[i], units[i], t[i])
+
+
+@kernel
+def _redeem(balances, floors, n_acc, enrolled, cost, stock, resident, item):
+    if resident < 0 or resident >= enrolled.shape[0] or not enrolled[resident]:
+        return _UNKNOWN_ACCOUNT
+    if item < 0 or item >= cost.shape[0]:
+        return _UNKNOWN_ITEM
+    if stock[item] == 0:
+        return _OUT_OF_STOCK
+    account = resident + _FIRST_RESIDENT
+    r = _check_transfer(balances, floors, n_acc, account, REDEEMED, cost[item])
+    if r != 0:
+        return r
+    balances[account] -= cost[item]
+    balances[REDEEMED] += cost[item]
+    if stock[item] > 0:
+        stock[item] -= 1
+    return 0
+
+
+@kernel
+def _redeem_batch(balances, floors, n_acc, enrolled, cost, stock, resident, item, out):
+    for i in range(resident.shape[0]):
+        out[i] = _redeem(balances, floors, n_acc, enrolled, cost, stock, resident[i], item[i])
+
+
+@kernel
+def _penalise(balances, floors, enrolled, resident, amount):
+    """One penalty; returns (reason, applied).  Applies what the floor allows."""
+    if resident < 0 or resident >= enrolled.shape[0] or not enrolled[resident]:
+        return _UNKNOWN_ACCOUNT, 0
+    if amount <= 0:
+        return _INVALID_AMOUNT, 0
+    account = resident + _FIRST_RESIDENT
+    room = balances[account] - floors[account]
+    applied = amount if amount < room else room
+    if applied > 0:
+        balances[account] -= applied
+        balances[PENALISED] += applied
+    else:
+        applied = 0
+    return 0, applied
+
+
+@kernel
+def _penalise_batch(balances, floors, enrolled, resident, amount, out, applied):
+    for i in range(resident.shape[0]):
+        out[i], applied[i] = _penalise(balances, floors, enrolled, resident[i], amount[i])
+
+
+def new_claims():
+    """An empty set of (resident, activity, occurrence) claims, usable inside kernels."""
+    return Dict.empty(key_type=types.UniTuple(types.int64, 3), value_type=types.boolean)
+
+
+class Points:
+    """The points service.  Residents are non-negative integer ids, enrolled before use."""
+
+    def __init__(self, log=None, rules: PointsRules | None = None):
+        self.log = log
+        self.rules = rules or PointsRules()
+        self.ledger = Ledger()
+        self.ledger.open_accounts(kind=[0, 1, 2], floor=[NO_FLOOR, 0, 0])
+        self.per_unit = np.array([a.points for a in self.rules.activities], np.int64)
+        self.cap = np.array([a.daily_cap for a in self.rules.activities], np.int64)
+        self.cost = np.array([i.cost for i in self.rules.catalog], np.int64)
+        self.stock = np.array([i.stock for i in self.rules.catalog], np.int64)
+        self.enrolled = np.zeros(0, np.bool_)
+        n_act = len(self.per_unit)
+        self._last_day = np.full(0, -1, np.int64)
+        self._earned_today = np.zeros(0, np.int64)
+        self._n_act = n_act
+        self.claims = new_claims()
+
+    def _emit(self, events):
+        if self.log is not None:
+            self.log.append(events)
+        return events
+
+    # -------------------------------------------------------------- batch API
+    def enroll_batch(self, resident, t=0.0) -> Outcome:
+        """Open an account for each resident id (already enrolled: refused, nothing changes)."""
+        n = batch_length(resident, t)
+        resident = column(resident, n, np.int64)
+        if n and resident.min() < 0:
+            raise ValueError("resident ids must be non-negative")
+        need = int(resident.max(initial=-1)) + 1
+        if need > len(self.enrolled):
+            self.enrolled = grow(self.enrolled, need, fill=False)
+            size = len(self.enrolled)
+            self.ledger.open_accounts(kind=3, floor=0, count=size + _FIRST_RESIDENT - self.ledger.n)
+            self._last_day = grow(self._last_day, size * self._n_act, fill=-1)
+            self._earned_today = grow(self._earned_today, size * self._n_act)
+        # a resident listed twice in one batch: the first enrols, the second is a duplicate
+        first = np.zeros(n, bool)
+        _, idx = np.unique(resident, return_index=True)
+        first[idx] = True
+        out = np.where(first & ~self.enrolled[resident], 0, Reason.AlreadyRegistered).astype(np.int16)
+        ok = out == 0
+        self.enrolled[resident[ok]] = True
+        return Outcome(out, self._emit(ev.make(ev.EventKind.ResidentEnrolled, column(t, n, np.float64)[ok],
+                                               actor=resident[ok])))
+
+    def earn_batch(self, resident, activity, occurrence, units=1, t=0.0) -> Outcome:
+        """Award points for activity occurrences; the same (resident, activity, occurrence) twice is a DuplicateClaim."""
+        n = batch_length(resident, activity, occurrence, units, t)
+        resident, activity, occurrence, units = (column(c, n, np.int64) for c in
+                                                 (resident, activity, occurrence, units))
+        t = column(t, n, np.float64)
+        out, awarded = np.empty(n, np.int16), np.empty(n, np.int64)
+        L = self.ledger
+        _earn_batch(L.balances, L.floors, L.n, self.enrolled, self.per_unit, self.cap, self._last_day,
+                    self._earned_today, self.claims, resident, activity, occurrence, units, t, out, awarded)
+        ok = out == 0
+        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsEarned, t[ok], actor=resident[ok],
+                                               subject=occurrence[ok], code=activity[ok],
+                                               amount=awarded[ok], extra=units[ok])))
+
+    def redeem_batch(self, resident, item, t=0.0) -> Outcome:
+        n = batch_length(resident, item, t)
+        resident, item = column(resident, n, np.int64), column(item, n, np.int64)
+        out = np.empty(n, np.int16)
+        L = self.ledger
+        _redeem_batch(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, resident, item, out)
+        ok = out == 0
+        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsRedeemed, column(t, n, np.float64)[ok],
+                                               actor=resident[ok], code=item[ok], amount=self.cost[item[ok]])))
+
+    def penalise_batch(self, resident, amount, cause=0, t=0.0) -> Outcome:
+        """Take points away; the balance floors at zero and the shortfall is recorded (``extra``)."""
+        n = batch_length(resident, amount, cause, t)
+        resident, amount, cause = (column(c, n, np.int64) for c in (resident, amount, cause))
+        out, applied = np.empty(n, np.int16), np.empty(n, np.int64)
+        L = self.ledger
+        _penalise_batch(L.balances, L.floors, self.enrolled, resident, amount, out, applied)
+        ok = out == 0
+        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsPenalised, column(t, n, np.float64)[ok],
+                                               actor=resident[ok], code=cause[ok], amount=applied[ok],
+                                               extra=(amount - applied)[ok])))
+
+    def restock(self, item: int, quantity: int, t=0.0) -> None:
+        if not 0 <= item < len(self.stock):
+            raise_for(Reason.UnknownItem, f"restock item {item}")
+        if quantity <= 0 or self.stock[item] == UNLIMITED:
+            raise_for(Reason.InvalidAmount, f"restock {quantity} of item {item}")
+        self.stock[item] += quantity
+        self._emit(ev.make(ev.EventKind.ItemRestocked, t, code=item, amount=quantity))
+
+    # ------------------------------------------------------ single commands
+    def enroll(self, resident: int, t=0.0):
+        self.enroll_batch([resident], [t]).single(f"enroll resident {resident}")
+
+    def earn(self, resident: int, activity, occurrence: int, units: int = 1, t=0.0) -> int:
+        """Award one claim; returns the points awarded."""
+        code = self.rules.activity_code(activity) if isinstance(activity, str) else activity
+        o = self.earn_batch([resident], [code], [occurrence], [units], [t])
+        o.single(f"resident {resident} earning for activity {activity} occurrence {occurrence}")
+        return int(o.events["amount"][0])
+
+    def redeem(self, resident: int, item, t=0.0):
+        code = self.rules.item_code(item) if isinstance(item, str) else item
+        self.redeem_batch([resident], [code], [t]).single(f"resident {resident} redeeming {item}")
+
+    def penalise(self, resident: int, amount: int, cause: int = 0, t=0.0) -> int:
+        """Returns the points actually taken (at most the balance)."""
+        o = self.penalise_batch([resident], [amount], [cause], [t])
+        o.single(f"penalty of {amount} on resident {resident}")
+        return int(o.events["amount"][0])
+
+    # ---------------------------------------------------------------- queries
+    def balance(self, resident: int) -> int:
+        if not (0 <= resident < len(self.enrolled) and self.enrolled[resident]):
+            raise_for(Reason.UnknownAccount, f"balance of resident {resident}")
+        return int(self.ledger.balances[resident + _FIRST_RESIDENT])
+
+    def resident_balances(self) -> np.ndarray:
+        return self.ledger.balances[_FIRST_RESIDENT : _FIRST_RESIDENT + len(self.enrolled)]
+
+    @property
+    def issued(self) -> int:
+        return -int(self.ledger.balances[ISSUER])
+
+    @property
+    def redeemed(self) -> int:
+        return int(self.ledger.balances[REDEEMED])
+
+    @property
+    def penalised(self) -> int:
+        return int(self.ledger.balances[PENALISED])
+
+    def snapshot(self) -> dict:
+        return {"balances": self.ledger.balances[: self.ledger.n].copy(), "enrolled": self.enrolled.copy(),
+                "stock": self.stock.copy(), "claims": sorted(self.claims.keys()),
+                "earned_today": self._earned_today.copy(), "last_day": self._last_day.copy()}
+
+    def replay(self, events: np.ndarray) -> None:
+        """Re-execute this service's logged commands through the same batch methods."""
+        K = ev.EventKind
+        for kind, r in ev.runs(events):
+            if kind == K.ResidentEnrolled:
+                self.enroll_batch(r["actor"], r["t"])
+            elif kind == K.PointsEarned:
+                self.earn_batch(r["actor"], r["code"], r["subject"], r["extra"], r["t"])
+            elif kind == K.PointsRedeemed:
+                self.redeem_batch(r["actor"], r["code"], r["t"])
+            elif kind == K.PointsPenalised:
+                self.penalise_batch(r["actor"], r["amount"] + r["extra"], r["code"], r["t"])
+            elif kind == K.ItemRestocked:
+                for row in r:
+                    self.restock(int(row["code"]), int(row["amount"]), float(row["t"]))
+
+
+KINDS = frozenset({ev.EventKind.ResidentEnrolled, ev.EventKind.PointsEarned, ev.EventKind.PointsRedeemed,
+                   ev.EventKind.PointsPenalised, ev.EventKind.ItemRestocked})
