@@ -124,10 +124,10 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
     points = per_unit[activity] * units
     day = np.int64(t // 1440.0)
     slot = resident * per_unit.shape[0] + activity
-    if last_day[slot] != day:
-        last_day[slot] = day
-        earned_today[slot] = 0
-    if cap[activity] > 0 and earned_today[slot] + points > cap[activity]:
+    # a refused command must leave no trace (replay never sees it), so the
+    # day's counter is only reset when the claim is accepted
+    today = earned_today[slot] if last_day[slot] == day else 0
+    if cap[activity] > 0 and today + points > cap[activity]:
         return _CAP, 0
     account = resident + _FIRST_RESIDENT
     r = _check_transfer(balances, floors, n_acc, ISSUER, account, points)
@@ -135,7 +135,8 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
         return r, 0
     balances[ISSUER] -= points
     balances[account] += points
-    earned_today[slot] += points
+    last_day[slot] = day
+    earned_today[slot] = today + points
     claims[key] = True
     return 0, points
 
