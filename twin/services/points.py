@@ -339,9 +339,13 @@ class Points:
         return int(self.ledger.balances[PENALISED])
 
     def snapshot(self) -> dict:
-        return {"balances": self.ledger.balances[: self.ledger.n].copy(), "enrolled": self.enrolled.copy(),
+        # arrays grow by doubling, so their length depends on how commands were
+        # batched; the state is everything up to the highest enrolled id
+        n = int(np.flatnonzero(self.enrolled)[-1]) + 1 if self.enrolled.any() else 0
+        k = n * self._n_act
+        return {"balances": self.ledger.balances[: _FIRST_RESIDENT + n].copy(), "enrolled": self.enrolled[:n].copy(),
                 "stock": self.stock.copy(), "claims": sorted(self.claims.keys()),
-                "earned_today": self._earned_today.copy(), "last_day": self._last_day.copy()}
+                "earned_today": self._earned_today[:k].copy(), "last_day": self._last_day[:k].copy()}
 
     def replay(self, events: np.ndarray) -> None:
         """Re-execute this service's logged commands through the same batch methods."""

@@ -408,8 +408,10 @@ class TimeBank:
         return int(rec[rec[:, 4] == _CONFIRMED, 2].sum())
 
     def snapshot(self) -> dict:
-        n = self.ledger.n
-        return {"role": self.role.copy(), "household": self.household.copy(),
+        # arrays grow by doubling, so their length depends on how commands were
+        # batched; the state is everything up to the highest registered id
+        n = int(np.flatnonzero(self.role >= 0)[-1]) + 1
+        return {"role": self.role[:n].copy(), "household": self.household[:n].copy(),
                 "balances": self.ledger.balances[:n].copy(), "floors": self.ledger.floors[:n].copy(),
                 "records": self.records[: self.n_records].copy()}
 
