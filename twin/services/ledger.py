@@ -100,8 +100,9 @@ class Ledger:
     def apply(self, src, dst, amount, t) -> np.ndarray:
         """Apply a batch of transfers without logging; return the reason codes.
 
-        This is the one place balances change.  Services call it and log
-        their own events; applied transfers enter the journal.
+        Services call it and log their own events; applied transfers enter
+        the journal.  (Service kernels that move balances themselves, inside
+        a compiled loop, enter theirs with :meth:`journal`.)
         """
         n = batch_length(src, dst, amount, t)
         src = column(src, n, np.int64)
@@ -111,13 +112,18 @@ class Ledger:
         _transfer_batch(self.balances, self.floors, self.n, src, dst, amount, out)
         if self._journal:
             ok = out == 0
-            k = int(ok.sum())
-            self._j = grow(self._j, self._jn + k)
-            rows = self._j[self._jn : self._jn + k]
-            rows["t"] = column(t, n, np.float64)[ok]
-            rows["src"], rows["dst"], rows["amount"] = src[ok], dst[ok], amount[ok]
-            self._jn += k
+            self.journal(column(t, n, np.float64)[ok], src[ok], dst[ok], amount[ok])
         return out
+
+    def journal(self, t, src, dst, amount) -> None:
+        """Enter already-applied transfers in the journal (scalars broadcast)."""
+        if not self._journal:
+            return
+        k = batch_length(t, src, dst, amount)
+        self._j = grow(self._j, self._jn + k)
+        rows = self._j[self._jn : self._jn + k]
+        rows["t"], rows["src"], rows["dst"], rows["amount"] = t, src, dst, amount
+        self._jn += k
 
     def transfer_batch(self, src, dst, amount, t=0.0) -> Outcome:
         """Transfers as ledger commands: applied in order, each logged as ``Transferred``."""

@@ -262,6 +262,7 @@ class Points:
         _earn_batch(L.balances, L.floors, L.n, self.enrolled, self.per_unit, self.cap, self._last_day,
                     self._earned_today, self.claims, resident, activity, occurrence, units, t, out, awarded)
         ok = out == 0
+        L.journal(t[ok], ISSUER, resident[ok] + _FIRST_RESIDENT, awarded[ok])
         return Outcome(out, self._emit(ev.make(ev.EventKind.PointsEarned, t[ok], actor=resident[ok],
                                                subject=occurrence[ok], code=activity[ok],
                                                amount=awarded[ok], extra=units[ok])))
@@ -273,6 +274,7 @@ class Points:
         L = self.ledger
         _redeem_batch(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, resident, item, out)
         ok = out == 0
+        L.journal(column(t, n, np.float64)[ok], resident[ok] + _FIRST_RESIDENT, REDEEMED, self.cost[item[ok]])
         return Outcome(out, self._emit(ev.make(ev.EventKind.PointsRedeemed, column(t, n, np.float64)[ok],
                                                actor=resident[ok], code=item[ok], amount=self.cost[item[ok]])))
 
@@ -284,6 +286,8 @@ class Points:
         L = self.ledger
         _penalise_batch(L.balances, L.floors, self.enrolled, resident, amount, out, applied)
         ok = out == 0
+        moved = ok & (applied > 0)
+        L.journal(column(t, n, np.float64)[moved], resident[moved] + _FIRST_RESIDENT, PENALISED, applied[moved])
         return Outcome(out, self._emit(ev.make(ev.EventKind.PointsPenalised, column(t, n, np.float64)[ok],
                                                actor=resident[ok], code=cause[ok], amount=applied[ok],
                                                extra=(amount - applied)[ok])))

@@ -290,6 +290,10 @@ class TimeBank:
         _settle_batch(self.role, self.records, self.n_records, self.ledger.balances, self.ledger.floors,
                       self.ledger.n, by, record, action, uphold, out)
         ok = out == 0
+        if action == 0 or action == 3:
+            moved = ok & (uphold != 0) if action == 3 else ok
+            rec = self.records[record[moved]]
+            self.ledger.journal(column(t, n, np.float64)[moved], rec[:, 1], rec[:, 0], rec[:, 2])
         return Outcome(out, self._emit(ev.make(
             _SETTLE_KIND[action], column(t, n, np.float64)[ok], actor=by[ok], subject=record[ok],
             amount=self.records[record[ok], 2] if ok.any() else 0, extra=uphold[ok])))
