@@ -14,7 +14,7 @@ import numpy as np
 from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import INT64_MIN, Outcome, batch_length, column, grow
-from twin.services.reasons import Reason
+from twin.services.reasons import Reason, raise_for
 
 NO_FLOOR = INT64_MIN
 
@@ -74,8 +74,8 @@ class Ledger:
 
     # ----------------------------------------------------------------- accounts
     def open_accounts(self, kind=0, floor=0, count: int | None = None, t=0.0) -> np.ndarray:
-        """Open accounts (one per element of ``kind``/``floor``, or ``count``); return their ids."""
-        n = count if count is not None else batch_length(kind, floor)
+        """Open accounts (one per element of ``kind``/``floor``/``t``, or ``count``); return their ids."""
+        n = count if count is not None else batch_length(kind, floor, t)
         ids = np.arange(self.n, self.n + n, dtype=np.int64)
         need = self.n + n
         self.balances = grow(self.balances, need)
@@ -91,7 +91,7 @@ class Ledger:
 
     def set_floor(self, account: int, floor: int, t=0.0) -> None:
         if not 0 <= account < self.n:
-            raise KeyError(f"unknown account {account}")
+            raise_for(Reason.UnknownAccount, f"account {account}")
         self.floors[account] = floor
         if self.log is not None:
             self.log.append(ev.make(ev.EventKind.FloorChanged, t, target=account, amount=floor))
@@ -144,7 +144,7 @@ class Ledger:
     # ------------------------------------------------------------------ queries
     def balance(self, account: int) -> int:
         if not 0 <= account < self.n:
-            raise KeyError(f"unknown account {account}")
+            raise_for(Reason.UnknownAccount, f"account {account}")
         return int(self.balances[account])
 
     def total(self) -> int:
@@ -167,7 +167,7 @@ class Ledger:
         """Re-execute this ledger's own logged commands (``Services.replay`` uses it)."""
         for kind, rows in ev.runs(events):
             if kind == ev.EventKind.AccountOpened:
-                self.open_accounts(rows["code"], rows["amount"], t=rows["t"][0])
+                self.open_accounts(rows["code"], rows["amount"], t=rows["t"])
             elif kind == ev.EventKind.Transferred:
                 self.transfer_batch(rows["actor"], rows["target"], rows["amount"], rows["t"])
             elif kind == ev.EventKind.FloorChanged:
