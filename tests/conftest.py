@@ -1,0 +1,61 @@
+"""Shared test helpers: the hypothesis profile, state comparison, batch-vs-singles.
+
+Helpers are handed out as session fixtures (plain functions) so hypothesis
+tests can use them without function-scoped fixture warnings.
+"""
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+# the first example of a property test may pay for JIT compilation; never
+# count that against a deadline
+settings.register_profile("twin", deadline=None, max_examples=60,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("twin")
+
+
+def assert_state_equal(a, b, path="state"):
+    """Deep equality of snapshots (dicts of arrays, lists and scalars), naming the first difference."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), f"{path}: keys differ"
+        for key in a:
+            assert_state_equal(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, f"{path}: shape {a.shape} != {b.shape}"
+        assert np.array_equal(a, b), f"{path} differs"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"
+
+
+def _concat(arrays):
+    return np.concatenate(arrays) if arrays else None
+
+
+def batch_vs_singles(build, method, columns, state=lambda s: s.snapshot()):
+    """Run ``columns`` as one batch on one fresh service and one command at a time on another.
+
+    Asserts the same reasons, events, new ids and final state, and returns the
+    batch's :class:`Outcome` for further checks.
+    """
+    whole_service, single_service = build(), build()
+    columns = [np.asarray(c) for c in columns]
+    whole = getattr(whole_service, method)(*columns)
+    parts = [getattr(single_service, method)(*(c[i : i + 1] for c in columns)) for i in range(len(columns[0]))]
+    if parts:
+        assert np.array_equal(whole.reasons, _concat([p.reasons for p in parts]))
+        assert np.array_equal(whole.events, _concat([p.events for p in parts]))
+        if whole.ids is not None:
+            assert np.array_equal(whole.ids, _concat([p.ids for p in parts]))
+    assert_state_equal(state(whole_service), state(single_service))
+    return whole
+
+
+@pytest.fixture(scope="session")
+def same_state():
+    return assert_state_equal
+
+
+@pytest.fixture(scope="session")
+def batch_equals_singles():
+    return batch_vs_singles
