@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: MIT
+pragma solidity 0.8.37;
+
+/// @title The community time bank (时间银行) on chain.
+/// @notice The rules of twin/services/timebank.py, check for check: a provider records minutes of
+/// service given to a receiver; the record stays pending until the receiver (or a coordinator, or
+/// the admin) confirms it, and confirming moves the minutes from the receiver to the provider.
+/// Balances are signed and every change is a transfer between two accounts, so the sum over all
+/// accounts (the endowment included) is always zero. The only account without a floor is the
+/// endowment, and only the admin draws on it (`endow`): nothing is minted any other way.
+/// @dev Each operation checks in the order fixed by the service's module docstring, so both refuse
+/// with the same reason. Custom errors carry the names of twin.services.reasons.Reason; integers
+/// that come from the service (role, household, minutes, floor, kind) are int64 like its columns;
+/// minutes are called `amount` because `minutes` is a Solidity keyword.
+contract TimeBank {
+    // --- refusals: names of twin.services.reasons.Reason -------------------------------------
+    error InvalidAmount();
+    error SameAccount();
+    error InsufficientBalance();
+    error UnknownMember();
+    error AlreadyRegistered();
+    error SelfService();
+    error UnknownRecord();
+    error NotPending();
+    error NotDisputed();
+    error Unauthorized();
+    error PolicyForbids();
+    error InvalidRole();
+
+    // --- roles and records, numbered as twin.services.timebank.Role / RecordStatus ------------
+    int64 public constant ROLE_NONE = -1;
+    int64 public constant ROLE_MEMBER = 0;
+    int64 public constant ROLE_COORDINATOR = 1;
+    int64 public constant ROLE_ENDOWMENT = 2;
+    int64 public constant ROLE_ADMIN = 3;
+
+    enum Status { Pending, Confirmed, Cancelled, Disputed }
+
+    struct Account {
+        bool registered;   // storage reads zero for strangers, and role 0 is a plain member
+        int8 role;
+        int64 floor;       // ignored for the endowment, which has none
+        int64 household;   // -1: none
+        int256 balance;
+    }
+
+    struct Record {
+        address provider;
+        int64 amount;
+        Status status;
+        address receiver;
+    }
+
+    address public immutable admin;
+    address public immutable endowment;
+    /// @notice Floor given to a newly registered plain member (the policy's member_floor, <= 0).
+    int64 public immutable memberFloor;
+    /// @notice Whether members may give minutes to their own household.
+    bool public immutable allowFamilyTransfer;
+
+    mapping(address => Account) private accounts;
+    address[] private memberList;
+    Record[] private records;
+
+    // --- events: one per accepted operation (named like twin.services.events.EventKind), plus
+    // Transferred for every balance change so the books can be audited from events alone ----
+    event MemberRegistered(address indexed by, address indexed member, int64 role, int64 household, int64 floor);
+    event ServiceRecorded(
+        uint256 indexed id, address indexed by, address indexed provider, address receiver,
+        int64 amount, int64 kind, uint256 ref
+    );
+    event ServiceConfirmed(uint256 indexed id, address indexed by, int64 amount);
+    event ServiceCancelled(uint256 indexed id, address indexed by);
+    event ServiceDisputed(uint256 indexed id, address indexed by);
+    event DisputeResolved(uint256 indexed id, address indexed by, bool upheld);
+    event MemberFloorSet(address indexed by, address indexed member, int64 floor);
+    event Endowed(address indexed by, address indexed member, int64 amount);
+    event FamilyTransferred(address indexed by, address indexed to, int64 amount);
+    event Transferred(address indexed from, address indexed to, int64 amount);
+
+    /// @param endowment_ the endowment account (no floor; only the admin draws on it)
+    /// @param memberFloor_ floor of newly registered plain members, <= 0
+    /// @param allowFamilyTransfer_ whether family transfers are allowed
+    constructor(address endowment_, int64 memberFloor_, bool allowFamilyTransfer_) {
+        if (endowment_ == msg.sender || endowment_ == address(0)) revert SameAccount();
+        if (memberFloor_ > 0) revert InvalidAmount();
+        admin = msg.sender;
+        endowment = endowment_;
+        memberFloor = memberFloor_;
+        allowFamilyTransfer = allowFamilyTransfer_;
+        _enrol(msg.sender, msg.sender, int8(ROLE_ADMIN), -1, 0);
+        _enrol(msg.sender, endowment_, int8(ROLE_ENDOWMENT), -1, 0);
+    }
+
+    // ------------------------------------------------------------------ operations
+
+    /// @notice Register `member` as a plain member or a coordinator. The admin registers both;
+    /// a coordinator registers plain members.
+    function register(address member, int64 role, int64 household) external {
+        if (role != ROLE_MEMBER && role != ROLE_COORDINATOR) revert InvalidRole();
+        int64 byRole = roleOf(msg.sender);
+        if (!(byRole == ROLE_ADMIN || (byRole == ROLE_COORDINATOR && role == ROLE_MEMBER))) revert Unauthorized();
+        if (accounts[member].registered) revert AlreadyRegistered();
+        _enrol(msg.sender, member, int8(role), household, role == ROLE_MEMBER ? memberFloor : int64(0));
+    }
+
+    /// @notice Record `amount` minutes of service (`kind`) given by `provider` to `receiver`; pending until
+    /// confirmed. `ref` links the record to an off-chain id. Returns the new record's id.
+    function record(address provider, address receiver, int64 amount, int64 kind, uint256 ref)
+        external
+        returns (uint256 id)
+    {
+        if (!_isParty(provider) || !_isParty(receiver)) revert UnknownMember();
+        if (msg.sender != provider && !_isStaff(msg.sender)) revert Unauthorized();
+        if (provider == receiver) revert SelfService();
+        if (amount <= 0) revert InvalidAmount();
+        id = records.length;
+        records.push(Record({provider: provider, amount: amount, status: Status.Pending, receiver: receiver}));
+        emit ServiceRecorded(id, msg.sender, provider, receiver, amount, kind, ref);
+    }
+
+    /// @notice The receiver (or a coordinator, or the admin) confirms: the minutes move from the
+    /// receiver to the provider, within the receiver's floor.
+    function confirm(uint256 id) external {
+        Record storage r = _pending(id);
+        if (msg.sender != r.receiver && !_isStaff(msg.sender)) revert Unauthorized();
+        _transfer(r.receiver, r.provider, r.amount);
+        r.status = Status.Confirmed;
+        emit ServiceConfirmed(id, msg.sender, r.amount);
+    }
+
+    /// @notice Either party, a coordinator or the admin withdraws a pending record.
+    function cancel(uint256 id) external {
+        Record storage r = _pending(id);
+        if (!_isPartyOf(r, msg.sender) && !_isStaff(msg.sender)) revert Unauthorized();
+        r.status = Status.Cancelled;
+        emit ServiceCancelled(id, msg.sender);
+    }
+
+    /// @notice Either party contests a pending record; a coordinator or the admin resolves it.
+    function dispute(uint256 id) external {
+        Record storage r = _pending(id);
+        if (!_isPartyOf(r, msg.sender)) revert Unauthorized();
+        r.status = Status.Disputed;
+        emit ServiceDisputed(id, msg.sender);
+    }
+
+    /// @notice A coordinator or the admin settles a dispute: upheld, the minutes move as on
+    /// confirmation; rejected, the record is cancelled.
+    function resolve(uint256 id, bool uphold) external {
+        if (id >= records.length) revert UnknownRecord();
+        Record storage r = records[id];
+        if (r.status != Status.Disputed) revert NotDisputed();
+        if (!_isStaff(msg.sender)) revert Unauthorized();
+        if (uphold) {
+            _transfer(r.receiver, r.provider, r.amount);
+            r.status = Status.Confirmed;
+        } else {
+            r.status = Status.Cancelled;
+        }
+        emit DisputeResolved(id, msg.sender, uphold);
+    }
+
+    /// @notice The admin sets a member's or coordinator's overdraft floor (<= 0).
+    function setFloor(address member, int64 floor) external {
+        if (msg.sender != admin) revert Unauthorized();
+        if (!_isParty(member)) revert UnknownMember();
+        if (floor > 0) revert InvalidAmount();
+        accounts[member].floor = floor;
+        emit MemberFloorSet(msg.sender, member, floor);
+    }
+
+    /// @notice The admin moves `amount` minutes from the endowment to a registered account: the one way
+    /// new minutes enter circulation, balanced by the endowment going negative.
+    function endow(address member, int64 amount) external {
+        if (msg.sender != admin) revert Unauthorized();
+        if (!accounts[member].registered) revert UnknownMember();
+        if (amount <= 0) revert InvalidAmount();
+        _transfer(endowment, member, amount);
+        emit Endowed(msg.sender, member, amount);
+    }
+
+    /// @notice A member gives minutes to someone of their own household, when the policy allows.
+    function familyTransfer(address to, int64 amount) external {
+        int64 household = householdOf(msg.sender);
+        if (!allowFamilyTransfer || household < 0 || household != householdOf(to) || msg.sender == to) {
+            revert PolicyForbids();
+        }
+        if (amount <= 0) revert InvalidAmount();
+        _transfer(msg.sender, to, amount);
+        emit FamilyTransferred(msg.sender, to, amount);
+    }
+
+    // ------------------------------------------------------------------ queries
+
+    /// @notice A registered account's balance (minutes, signed).
+    function balanceOf(address member) external view returns (int256) {
+        if (!accounts[member].registered) revert UnknownMember();
+        return accounts[member].balance;
+    }
+
+    /// @notice Balances of many accounts in one call; strangers read 0.
+    function balancesOf(address[] calldata members) external view returns (int256[] memory out) {
+        out = new int256[](members.length);
+        for (uint256 i = 0; i < members.length; i++) out[i] = accounts[members[i]].balance;
+    }
+
+    /// @notice Role as numbered by twin.services.timebank.Role (-1: not registered).
+    function roleOf(address member) public view returns (int64) {
+        Account storage a = accounts[member];
+        return a.registered ? int64(a.role) : ROLE_NONE;
+    }
+
+    /// @notice Household of a registered account (-1: none or not registered).
+    function householdOf(address member) public view returns (int64) {
+        Account storage a = accounts[member];
+        return a.registered ? a.household : int64(-1);
+    }
+
+    /// @notice Overdraft floor of a registered account; the endowment has none (type(int256).min).
+    function floorOf(address member) external view returns (int256) {
+        Account storage a = accounts[member];
+        if (!a.registered) revert UnknownMember();
+        return a.role == int8(ROLE_ENDOWMENT) ? type(int256).min : int256(a.floor);
+    }
+
+    function recordCount() external view returns (uint256) {
+        return records.length;
+    }
+
+    function recordOf(uint256 id)
+        external
+        view
+        returns (address provider, address receiver, int64 amount, Status status)
+    {
+        if (id >= records.length) revert UnknownRecord();
+        Record storage r = records[id];
+        return (r.provider, r.receiver, r.amount, r.status);
+    }
+
+    /// @notice Every registered account (admin and endowment first), for audits such as
+    /// "the balances sum to zero".
+    function memberCount() external view returns (uint256) {
+        return memberList.length;
+    }
+
+    function memberAt(uint256 index) external view returns (address) {
+        return memberList[index];
+    }
+
+    // ------------------------------------------------------------------ internals
+
+    function _enrol(address by, address member, int8 role, int64 household, int64 floor) private {
+        accounts[member] = Account({registered: true, role: role, floor: floor, household: household, balance: 0});
+        memberList.push(member);
+        emit MemberRegistered(by, member, role, household, floor);
+    }
+
+    /// @dev The ledger's transfer check (twin/services/ledger.py): the source may not end below
+    /// its floor. Checked arithmetic: an overflow reverts, it never wraps.
+    function _transfer(address from, address to, int64 amount) private {
+        if (from == to) revert SameAccount();
+        Account storage src = accounts[from];
+        if (src.role != int8(ROLE_ENDOWMENT) && src.balance - amount < src.floor) revert InsufficientBalance();
+        src.balance -= amount;
+        accounts[to].balance += amount;
+        emit Transferred(from, to, amount);
+    }
+
+    function _pending(uint256 id) private view returns (Record storage r) {
+        if (id >= records.length) revert UnknownRecord();
+        r = records[id];
+        if (r.status != Status.Pending) revert NotPending();
+    }
+
+    /// @dev Members and coordinators take part in exchanges; the admin and endowment do not.
+    function _isParty(address who) private view returns (bool) {
+        int64 role = roleOf(who);
+        return role == ROLE_MEMBER || role == ROLE_COORDINATOR;
+    }
+
+    function _isStaff(address who) private view returns (bool) {
+        int64 role = roleOf(who);
+        return role == ROLE_COORDINATOR || role == ROLE_ADMIN;
+    }
+
+    function _isPartyOf(Record storage r, address who) private view returns (bool) {
+        return who == r.provider || who == r.receiver;
+    }
+}
