@@ -14,6 +14,12 @@ settings.register_profile("twin", deadline=None, max_examples=60,
 settings.load_profile("twin")
 
 
+def pytest_configure(config):
+    # with NUMBA_DISABLE_JIT=1 the hash runs on numpy scalars, which warn on the
+    # uint64 wrap-around that the hash relies on; compiled code wraps silently
+    config.addinivalue_line("filterwarnings", "ignore:overflow encountered in scalar:RuntimeWarning:twin.rng")
+
+
 def assert_state_equal(a, b, path="state"):
     """Deep equality of snapshots (dicts of arrays, lists and scalars), naming the first difference."""
     if isinstance(a, dict):
