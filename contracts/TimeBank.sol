@@ -244,8 +244,11 @@ contract TimeBank {
         return memberList.length;
     }
 
-    function memberAt(uint256 index) external view returns (address) {
-        return memberList[index];
+    /// @notice Up to `count` registered accounts from position `start`, in registration order.
+    function memberPage(uint256 start, uint256 count) external view returns (address[] memory page) {
+        uint256 end = start + count > memberList.length ? memberList.length : start + count;
+        page = new address[](end > start ? end - start : 0);
+        for (uint256 i = 0; i < page.length; i++) page[i] = memberList[start + i];
     }
 
     // ------------------------------------------------------------------ internals

@@ -1,0 +1,239 @@
+"""A connection to an EVM, and the one way this package sends transactions.
+
+``Chain()`` runs an in-process EVM (web3's ``EthereumTesterProvider`` on py-evm);
+``Chain("http://host:port", private_key=...)`` talks to any JSON-RPC node.  Either way:
+
+* **Accounts.**  ``chain.account`` (the configured key; on the embedded EVM its first funded
+  test key) deploys contracts, so it is the time bank's admin, and it pays the gas of every
+  other account.  Every other service member id gets a key derived from ``(key_seed, id)``:
+  deterministic, so a run and its audit agree on addresses.  Such keys are test keys -- anyone
+  who knows the seed can sign for them; a production deployment gives members their own wallets.
+* **Transactions** carry explicit gas, nonces counted here and fees read from the node now and
+  then, because asking the node for each of these on every transaction halves throughput.
+* **Refusals.**  A transaction that reverts is mined with status 0 on every node; its reason is
+  recovered by replaying it as a call on the state before its block, and a custom error whose
+  name is a :class:`~twin.services.reasons.Reason` is raised as that reason's exception (the
+  same class the time-bank service raises).  Anything else raises :class:`TransactionReverted`.
+"""
+import ast
+import json
+import os
+import re
+from pathlib import Path
+
+from eth_account import Account
+from eth_utils import keccak
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.logs import DISCARD
+
+from twin.services.reasons import Reason, raise_for
+
+BUILD_DIR = Path(__file__).resolve().parent / "build"
+
+#: Environment variable read for the private key when a URL is given without one.
+PRIVATE_KEY_ENV = "TWIN_CHAIN_PRIVATE_KEY"
+#: Seed of the member keys; public, so those keys are for twins and tests only.
+DEFAULT_KEY_SEED = b"community-twin member key v1"
+#: Gas limit of a contract call; every operation of the contracts here uses well under half.
+CALL_GAS = 300_000
+#: Gas limit of a deployment (the time bank needs about 1.45 M).
+DEPLOY_GAS = 3_000_000
+#: Wei the paying account sends a member account whenever its gas money runs low.
+FUND_WEI = 10**17
+#: Transactions between two readings of the node's base fee.
+FEE_REFRESH_EVERY = 64
+
+_SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_REASON_BY_SELECTOR = {keccak(text=f"{r.name}()")[:4]: r for r in Reason if r is not Reason.Accepted}
+_ETH_TESTER_REVERT = re.compile(r"execution reverted: (b(['\"]).*\2)\Z", re.S)
+
+
+class TransactionReverted(RuntimeError):
+    """A transaction failed for a reason that is not a service refusal (out of gas, a panic ...)."""
+
+
+def load_artifact(name: str) -> dict:
+    """The committed build artifact of contract ``name`` (see ``contracts/build.py``)."""
+    path = BUILD_DIR / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"no artifact {path}; run `python -m contracts.build`")
+    return json.loads(path.read_text())
+
+
+def reason_of_revert(data: bytes) -> Reason | None:
+    """The :class:`Reason` whose custom error (no arguments) is ``data``, or None."""
+    return _REASON_BY_SELECTOR.get(bytes(data[:4])) if len(data) == 4 else None
+
+
+def revert_data(exc: Exception) -> bytes | None:
+    """The raw revert data carried by an exception from ``eth_call``, if any."""
+    data = getattr(exc, "data", None)
+    if isinstance(data, str) and data.startswith("0x"):
+        return bytes.fromhex(data[2:])
+    # web3's eth-tester provider keeps the revert data only as a bytes literal in the message
+    found = _ETH_TESTER_REVERT.search(str(exc))
+    return ast.literal_eval(found.group(1)) if found else None
+
+
+def member_key(member_id: int, key_seed: bytes = DEFAULT_KEY_SEED) -> bytes:
+    """The private key of service member ``member_id`` (any int64, negative ids included)."""
+    key = keccak(key_seed + int(member_id).to_bytes(8, "big", signed=True))
+    while not 0 < int.from_bytes(key, "big") < _SECP256K1_ORDER:  # astronomically rare
+        key = keccak(key)
+    return key
+
+
+class Chain:
+    """An EVM to deploy to and transact with.
+
+    Parameters
+    ----------
+    url : str, optional
+        A JSON-RPC node (``http://...``).  None: a fresh in-process EVM.
+    private_key : str or bytes, optional
+        The account that deploys and pays gas.  Required with a URL (or set
+        ``TWIN_CHAIN_PRIVATE_KEY``); the embedded EVM uses its first funded test key.
+    key_seed : bytes
+        Seed of the member keys (see :func:`member_key`).
+    """
+
+    def __init__(self, url: str | None = None, private_key=None, key_seed: bytes = DEFAULT_KEY_SEED):
+        self.url = url
+        self.key_seed = key_seed
+        if url is None:
+            from eth_tester.backends.pyevm.main import get_default_account_keys
+
+            self.w3 = Web3(EthereumTesterProvider())
+            private_key = private_key or get_default_account_keys()[0].to_bytes()
+        else:
+            self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
+            private_key = private_key or os.environ.get(PRIVATE_KEY_ENV)
+            if not private_key:
+                raise ValueError(f"a chain URL needs the private key of a funded account: pass private_key= "
+                                 f"or set {PRIVATE_KEY_ENV}")
+        self.account = Account.from_key(private_key)
+        self.chain_id = self.w3.eth.chain_id
+        self.transactions = 0
+        self._nonce: dict[str, int] = {}
+        self._wei: dict[str, int] = {}  # gas money per member account, as far as we know
+        self._members: dict[int, object] = {}
+        self._fees = self._read_fees()
+
+    def __repr__(self):
+        return f"Chain({self.url or 'embedded py-evm'}, chain_id={self.chain_id}, account={self.account.address})"
+
+    # ------------------------------------------------------------- accounts
+    def member(self, member_id: int):
+        """The local account (key) of service member ``member_id``."""
+        member_id = int(member_id)
+        if member_id not in self._members:
+            self._members[member_id] = Account.from_key(member_key(member_id, self.key_seed))
+        return self._members[member_id]
+
+    # ------------------------------------------------------------ contracts
+    def deploy(self, name: str, *args):
+        """Deploy contract ``name`` from ``chain.account``; return the web3 contract."""
+        artifact = load_artifact(name)
+        factory = self.w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+        receipt = self.send(self.account, None, factory.constructor(*args).data_in_transaction, DEPLOY_GAS,
+                            f"deploy {name}")
+        return self.attach(name, receipt["contractAddress"])
+
+    def attach(self, name: str, address: str):
+        """Contract ``name`` already deployed at ``address``."""
+        address = Web3.to_checksum_address(address)
+        if self.w3.eth.get_code(address) in (b"", None):
+            raise ValueError(f"no contract at {address} on {self!r}")
+        return self.w3.eth.contract(address=address, abi=load_artifact(name)["abi"])
+
+    def transact(self, sender, contract, function: str, args, what: str, gas: int = CALL_GAS):
+        """Call ``function(*args)`` of ``contract`` in a transaction from ``sender``; return the receipt.
+
+        A refusal raises the :class:`Reason`'s exception with ``what`` in its message.
+        """
+        return self.send(sender, contract.address, contract.encode_abi(function, args), gas, what)
+
+    def call(self, contract, function: str, args=(), what: str = ""):
+        """Call a view; a refusal raises the :class:`Reason`'s exception."""
+        try:
+            return getattr(contract.functions, function)(*args).call()
+        except Exception as exc:
+            self._raise_refusal(exc, what or function)
+            raise
+
+    @staticmethod
+    def events(contract, event: str, receipt) -> list:
+        """Decoded ``event`` logs of ``contract`` in ``receipt`` (their ``args``)."""
+        return [log["args"] for log in getattr(contract.events, event)().process_receipt(receipt, errors=DISCARD)
+                if log["address"] == contract.address]
+
+    # ---------------------------------------------------------- transactions
+    def send(self, sender, to, data, gas: int, what: str):
+        """Sign and send one transaction, wait for its receipt, decode a revert."""
+        if sender.address != self.account.address:
+            self._ensure_gas_money(sender.address, gas)
+        tx = {"to": to, "data": data, "gas": gas, "value": 0} if to else {"data": data, "gas": gas, "value": 0}
+        receipt = self._sign_and_send(sender, tx)
+        if sender.address != self.account.address:
+            self._wei[sender.address] -= receipt["gasUsed"] * receipt["effectiveGasPrice"]
+        if receipt["status"] != 1:
+            self._explain_revert(sender.address, tx, receipt, what)
+        return receipt
+
+    def _sign_and_send(self, sender, tx: dict):
+        if self.transactions % FEE_REFRESH_EVERY == 0:
+            self._fees = self._read_fees()
+        address = sender.address
+        if address not in self._nonce:
+            self._nonce[address] = self.w3.eth.get_transaction_count(address, "pending")
+        tx = {**tx, **self._fees, "nonce": self._nonce[address], "chainId": self.chain_id}
+        try:
+            tx_hash = self.w3.eth.send_raw_transaction(sender.sign_transaction(tx).raw_transaction)
+        except Exception:
+            del self._nonce[address]  # the node may or may not have taken the nonce: ask it next time
+            raise
+        self._nonce[address] += 1
+        self.transactions += 1
+        return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
+
+    def _read_fees(self) -> dict:
+        block = self.w3.eth.get_block("latest")
+        base = block.get("baseFeePerGas")
+        if base is None:  # a node before EIP-1559
+            return {"gasPrice": self.w3.eth.gas_price}
+        tip = self.w3.eth.max_priority_fee
+        # twice the base fee: room for it to rise until the next reading
+        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+
+    def _ensure_gas_money(self, address: str, gas: int) -> None:
+        """Top ``address`` up from ``chain.account`` when it may not afford ``gas`` at the fee cap."""
+        if address not in self._wei:
+            self._wei[address] = self.w3.eth.get_balance(address)
+        fee_cap = self._fees.get("maxFeePerGas", self._fees.get("gasPrice"))
+        if self._wei[address] < gas * fee_cap:
+            receipt = self._sign_and_send(self.account, {"to": address, "value": FUND_WEI, "gas": 21_000})
+            if receipt["status"] != 1:
+                raise TransactionReverted(f"could not fund {address} from {self.account.address}")
+            self._wei[address] += FUND_WEI
+
+    def _explain_revert(self, sender: str, tx: dict, receipt, what: str):
+        """Replay a failed transaction as a call on the state before its block and raise its reason."""
+        call = {"from": sender, "data": tx["data"], "gas": tx["gas"], "value": 0}
+        if tx.get("to"):
+            call["to"] = tx["to"]
+        try:
+            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+        except Exception as exc:
+            self._raise_refusal(exc, what)
+            detail = str(exc)
+        else:
+            detail = "the replay succeeded: another transaction in its block changed the state first"
+        raise TransactionReverted(f"{what}: transaction {receipt['transactionHash'].to_0x_hex()} failed "
+                                  f"(gas used {receipt['gasUsed']} of {tx['gas']}): {detail}")
+
+    @staticmethod
+    def _raise_refusal(exc: Exception, what: str) -> None:
+        data = revert_data(exc)
+        reason = reason_of_revert(data) if data is not None else None
+        if reason is not None:
+            raise_for(reason, what)
