@@ -1,0 +1,413 @@
+"""The contracts: artifacts match sources, security rules, evidence anchoring, a real JSON-RPC node.
+
+The embedded EVM (py-evm) serves most tests; the ``ganache`` fixture starts the ganache binary
+from ``contracts/node_modules`` on a free loopback port for the URL path.  The rule-for-rule
+agreement with the time-bank service is in ``test_contracts_property.py``.
+"""
+import json
+import shutil
+import socket
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from eth_utils import keccak
+
+from contracts import build
+from contracts.chain import CALL_GAS, DEPLOY_GAS, Chain, load_artifact, reason_of_revert
+from contracts.evidence import (EMPTY_ROOT, AnchorKind, Anchorer, EvidenceRegistry, events_by_day, merkle_root,
+                                verify_run)
+from contracts.timebank import TimeBankContract, mirror_timebank
+from twin.services import events as ev
+from twin.services import reasons
+from twin.services.events import EventKind, EventLog
+from twin.services.reasons import Reason
+from twin.services.timebank import RecordStatus, Role, TimeBank, TimeBankPolicy
+
+GANACHE = build.HERE / "node_modules" / ".bin" / "ganache"
+ADMIN, ENDOWMENT, COORD, ANN, BOB, CAT, OUTSIDER = 0, 1, 2, 3, 4, 5, 9
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return Chain()
+
+
+@pytest.fixture
+def bank(chain):
+    """A fresh time bank: a coordinator, three members (Ann and Bob one household), floor -60."""
+    b = TimeBankContract(chain, policy=TimeBankPolicy(member_floor=-60, allow_family_transfer=True))
+    b.register(COORD, Role.coordinator)
+    b.register(ANN, household=7)
+    b.register(BOB, household=7)
+    b.register(CAT, by=COORD)
+    return b
+
+
+def refused(reason, call, *args, **kwargs):
+    """The call raises the exception class named after ``reason`` (the service's own class)."""
+    with pytest.raises(reasons.ServiceError) as info:
+        call(*args, **kwargs)
+    assert type(info.value) is getattr(reasons, reason.name)
+    assert info.value.reason is reason
+
+
+# ------------------------------------------------------------------ artifacts and build
+
+def test_artifacts_record_how_they_were_built():
+    for name in ("TimeBank", "EvidenceRegistry"):
+        artifact = load_artifact(name)
+        assert artifact["compiler"]["version"].startswith("0.8.37+")
+        assert artifact["settings"]["evmVersion"] == "shanghai"
+        assert artifact["settings"]["optimizer"] == {"enabled": True, "runs": 200}
+        assert artifact["abi"] and len(bytes.fromhex(artifact["bytecode"][2:])) > 1000
+
+
+def test_artifacts_are_built_from_the_committed_sources():
+    """Works without a compiler: an edited .sol without a rebuild fails here."""
+    for name in ("TimeBank", "EvidenceRegistry"):
+        artifact = load_artifact(name)
+        assert artifact["sourcesSha256"] == build.sources_sha256(), "run `python -m contracts.build`"
+
+
+def test_recompiling_reproduces_the_committed_artifacts():
+    missing = build.compiler_missing()
+    if missing:
+        pytest.skip(f"cannot recompile: {missing}")
+    assert build.stale_artifacts() == [], "committed artifacts differ from the sources: `python -m contracts.build`"
+
+
+def test_the_compiler_and_ganache_are_pinned():
+    package = json.loads((build.HERE / "package.json").read_text())
+    lock = json.loads((build.HERE / "package-lock.json").read_text())
+    assert package["dependencies"]["solc"] == "0.8.37"
+    assert package["devDependencies"]["ganache"].startswith("7.")
+    assert lock["packages"]["node_modules/solc"]["version"] == "0.8.37"
+
+
+def test_custom_errors_are_reasons_and_decode_to_them():
+    for name in ("TimeBank", "EvidenceRegistry"):
+        errors = [e["name"] for e in load_artifact(name)["abi"] if e["type"] == "error"]
+        assert errors and all(e in Reason.__members__ for e in errors), errors
+        for e in errors:
+            assert reason_of_revert(keccak(text=f"{e}()")[:4]) is Reason[e]
+    assert reason_of_revert(keccak(text="Error(string)")[:4] + b"\0" * 32) is None
+
+
+def test_nothing_but_the_operations_changes_the_books():
+    """The ABI's state-changing functions are exactly the time bank's operations: no other way to mint."""
+    abi = load_artifact("TimeBank")["abi"]
+    writes = {f["name"] for f in abi if f["type"] == "function" and f["stateMutability"] not in ("view", "pure")}
+    assert writes == {"register", "record", "confirm", "cancel", "dispute", "resolve", "setFloor", "endow",
+                      "familyTransfer"}
+    assert not any(f["stateMutability"] == "payable" for f in abi if "stateMutability" in f)
+
+
+# ------------------------------------------------------------------ the time bank on chain
+
+def test_a_service_exchange_on_chain(bank):
+    record = bank.record(ANN, BOB, 45, "escort")
+    assert record == 0 and bank.record_status(record) == RecordStatus.pending
+    bank.confirm(record, by=BOB)
+    assert bank.record_status(record) == RecordStatus.confirmed
+    assert (bank.balance(ANN), bank.balance(BOB)) == (45, -45)
+    assert bank.last_receipt["gasUsed"] < CALL_GAS
+    (event,) = bank.chain.events(bank.contract, "ServiceConfirmed", bank.last_receipt)
+    assert event["amount"] == 45 and event["by"] == bank.address_of(BOB)
+    assert bank.total() == 0
+
+
+def test_an_outsider_cannot_record_or_confirm(bank):
+    refused(Reason.UnknownMember, bank.record, OUTSIDER, ANN, 30)   # not a member: cannot provide
+    refused(Reason.Unauthorized, bank.record, ANN, BOB, 30, by=OUTSIDER)   # nor record for others
+    record = bank.record(ANN, BOB, 30)
+    refused(Reason.Unauthorized, bank.confirm, record, by=OUTSIDER)
+    refused(Reason.Unauthorized, bank.confirm, record, by=ANN)   # the provider cannot confirm either
+    refused(Reason.Unauthorized, bank.cancel, record, by=OUTSIDER)
+    refused(Reason.Unauthorized, bank.dispute, record, by=COORD)   # only a party disputes
+    assert bank.record_status(record) == RecordStatus.pending
+
+
+def test_a_receiver_cannot_confirm_twice(bank):
+    record = bank.record(ANN, BOB, 30)
+    bank.confirm(record, by=BOB)
+    refused(Reason.NotPending, bank.confirm, record, by=BOB)
+    assert bank.balance(ANN) == 30
+
+
+def test_no_one_pushes_a_member_below_the_floor(bank):
+    to_floor, beyond = bank.record(ANN, BOB, 60), bank.record(ANN, BOB, 1)
+    bank.confirm(to_floor, by=BOB)   # exactly down to the floor of -60
+    refused(Reason.InsufficientBalance, bank.confirm, beyond, by=BOB)
+    refused(Reason.InsufficientBalance, bank.confirm, beyond, by=COORD)   # staff cannot force it
+    refused(Reason.InsufficientBalance, bank.confirm, beyond, by=ADMIN)
+    bank.dispute(beyond, by=ANN)
+    refused(Reason.InsufficientBalance, bank.resolve, beyond, True, by=ADMIN)
+    refused(Reason.InsufficientBalance, bank.family_transfer, BOB, ANN, 1)
+    assert bank.balance(BOB) == -60
+    bank.resolve(beyond, False, by=COORD)
+    assert bank.record_status(beyond) == RecordStatus.cancelled
+
+
+def test_only_the_admin_sets_floors_and_draws_on_the_endowment(bank):
+    for who in (COORD, ANN, OUTSIDER, ENDOWMENT):
+        refused(Reason.Unauthorized, bank.set_floor, ANN, -500, by=who)
+        refused(Reason.Unauthorized, bank.endow, ANN, 100, by=who)
+    refused(Reason.InvalidAmount, bank.set_floor, ANN, 1)
+    refused(Reason.UnknownMember, bank.set_floor, ENDOWMENT, -5)
+    refused(Reason.SameAccount, bank.endow, ENDOWMENT, 5)
+    bank.set_floor(ANN, -500)
+    bank.endow(CAT, 100)
+    assert bank.balance(CAT) == 100 and bank.balance(ENDOWMENT) == -100
+    assert bank.total() == 0
+
+
+def test_registration_rules(bank):
+    refused(Reason.InvalidRole, bank.register, 20, Role.admin)
+    refused(Reason.Unauthorized, bank.register, 20, Role.coordinator, by=COORD)   # coordinators add members only
+    refused(Reason.Unauthorized, bank.register, 20, by=ANN)
+    refused(Reason.AlreadyRegistered, bank.register, ENDOWMENT)
+    refused(Reason.UnknownMember, bank.balance, 20)
+    with pytest.raises(ValueError, match="non-negative"):
+        bank.register(-3)
+
+
+def test_family_transfers_follow_the_policy(chain, bank):
+    bank.family_transfer(ANN, BOB, 20)
+    refused(Reason.PolicyForbids, bank.family_transfer, ANN, CAT, 20)   # another household
+    refused(Reason.InvalidAmount, bank.family_transfer, ANN, BOB, 0)
+    strict = TimeBankContract(chain)
+    strict.register(ANN, household=7)
+    strict.register(BOB, household=7)
+    refused(Reason.PolicyForbids, strict.family_transfer, ANN, BOB, 1)
+
+
+def test_attach_to_a_deployed_time_bank(chain, bank):
+    bank.endow(ANN, 30)
+    again = TimeBankContract(chain, address=bank.address)
+    assert again.balance(ANN) == 30 and again.policy.member_floor == -60
+    with pytest.raises(ValueError, match="endowment"):
+        TimeBankContract(chain, address=bank.address, endowment=6)
+
+
+def test_mirror_of_a_service_log_ends_with_the_service_balances(chain):
+    log = EventLog()
+    service = TimeBank(log, TimeBankPolicy(member_floor=-30, allow_family_transfer=True))
+    rng = np.random.default_rng(5)
+    ids = range(2, 9)
+    for m in ids:
+        service.register_batch(0, m, int(m == 2), m % 3)
+    service.endow_batch(0, [3, 4], [50, 20])
+    service.set_floor_batch(0, 5, -90)
+    for _ in range(60):
+        p, r = rng.choice(list(ids), 2, replace=False)
+        out = service.record_batch(p, p, r, int(rng.integers(1, 40)))
+        if out.accepted[0]:
+            action = rng.integers(4)
+            rec = out.ids[0]
+            if action == 0:
+                service.confirm_batch(r, rec)
+            elif action == 1:
+                service.dispute_batch(p, rec)
+                service.resolve_batch(2, rec, int(rng.integers(2)))
+            elif action == 2:
+                service.cancel_batch(r, rec)
+    service.family_transfer_batch(3, 6, 10)
+    assert len(log) > 100
+    on_chain = mirror_timebank(log.events, chain, service.policy)
+    assert on_chain == {m: int(service.ledger.balances[m]) for m in [0, 1, *ids]}
+    assert sum(on_chain.values()) == 0
+
+
+# ------------------------------------------------------------------ evidence
+
+def naive_root(events) -> bytes:
+    """The documented Merkle rule spelled out: pair neighbours level by level, an odd last node carried up."""
+    nodes = [keccak(bytes(row.tobytes())) for row in events]
+    if not nodes:
+        return keccak(b"")
+    while len(nodes) > 1:
+        nxt = []
+        for i in range(0, len(nodes), 2):
+            nxt.append(keccak(nodes[i] + nodes[i + 1]) if i + 1 < len(nodes) else nodes[i])
+        nodes = nxt
+    return nodes[0]
+
+
+def day_events(n, day=0, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.uniform(day * 1440, (day + 1) * 1440, n))
+    return ev.make(EventKind.ServiceRecorded, t, actor=rng.integers(0, 99, n), amount=rng.integers(1, 60, n))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 7, 8, 9, 33])
+def test_merkle_root_is_the_documented_positional_tree(n):
+    events = day_events(n, seed=n)
+    assert merkle_root(events) == naive_root(events)
+    assert len(merkle_root(events)) == 32
+
+
+def test_merkle_root_commits_to_every_byte_and_the_order():
+    events = day_events(6)
+    assert merkle_root(events[:0]) == EMPTY_ROOT == keccak(b"")
+    assert ev.EVENT_DTYPE.itemsize == 61   # never 64: no leaf can pass for an inner node
+    flipped = events.copy()
+    flipped["extra"][4] = 1
+    assert merkle_root(flipped) != merkle_root(events)
+    assert merkle_root(events[::-1]) != merkle_root(events)
+    # leaf 2 with its sibling hash and uncle path reproduces the root (positional proof)
+    leaves = [keccak(r.tobytes()) for r in events]
+    left = keccak(keccak(leaves[0] + leaves[1]) + keccak(leaves[2] + leaves[3]))
+    assert keccak(left + keccak(leaves[4] + leaves[5])) == merkle_root(events)
+
+
+def test_evidence_cannot_be_overwritten(chain):
+    registry = EvidenceRegistry(chain)
+    first = registry.anchor(AnchorKind.vote_tally, 12, keccak(b"yes 40 no 12"))
+    refused(Reason.AlreadyRegistered, registry.anchor, AnchorKind.vote_tally, 12, keccak(b"yes 12 no 40"))
+    with pytest.raises(reasons.AlreadyRegistered):   # another account cannot overwrite it either
+        chain.transact(chain.member(ANN), registry.contract, "anchor",
+                       [int(AnchorKind.vote_tally), 12, keccak(b"forged")], "forge")
+    found = registry.lookup(AnchorKind.vote_tally, 12)
+    assert found["hash"] == "0x" + keccak(b"yes 40 no 12").hex() and found["account"] == chain.account.address
+    assert found["block"] == first["block"]
+    assert registry.verify(AnchorKind.vote_tally, 12, keccak(b"yes 40 no 12"), chain.account.address)
+    assert not registry.verify(AnchorKind.vote_tally, 12, keccak(b"yes 40 no 12"), chain.member(ANN).address)
+    refused(Reason.UnknownRecord, registry.lookup, AnchorKind.fund_spend, 12)
+    assert [a["subject"] for a in registry.anchors()] == [12]
+
+
+def test_anchorer_anchors_days_and_tallies_and_verifies_them(chain):
+    anchorer = Anchorer(chain=chain)
+    log = np.concatenate([day_events(5, 0), day_events(3, 2, seed=1)])
+    by_day = events_by_day(log)
+    assert sorted(by_day) == [0, 2]
+    for day in range(3):   # day 1 is empty, and its root is the empty constant
+        record = anchorer.anchor_day(day, by_day.get(day, log[:0]))
+        assert set(record) == {"kind", "day", "root", "tx", "block"}
+    assert anchorer.records()[1]["root"] == "0x" + EMPTY_ROOT.hex()
+    anchorer.anchor_tally(4, b"\x01\x02")
+    assert anchorer.verify(anchorer.records(), by_day) == []
+
+    tampered = dict(by_day)
+    tampered[2] = by_day[2].copy()
+    tampered[2]["amount"][0] += 1
+    (problem,) = anchorer.verify(anchorer.records(), tampered)
+    assert problem["day"] == 2 and "do not hash" in problem["problem"]
+    tampered[3] = day_events(1, 3)
+    assert {p["day"] for p in anchorer.verify(anchorer.records(), tampered)} == {2, 3}
+    forged = anchorer.records()
+    forged[3]["hash"] = "0x" + keccak(b"other").hex()
+    (problem,) = anchorer.verify(forged, by_day)
+    assert problem["topic"] == 4 and problem["on_chain"]["hash"] == anchorer.records()[3]["hash"]
+
+
+def test_verify_run_on_the_embedded_evm_checks_the_log_only(tmp_path):
+    anchorer = Anchorer()
+    log = np.concatenate([day_events(4, 0), day_events(2, 1, seed=3)])
+    for day, rows in events_by_day(log).items():
+        anchorer.anchor_day(day, rows)
+    np.save(tmp_path / "events.npy", log)
+    anchorer.save(tmp_path)
+    report = verify_run(tmp_path)
+    assert report["ok"] and not report["chain_checked"] and report["days"] == [0, 1]
+    log["amount"][5] += 1
+    np.save(tmp_path / "events.npy", log)
+    assert [p["day"] for p in verify_run(tmp_path)["mismatches"]] == [1]
+
+
+# ------------------------------------------------------------------ a real JSON-RPC node
+
+GANACHE_KEY = "0x" + keccak(b"community-twin ganache test key").hex()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ganache():
+    """A ganache node on a free loopback port for this module; stopped afterwards."""
+    if not GANACHE.exists() or shutil.which("node") is None:
+        pytest.skip(f"ganache is not installed at {GANACHE} (run `npm ci --prefix contracts`)")
+    port = _free_port()
+    proc = subprocess.Popen(
+        [str(GANACHE), "--server.host", "127.0.0.1", "--server.port", str(port), "--logging.quiet",
+         "--wallet.accounts", f"{GANACHE_KEY},{10**24}", "--chain.chainId", "1337"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"ganache exited: {proc.stderr.read().decode()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("ganache did not listen within 60 s")
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_url_needs_a_key(ganache, monkeypatch):
+    monkeypatch.delenv("TWIN_CHAIN_PRIVATE_KEY", raising=False)
+    with pytest.raises(ValueError, match="private key"):
+        Chain(ganache)
+
+
+def test_the_time_bank_on_a_json_rpc_node(ganache):
+    chain = Chain(ganache, private_key=GANACHE_KEY)
+    assert chain.chain_id == 1337
+    bank = TimeBankContract(chain, policy=TimeBankPolicy(member_floor=-20))
+    bank.register(ANN)
+    bank.register(BOB)
+    record = bank.record(ANN, BOB, 30)
+    refused(Reason.InsufficientBalance, bank.confirm, record, by=BOB)   # mined with status 0, reason recovered
+    refused(Reason.Unauthorized, bank.confirm, record, by=OUTSIDER)
+    refused(Reason.UnknownMember, bank.balance, OUTSIDER)              # a view's revert
+    bank.endow(BOB, 15)
+    bank.confirm(record, by=BOB)
+    assert list(bank.balances([ADMIN, ENDOWMENT, ANN, BOB])) == [0, -15, 30, -15]
+    assert bank.total() == 0
+    again = TimeBankContract(Chain(ganache, private_key=GANACHE_KEY), address=bank.address)
+    assert again.balance(ANN) == 30
+
+
+def test_verify_run_against_a_json_rpc_node(ganache, tmp_path):
+    anchorer = Anchorer(ganache, private_key=GANACHE_KEY)
+    log = np.concatenate([day_events(4, 0), day_events(3, 1, seed=2)])
+    for day, rows in events_by_day(log).items():
+        anchorer.anchor_day(day, rows)
+    np.save(tmp_path / "events.npy", log)
+    anchorer.save(tmp_path)
+    report = verify_run(tmp_path)
+    assert report["ok"] and report["chain_checked"] and report["url"] == ganache
+
+    # rewrite history consistently in the run folder: the log and the recorded root agree,
+    # but the chain still holds the original root
+    log["amount"][0] += 1
+    np.save(tmp_path / "events.npy", log)
+    manifest = json.loads((tmp_path / "anchors.json").read_text())
+    manifest["records"][0]["root"] = "0x" + merkle_root(events_by_day(log)[0]).hex()
+    (tmp_path / "anchors.json").write_text(json.dumps(manifest))
+    (problem,) = verify_run(tmp_path)["mismatches"]
+    assert problem["day"] == 0 and problem["problem"].startswith("not on chain")
+
+
+def test_deployment_gas_is_within_the_limit(chain):
+    bank = TimeBankContract(chain)
+    receipt = chain.w3.eth.get_transaction_receipt(
+        chain.w3.eth.get_block(chain.w3.eth.block_number, full_transactions=True)["transactions"][0]["hash"])
+    assert receipt["contractAddress"] == bank.address and receipt["gasUsed"] < DEPLOY_GAS
