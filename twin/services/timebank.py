@@ -364,8 +364,9 @@ class TimeBank:
     # ------------------------------------------------------ single commands
     def register(self, member, role=Role.member, household=-1, by=None, t=0.0):
         role = Role[role] if isinstance(role, str) else role
+        label = Role(role).name if role in set(Role) else role  # an invalid role must reach InvalidRole
         self.register_batch([self.admin if by is None else by], [member], [role], [household], [t]).single(
-            f"register member {member} as {Role(role).name}")
+            f"register member {member} as {label}")
 
     def record(self, provider, receiver, minutes, kind=ServiceKind.other, by=None, t=0.0) -> int:
         kind = ServiceKind[kind] if isinstance(kind, str) else kind
