@@ -89,3 +89,12 @@ def poisson(lam, seed, stream, tick, agent):
 def choice(n, seed, stream, tick, agent):
     """An integer uniformly in [0, n)."""
     return int(uniform(seed, stream, tick, agent) * n)
+
+
+@njit(cache=True)
+def uniforms(seed, stream, tick, n):
+    """``n`` uniforms for agents 0..n-1 (vectorised :func:`uniform`)."""
+    out = np.empty(n, np.float64)
+    for i in range(n):
+        out[i] = uniform(seed, stream, tick, i)
+    return out

@@ -1,0 +1,132 @@
+"""Residents: the per-agent rules, compiled, one day of ticks per call.
+
+Each day a resident may take part in the points activities offered that day
+(probability rising with the reward, with the share of their network active in
+the last 30 days and with their engagement, falling with fatigue), redeem
+points, give time-bank service to an older neighbour, and vote on open
+topics.  Satisfaction moves with what happened to them.  Decisions are written
+into fixed per-resident slots; the engine turns them into service commands.
+
+All rules are plain functions of arrays and scalars with counter-based draws,
+so they can also be compiled with ``numba.cuda.jit(device=True)``.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from twin import rng
+from twin._jit import inline, parallel_kernel
+from agents.community import FLAG_ADULT, FLAG_APP, FLAG_ELDER, FLAG_OLD_ELDER
+
+(S_ACT, S_ACT_T, S_REDEEM, S_HELP, S_HELP_PICK, S_HELP_MIN, S_HELP_T, S_VOTE, S_VOTE_T,
+ S_RATING) = range(200, 210)
+
+PEER_WINDOW_DAYS = 30
+NEVER = -32768
+
+
+@inline
+def logistic(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@parallel_kernel
+def peer_share(indptr, indices, last_active, day, out):
+    """Share of each resident's network active in the last ``PEER_WINDOW_DAYS`` days."""
+    for i in prange(indptr.shape[0] - 1):
+        deg = indptr[i + 1] - indptr[i]
+        c = 0
+        for e in range(indptr[i], indptr[i + 1]):
+            if day - last_active[indices[e]] < PEER_WINDOW_DAYS:
+                c += 1
+        out[i] = c / deg if deg > 0 else 0.0
+
+
+@parallel_kernel
+def residents_day(seed, day, tick_min, flags, engagement, fatigue, peer, last_active,
+                  act_offered, act_logit, act_hour, peer_effect, engagement_effect, fatigue_effect,
+                  fatigue_gain, fatigue_decay,
+                  balances, costs, redeem_prob,
+                  help_prob, help_minutes_mean, indptr, indices,
+                  open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
+                  out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
+    """One day of every resident's decisions (see the module docstring)."""
+    n_act = act_offered.shape[0]
+    n_topics = open_topics.shape[0]
+    base = day * 1440.0
+    ticks = int(1440 // tick_min)
+    for i in prange(flags.shape[0]):
+        f = flags[i]
+        fatigue[i] *= fatigue_decay
+        for a in range(n_act):
+            out_act[i, a] = False
+        out_redeem[i] = -1
+        out_help[i] = -1
+        for j in range(n_topics):
+            out_vote[i, j] = False
+        if not (f & FLAG_ADULT):
+            continue
+        for k in range(ticks):
+            hour0 = k * tick_min / 60.0
+            hour1 = hour0 + tick_min / 60.0
+            # points activities offered in this tick
+            for a in range(n_act):
+                if act_offered[a] and hour0 <= act_hour[a] < hour1:
+                    x = act_logit[a] + peer_effect * peer[i] + engagement_effect * engagement[i] \
+                        - fatigue_effect * fatigue[i]
+                    if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
+                        out_act[i, a] = True
+                        fatigue[i] += fatigue_gain
+                        last_active[i] = day
+            # time-bank help from a younger elder, in the afternoon
+            if hour0 <= 14.0 < hour1 and (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) \
+                    and rng.uniform(seed, S_HELP, day, i) < help_prob:
+                # reservoir-pick an older elder among network neighbours
+                pick = -1
+                seen = 0
+                for e in range(indptr[i], indptr[i + 1]):
+                    j = indices[e]
+                    if flags[j] & FLAG_OLD_ELDER:
+                        seen += 1
+                        if rng.uniform(seed, S_HELP_PICK, day * 64 + seen, i) * seen < 1.0:
+                            pick = j
+                if pick >= 0:
+                    out_help[i] = pick
+                    m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
+                    out_help_minutes[i] = max(15, min(240, int(m / 15.0 + 0.5) * 15))
+                    out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
+            # redeem in the evening, the dearest item one can afford
+            if hour0 <= 19.0 < hour1 and rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:
+                best = -1
+                for c in range(costs.shape[0]):
+                    if costs[c] <= balances[i] and (best < 0 or costs[c] > costs[best]):
+                        best = c
+                out_redeem[i] = best
+        # votes: at most one per open topic per day, at a drawn minute between 08:00 and 22:00
+        for j in range(n_topics):
+            if open_topics[j] >= 0 and not (voted[i] >> j) & 1:
+                x = vote_logit + vote_engagement_effect * engagement[i]
+                if f & FLAG_APP:
+                    x += vote_app_effect
+                if rng.uniform(seed, S_VOTE + 1000 * j, day, i) < logistic(x):
+                    out_vote[i, j] = True
+                    out_vote_t[i, j] = base + 480.0 + rng.uniform(seed, S_VOTE_T + 1000 * j, day, i) * 840.0
+                    voted[i] |= np.uint8(1 << j)
+
+
+@parallel_kernel
+def ratings(seed, key, wait_min, resolution_min, out):
+    """A resident's 1-5 rating of a completed repair: five stars, less for waiting and for slow fixes."""
+    for k in prange(wait_min.shape[0]):
+        r = 5.0 - wait_min[k] / 480.0 - resolution_min[k] / 2880.0 + 0.8 * (rng.uniform(seed, S_RATING, key, k) - 0.5)
+        out[k] = max(1, min(5, int(round(r))))
+
+
+@parallel_kernel
+def update_satisfaction(satisfaction, baseline, memory, experience):
+    """Satisfaction decays toward the baseline and moves with the day's experiences (0..100)."""
+    for i in prange(satisfaction.shape[0]):
+        s = memory * satisfaction[i] + (1.0 - memory) * baseline + experience[i]
+        satisfaction[i] = min(100.0, max(0.0, s))
+        experience[i] = 0.0

@@ -1,0 +1,55 @@
+"""Repair transitions that staff will make in the future, applied when their time comes.
+
+Dispatching a ticket fixes when it will be dispatched, started, completed and
+rated; those commands wait here and are handed to the repair desk on the day
+they happen, in time order.  Sorting by (time, action) keeps each ticket's own
+commands in their legal order.
+"""
+import numpy as np
+
+from twin.services.repair import Action
+
+_DTYPE = np.dtype([("t", "f8"), ("action", "i1"), ("ticket", "i8"), ("arg", "i8")])
+
+
+class TransitionQueue:
+    def __init__(self):
+        self._q = np.zeros(0, _DTYPE)
+
+    def __len__(self):
+        return len(self._q)
+
+    def push(self, t, action: Action, ticket, arg=0) -> None:
+        rows = np.zeros(np.size(ticket), _DTYPE)
+        rows["t"], rows["action"], rows["ticket"], rows["arg"] = t, int(action), ticket, arg
+        self._q = np.concatenate((self._q, rows))
+
+    def pop_until(self, t_end: float) -> np.ndarray:
+        """Every queued transition before ``t_end``, in (time, action) order."""
+        due = self._q["t"] < t_end
+        out = self._q[due]
+        self._q = self._q[~due]
+        return np.sort(out, order=("t", "action"))
+
+
+def apply(desk, rows: np.ndarray) -> dict:
+    """Hand due transitions to the desk in runs of one action; returns outcomes by action."""
+    outcomes = {}
+    if len(rows) == 0:
+        return outcomes
+    cuts = np.flatnonzero(rows["action"][1:] != rows["action"][:-1]) + 1
+    for run in np.split(rows, cuts):
+        action = Action(int(run["action"][0]))
+        t, ticket, arg = run["t"], run["ticket"], run["arg"]
+        if action == Action.dispatch:
+            o = desk.dispatch_batch(ticket, arg, t)
+        elif action == Action.start:
+            o = desk.start_batch(ticket, t)
+        elif action == Action.complete:
+            o = desk.complete_batch(ticket, t)
+        elif action == Action.rate:
+            o = desk.rate_batch(ticket, arg, t)
+        else:
+            raise ValueError(f"staff do not schedule {action.name}")
+        outcomes.setdefault(action, []).append((run, o))
+    return outcomes

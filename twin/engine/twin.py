@@ -1,0 +1,401 @@
+"""``Twin``: one community, advanced one compiled day at a time through the real services."""
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from agents import facilities, residents, sensors, staff
+from agents.community import FLAG_ADULT, FLAG_ELDER, FLAG_OLD_ELDER, build_community
+from policies import PolicySet
+from twin import rng
+from twin.engine import schedule
+from twin.engine.kpis import DailyKpis
+from twin.engine.topics import TopicCycle
+from twin.services import events as ev
+from twin.services.community import ServicePolicies, Services
+from twin.services.events import Channel, EventKind
+from twin.services.repair import Action, Category, RepairPolicy
+from twin.services.timebank import ServiceKind, TimeBankPolicy
+
+# engine-level draw streams
+S_QUEUE_N, S_QUEUE_T, S_SERVICE, S_RATE, S_BURST_NOTICE, S_PROPOSE = range(500, 506)
+
+ALERT_INACTIVITY, ALERT_SMOKE = 0, 1
+ALERT_VISIT_MINUTES = 30.0
+FAMILY_FINDS_AFTER_MINUTES = 36 * 60.0
+TB_OFFSET = 2  # time-bank member id = resident id + 2 (0 is the admin, 1 the endowment)
+
+# what residents feel about what happened to them (satisfaction points)
+FEEL_ACTIVITY, FEEL_REDEEM, FEEL_HELPED, FEEL_RESCUED, FEEL_RATING = 0.3, 1.5, 1.0, 4.0, 2.0
+
+
+class Twin:
+    """A simulated community running the real services.
+
+    >>> from twin import load_scenario
+    >>> result = Twin(load_scenario("default", ["sim.days=30"])).run()
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.seed = int(cfg.seed)
+        t0 = time.perf_counter()
+        self.community = c = build_community(cfg.community, self.seed)
+        self.policies = p = PolicySet.from_config(cfg.policies)
+        self.services = s = Services(ServicePolicies(
+            points=p.points.rules(),
+            timebank=TimeBankPolicy(),
+            repair=RepairPolicy(reopen_window_minutes=cfg.policies.reopen_window_days * 1440.0),
+            voting=p.voting.services_policy()))
+        self.log = s.log
+        n = c.n_residents
+        adults = np.flatnonzero(c.adults())
+        s.points.enroll_batch(adults)
+        elders = np.flatnonzero((c.flags & FLAG_ELDER) != 0)
+        s.timebank.register_batch(s.timebank.admin, elders + TB_OFFSET, 0, c.household[elders])
+        self._old_elders = np.flatnonzero((c.flags & FLAG_OLD_ELDER) != 0)
+        if p.timebank.elder_floor_minutes < 0 and len(self._old_elders):
+            s.timebank.set_floor_batch(s.timebank.admin, self._old_elders + TB_OFFSET, p.timebank.elder_floor_minutes)
+        self.topics = TopicCycle(s.voting, c, p.voting, self.seed, cfg.residents.propose_rate_per_month)
+        # resident state beyond the community's static arrays
+        self.fatigue = np.zeros(n, np.float32)
+        self.peer = np.zeros(n, np.float32)
+        self.last_active = np.full(n, residents.NEVER, np.int16)
+        self.satisfaction = np.full(n, cfg.residents.satisfaction_baseline, np.float32)
+        self.experience = np.zeros(n, np.float32)
+        # sensors
+        H, B = c.n_households, c.n_buildings
+        self.incap_since = np.full(H, -1.0)
+        self.incident_id = np.full(H, -1, np.int64)
+        self.care_until = np.zeros(H)
+        self.fault = np.zeros(H, np.int8)
+        self.fault_until = np.zeros(H)
+        self.last_reading = np.zeros(H, np.float32)
+        self.burst_since = np.full(B, -1.0)
+        self.burst_until = np.full(B, math.inf)
+        self.burst_ticketed = np.zeros(B, np.bool_)
+        self.burst_ticket = np.full(B, -1, np.int64)
+        self.bin_fill = np.zeros(B, np.float32)
+        self.hh_start = np.searchsorted(c.hh_building, np.arange(B)).astype(np.int64)
+        self.hh_end = np.searchsorted(c.hh_building, np.arange(B), side="right").astype(np.int64)
+        res_building = c.hh_building[c.household]
+        self.res_start = np.searchsorted(res_building, np.arange(B)).astype(np.int64)
+        self.res_end = np.searchsorted(res_building, np.arange(B), side="right").astype(np.int64)
+        # staff work from the community office in the middle of the map
+        ox, oy = float(c.building_x.mean()), float(c.building_y.mean())
+        st = cfg.staff
+        self.technicians = staff.Staff.at(st.technicians, ox, oy,
+                                          staff.technician_skills(st.technicians, len(Category)))
+        self.social_workers = staff.Staff.at(max(1, st.social_workers), ox, oy)
+        self.office = (ox, oy)
+        self.transitions = schedule.TransitionQueue()
+        self._ticket_meta = {}  # ticket -> (reporter, building) for feelings and bursts
+        self.n_incidents = 0
+        self.n_alerts = 0
+        # per-activity constants
+        sched = np.array(p.points.schedule(), np.float64).reshape(-1, 4)
+        rules = s.points.rules
+        self._act_points = s.points.per_unit.astype(np.float64)
+        self._act_hour_unit = np.array([a.unit == "hour" for a in rules.activities])
+        self._act_per_week, self._act_hour, self._act_minutes, appeal = sched.T
+        r = cfg.residents
+        self._act_logit = r.activity_base + r.reward_effect * self._act_points / 10.0 + appeal
+        self._costs = s.points.cost.copy()
+        self.kpis = DailyKpis()
+        self.extras = {}  # files a run adds to its folder (chain anchors, ...)
+        self.timings = {"build_s": time.perf_counter() - t0}
+        self.day = 0
+
+    # ------------------------------------------------------------------ run
+    def run(self, progress: bool | None = None):
+        """Advance every day of the scenario and return a :class:`~twin.results.Result`."""
+        from twin.results import Result
+
+        days = self.cfg.sim.days
+        show = self.cfg.progress if progress is None else progress
+        t0 = time.perf_counter()
+        it = range(self.day, days)
+        if show:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc=f"{self.cfg.name}", unit="day", leave=False)
+        for _ in it:
+            self.step()
+        self.timings["run_s"] = time.perf_counter() - t0
+        return Result.from_twin(self)
+
+    def step(self) -> None:
+        """Advance one day: sensors, detectors, residents, services, staff, KPIs."""
+        d = self.day
+        self.kpis.begin(d, len(self.log))
+        self._sensors(d)
+        self._repair_demand(d)
+        self._residents(d)
+        self._flush_transitions(d)
+        self.topics.step(d)
+        self._day_end(d)
+        self.day += 1
+
+    # -------------------------------------------------------------- sensors
+    def _sensors(self, d):
+        c, cfg, p = self.community, self.cfg, self.policies
+        sc = cfg.sensors
+        H = c.n_households
+        tick = cfg.sim.tick_minutes
+        n_ticks = 1440 // tick
+        self._hourly_use = np.empty((H, n_ticks), np.float32)
+        alert_t, alert_true = np.empty(H), np.empty(H, np.bool_)
+        onset_t, smoke_t = np.empty(H), np.empty(H)
+        sensors.households_day(
+            self.seed, d, float(tick), c.hh_alone_elder, c.hh_size, self.incap_since, self.care_until,
+            self.fault, self.fault_until, self.last_reading, sc.incapacitation_per_elder_year / 365.0,
+            sc.away_day_prob, sc.water_litres_per_hour, sc.dropout_per_device_day, sc.stuck_per_device_day,
+            sc.repair_device_days, sc.faults, p.alert.hours, p.alert.day_start_hour, p.alert.day_end_hour,
+            sc.smoke_per_household_year / 365.0, self._hourly_use, alert_t, alert_true, onset_t, smoke_t)
+        onsets = np.flatnonzero(onset_t >= 0)
+        if len(onsets):
+            ids = np.arange(self.n_incidents, self.n_incidents + len(onsets))
+            self.n_incidents += len(onsets)
+            self.incident_id[onsets] = ids
+            self.log.append(ev.make(EventKind.IncidentStarted, onset_t[onsets], actor=onsets, subject=ids))
+        self._alerts(d, alert_t, alert_true, smoke_t)
+        # buildings: water mains (bursts) and bins
+        B = c.n_buildings
+        detect_t, onset_b, overflow, peak = np.empty(B), np.empty(B), np.empty(B), np.empty(B)
+        sensors.buildings_day(
+            self.seed, d, float(tick), self.hh_start, self.hh_end, self._hourly_use, self.burst_since,
+            self.burst_until, self.burst_ticketed, sc.pipe_burst_per_building_year / 365.0,
+            sc.burst_litres_per_hour, p.pipe_burst.threshold_litres_per_hour, p.pipe_burst.enabled,
+            self.bin_fill, sc.bin_fill_per_hour, detect_t, onset_b, overflow, peak)
+        self._burst_reports = (detect_t, onset_b)
+        self.kpis.add(bin_overflow_hours=float(overflow.sum()), water_m3=float(self._hourly_use.sum()) / 1000.0)
+
+    def _alerts(self, d, alert_t, alert_true, smoke_t):
+        """Alerts go to social workers (on call around the clock); their arrival ends an incident."""
+        c, cfg = self.community, self.cfg
+        hh_a = np.flatnonzero(alert_t >= 0)
+        hh_s = np.flatnonzero(smoke_t >= 0)
+        hh = np.concatenate((hh_a, hh_s))
+        if len(hh) == 0:
+            return
+        t = np.concatenate((alert_t[hh_a], smoke_t[hh_s]))
+        kind = np.concatenate((np.full(len(hh_a), ALERT_INACTIVITY), np.full(len(hh_s), ALERT_SMOKE)))
+        true = np.concatenate((alert_true[hh_a], np.ones(len(hh_s), np.bool_)))
+        order = np.argsort(t, kind="stable")
+        hh, t, kind, true = hh[order], t[order], kind[order], true[order]
+        ids = np.arange(self.n_alerts, self.n_alerts + len(hh))
+        self.n_alerts += len(hh)
+        incident = np.where(true & (kind == ALERT_INACTIVITY), self.incident_id[hh], -1)
+        self.log.append(ev.make(EventKind.AlertRaised, t, actor=hh, subject=ids, code=kind, extra=true,
+                                target=incident, channel=int(Channel.sensor)))
+        b = c.hh_building[hh]
+        x, y = c.building_x[b].astype(np.float64), c.building_y[b].astype(np.float64)
+        sw = self.social_workers
+        n = len(hh)
+        worker, disp, start, done = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
+        st = cfg.staff
+        staff.assign_jobs(t, x, y, np.zeros(n, np.int64), np.full(n, ALERT_VISIT_MINUTES), sw.free_at, sw.x, sw.y,
+                          sw.skills, sw.busy_minutes, st.shift_start_hour * 60, st.shift_end_hour * 60,
+                          st.on_call_social_workers, st.walk_m_per_min, True,
+                          self.policies.dispatch.score, worker, disp, start, done)
+        self.log.append(ev.make(EventKind.AlertAttended, start, actor=worker, subject=ids, target=hh,
+                                amount=np.round(start - t).astype(np.int64), code=kind, extra=true))
+        rescued = hh[(kind == ALERT_INACTIVITY) & true]
+        when = start[(kind == ALERT_INACTIVITY) & true]
+        self.incap_since[rescued] = -1.0
+        self.incident_id[rescued] = -1
+        self.care_until[rescued] = when + sensors.CARE_DAYS * 1440.0
+        members = np.concatenate([np.arange(c.hh_first[h], c.hh_first[h] + c.hh_size[h]) for h in rescued]) \
+            if len(rescued) else np.zeros(0, np.int64)
+        self.experience[members] += FEEL_RESCUED
+        self.kpis.add(alerts=n, alert_response_minutes_sum=float((start - t).sum()))
+
+    # --------------------------------------------------------------- repair
+    def _repair_demand(self, d):
+        """New tickets of the day (faults residents report, bursts sensors detect), then dispatch."""
+        c, cfg = self.community, self.cfg
+        base = d * 1440.0
+        if cfg.queue_check.enabled:
+            qc = cfg.queue_check
+            k = int(rng.poisson(qc.arrivals_per_hour * 24.0, self.seed, S_QUEUE_N, d, 0))
+            t = np.sort(base + rng.uniforms(self.seed, S_QUEUE_T, d, k) * 1440.0)
+            reporter = np.zeros(k, np.int64)
+            cat = np.full(k, int(Category.other))
+            building = np.zeros(k, np.int64)
+            channel = np.full(k, int(Channel.app))
+            burst = np.zeros(k, np.bool_)
+        else:
+            H, B = c.n_households, c.n_buildings
+            fc = cfg.facilities
+            t_h, rep_h, cat_h = np.empty(H), np.empty(H, np.int64), np.empty(H, np.int64)
+            facilities.household_faults(self.seed, d, fc.household_faults_per_year / 365.0, c.hh_first,
+                                        c.hh_size, 120.0, t_h, rep_h, cat_h)
+            t_b, rep_b, cat_b = np.empty(2 * B), np.empty(2 * B, np.int64), np.empty(2 * B, np.int64)
+            facilities.building_faults(self.seed, d, fc.public_faults_per_building_year / 365.0,
+                                       fc.elevator_faults_per_building_year / 365.0, c.has_elevator,
+                                       self.res_start, self.res_end, cfg.residents.fault_notice_per_hour,
+                                       t_b, rep_b, cat_b)
+            hi, bi = np.flatnonzero(t_h >= 0), np.flatnonzero(t_b >= 0)
+            # bursts: detected by the sensor policy, or noticed by residents after a while
+            detect_t, onset_b = self._burst_reports
+            new_burst = np.flatnonzero((onset_b >= 0) & (detect_t < 0))
+            n_res = (self.res_end - self.res_start)[new_burst]
+            mean_delay = 60.0 / np.maximum(1e-9, cfg.residents.fault_notice_per_hour * np.maximum(n_res, 1))
+            u = rng.uniforms(self.seed, S_BURST_NOTICE, d, c.n_buildings)[new_burst]
+            noticed_t = onset_b[new_burst] - mean_delay * np.log1p(-u)
+            burst_b = np.concatenate((np.flatnonzero(detect_t >= 0), new_burst))
+            burst_t = np.concatenate((detect_t[detect_t >= 0], noticed_t))
+            by_sensor = np.concatenate((np.ones((detect_t >= 0).sum(), bool), np.zeros(len(new_burst), bool)))
+            self.burst_ticketed[burst_b] = True
+            burst_rep = self.res_start[burst_b]  # a sensor ticket is filed in the building's name
+            t = np.concatenate((t_h[hi], t_b[bi], burst_t))
+            reporter = np.concatenate((rep_h[hi], rep_b[bi], burst_rep))
+            cat = np.concatenate((cat_h[hi], cat_b[bi], np.full(len(burst_b), int(Category.plumbing))))
+            building = np.concatenate((c.hh_building[hi], bi // 2, burst_b)).astype(np.int64)
+            channel = np.concatenate((facilities.channel_of(self.seed, c.flags, reporter[: len(hi) + len(bi)], d),
+                                      np.where(by_sensor, int(Channel.sensor), int(Channel.hotline))))
+            burst = np.concatenate((np.zeros(len(hi) + len(bi), bool), np.ones(len(burst_b), bool)))
+            order = np.argsort(t, kind="stable")
+            t, reporter, cat, building, channel, burst = (a[order] for a in (t, reporter, cat, building, channel, burst))
+        if len(t) == 0:
+            return
+        priority = np.where(burst, 2, np.where(cat == int(Category.elevator), 1, 0))
+        out = self.services.repair.submit_batch(reporter, cat, building, 0, channel, priority, True, t)
+        ids = out.ids
+        self.burst_ticket[building[burst]] = ids[burst]
+        self.kpis.add(tickets_opened=int((ids >= 0).sum()))
+        self._dispatch(d, ids, t, cat, building, reporter, burst)
+
+    def _dispatch(self, d, ids, t, cat, building, reporter, burst):
+        c, cfg = self.community, self.cfg
+        st = cfg.staff
+        n = len(ids)
+        qc = cfg.queue_check.enabled
+        if qc:
+            mean = np.full(n, cfg.queue_check.service_minutes_mean)
+            x, y = np.full(n, self.office[0]), np.full(n, self.office[1])
+        else:
+            by_cat = np.array([st.service_minutes.get(cc.name, st.service_minutes.get("other", 60.0))
+                               for cc in Category])
+            mean = by_cat[cat]
+            x = c.building_x[building].astype(np.float64)
+            y = c.building_y[building].astype(np.float64)
+        u = rng.uniforms(self.seed, S_SERVICE, d, n)
+        service = -mean * np.log1p(-u)
+        tech = self.technicians
+        worker, disp, start, done = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
+        staff.assign_jobs(t, x, y, cat, service, tech.free_at, tech.x, tech.y, tech.skills, tech.busy_minutes,
+                          st.shift_start_hour * 60, st.shift_end_hour * 60, qc, st.walk_m_per_min, not qc,
+                          self.policies.dispatch.score, worker, disp, start, done)
+        q = self.transitions
+        q.push(disp, Action.dispatch, ids, worker)
+        q.push(start, Action.start, ids)
+        q.push(done, Action.complete, ids)
+        # the reporter rates some completed tickets, later
+        rated = rng.uniforms(self.seed, S_RATE, d, n) < st.rating_prob
+        stars = np.empty(n, np.int64)
+        residents.ratings(self.seed, d, start - t, done - t, stars)
+        q.push(done[rated] + st.rating_delay_minutes, Action.rate, ids[rated], stars[rated])
+        for k in np.flatnonzero(burst):
+            self.burst_until[building[k]] = done[k]
+        for k in range(n):
+            self._ticket_meta[int(ids[k])] = int(reporter[k])
+
+    def _flush_transitions(self, d):
+        outcomes = schedule.apply(self.services.repair, self.transitions.pop_until((d + 1) * 1440.0))
+        for run, o in outcomes.get(Action.rate, []):
+            ok = o.accepted
+            who = np.array([self._ticket_meta.get(int(k), 0) for k in run["ticket"][ok]], np.int64)
+            np.add.at(self.experience, who, FEEL_RATING * (run["arg"][ok] - 3))
+        for run, o in outcomes.get(Action.complete, []):
+            self.kpis.add(tickets_completed=int(o.accepted.sum()))
+        # bursts repaired today stop flowing
+        fixed = (self.burst_since >= 0) & (self.burst_until < (d + 1) * 1440.0)
+        self.burst_since[fixed] = -1.0
+        self.burst_until[fixed] = math.inf
+        self.burst_ticketed[fixed] = False
+
+    # ------------------------------------------------------------ residents
+    def _residents(self, d):
+        c, cfg, s = self.community, self.cfg, self.services
+        r = cfg.residents
+        n = c.n_residents
+        residents.peer_share(c.indptr, c.indices, self.last_active, d, self.peer)
+        weekday = d % 7
+        # an activity offered k times a week runs on the first k days of each week
+        offered = (weekday < np.round(self._act_per_week)) | (self._act_per_week >= 7)
+        n_act = len(offered)
+        out_act = np.empty((n, n_act), np.bool_)
+        out_redeem = np.empty(n, np.int8)
+        out_help, out_help_min, out_help_t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
+        open_slots = self.topics.open_slots()
+        out_vote = np.empty((n, len(open_slots)), np.bool_)
+        out_vote_t = np.empty((n, len(open_slots)))
+        balances = np.zeros(n, np.int64)
+        rb = s.points.resident_balances()
+        balances[: len(rb)] = rb
+        residents.residents_day(
+            self.seed, d, float(cfg.sim.tick_minutes), c.flags, c.engagement, self.fatigue, self.peer,
+            self.last_active, offered, self._act_logit, self._act_hour, r.peer_effect, r.engagement_effect,
+            r.fatigue_effect, r.fatigue_gain, r.fatigue_decay, balances, self._costs, r.redeem_prob,
+            r.timebank_help_prob, r.timebank_minutes_mean, c.indptr, c.indices,
+            open_slots, r.vote_base, r.vote_app_effect, r.vote_engagement_effect, self.topics.voted,
+            out_act, out_redeem, out_help, out_help_min, out_help_t, out_vote, out_vote_t)
+        base = d * 1440.0
+        # points: one claim per resident per activity occurrence
+        who, act = np.nonzero(out_act)
+        if len(who):
+            units = np.where(self._act_hour_unit[act], np.maximum(1, np.round(self._act_minutes[act] / 60.0)), 1)
+            t = base + self._act_hour[act] * 60.0
+            order = np.argsort(t, kind="stable")
+            o = s.points.earn_batch(who[order], act[order], d * n_act + act[order], units[order].astype(np.int64),
+                                    t[order])
+            np.add.at(self.experience, who[order][o.accepted], FEEL_ACTIVITY)
+        red = np.flatnonzero(out_redeem >= 0)
+        if len(red):
+            o = s.points.redeem_batch(red, out_redeem[red], base + 19 * 60.0)
+            self.experience[red[o.accepted]] += FEEL_REDEEM
+        self._timebank(d, out_help, out_help_min, out_help_t)
+        self.topics.cast(d, out_vote, out_vote_t)
+
+    def _timebank(self, d, out_help, out_help_min, out_help_t):
+        cfg, tb = self.cfg, self.services.timebank
+        p = self.policies.timebank
+        if p.endowment_minutes_per_month > 0 and d % 30 == 0 and len(self._old_elders):
+            tb.endow_batch(tb.admin, self._old_elders + TB_OFFSET, p.endowment_minutes_per_month, d * 1440.0)
+        giver = np.flatnonzero(out_help >= 0)
+        if len(giver) == 0:
+            return
+        order = np.argsort(out_help_t[giver], kind="stable")
+        giver = giver[order]
+        receiver, minutes, t = out_help[giver], out_help_min[giver], out_help_t[giver]
+        kind = (giver + d) % 3  # companionship, meal delivery, cleaning
+        rec = tb.record_batch(giver + TB_OFFSET, giver + TB_OFFSET, receiver + TB_OFFSET, minutes,
+                              kind.astype(np.int64), t)
+        ok = rec.accepted
+        conf = tb.confirm_batch(receiver[ok] + TB_OFFSET, rec.ids[ok], t[ok] + minutes[ok] +
+                                cfg.residents.confirm_delay_minutes)
+        self.experience[receiver[ok][conf.accepted]] += FEEL_HELPED
+        self.kpis.add(timebank_minutes=int(minutes[ok][conf.accepted].sum()),
+                      timebank_refused=int((~conf.accepted).sum()))
+
+    # -------------------------------------------------------------- day end
+    def _day_end(self, d):
+        c, cfg = self.community, self.cfg
+        end = (d + 1) * 1440.0
+        # incidents nobody was alerted to: the family finds the elder
+        missed = np.flatnonzero((self.incap_since >= 0) & (end - self.incap_since >= FAMILY_FINDS_AFTER_MINUTES))
+        self.incap_since[missed] = -1.0
+        self.incident_id[missed] = -1
+        self.care_until[missed] = end + sensors.CARE_DAYS * 1440.0
+        residents.update_satisfaction(self.satisfaction, cfg.residents.satisfaction_baseline,
+                                      cfg.residents.satisfaction_memory, self.experience)
+        adults = (c.flags & FLAG_ADULT) != 0
+        tech = self.technicians
+        shift = 1440.0 if cfg.queue_check.enabled else (cfg.staff.shift_end_hour - cfg.staff.shift_start_hour) * 60
+        self.kpis.end(self.log.events, satisfaction=float(self.satisfaction[adults].mean()),
+                      technician_busy_minutes=float(tech.busy_minutes.sum()),
+                      technician_shift_minutes=len(tech) * shift,
+                      backlog=int(self.services.repair.n_tickets) - int(self.kpis.total("tickets_completed")))
