@@ -643,3 +643,16 @@ def test_replaying_the_log_reproduces_the_service(same_state, policy, first, sec
     replayed.replay(log.events)
     same_state(live.snapshot(), replayed.snapshot())
     assert np.array_equal(relog.events, log.events)
+
+
+def test_many_members_registered_one_by_one_replay_to_the_same_state(same_state):
+    # arrays grow by doubling: one-by-one and one-batch registration leave different
+    # capacities, which must not show in the state
+    log = EventLog()
+    live = TimeBank(log)
+    for m in range(2, 42):
+        live.register(m)
+    live.endow(41, 10)
+    replayed = TimeBank()
+    replayed.replay(log.events)  # the registrations replay as one batch
+    same_state(live.snapshot(), replayed.snapshot())
