@@ -84,9 +84,10 @@ def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fa
             else:
                 last_reading[h] = use
             if alone[h] and alert_start_h <= hour < alert_end_h and not in_care:
-                if math.isnan(reading) or reading <= 0.0:
+                # a silent meter tells nothing: it neither fills nor breaks a dry spell
+                if reading <= 0.0:
                     dry += tick_min / 60.0
-                else:
+                elif reading > 0.0:
                     dry = 0.0
                 if dry >= alert_hours and alert_t[h] < 0:
                     alert_t[h] = t1

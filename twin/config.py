@@ -75,9 +75,9 @@ class SimConfig:
 class ResidentsConfig:
     """Behaviour of residents: the knobs of the resident rule (logit scale unless a rate)."""
 
-    activity_base: float = -4.2      # logit of taking part in an offered activity, before effects
+    activity_base: float = -6.4      # logit of taking part in an offered activity, before effects
     reward_effect: float = 0.9       # per 10 points offered
-    peer_effect: float = 2.2         # times the share of one's network active in the last 30 days
+    peer_effect: float = 1.0         # times the share of one's network active in the last 30 days
     engagement_effect: float = 1.5   # times the resident's engagement (0..1)
     fatigue_effect: float = 1.2      # times fatigue (0..1; rises with each activity, decays daily)
     fatigue_gain: float = 0.25
@@ -87,7 +87,7 @@ class ResidentsConfig:
     timebank_minutes_mean: float = 60.0
     confirm_delay_minutes: float = 120.0
     propose_rate_per_month: float = 1.5  # topics proposed by the community per month
-    vote_base: float = -2.0          # logit of voting on an open topic per day of the vote
+    vote_base: float = -4.0          # logit of voting on an open topic per day of the vote
     vote_app_effect: float = 1.0
     vote_engagement_effect: float = 2.0
     fault_notice_per_hour: float = 0.02  # chance a resident at home notices a public fault in an hour
@@ -110,7 +110,7 @@ class SensorsConfig:
     """IoT devices, their faults and the hidden incidents they should reveal."""
 
     incapacitation_per_elder_year: float = 0.5   # an elder living alone falls and cannot get up
-    away_day_prob: float = 0.04                  # elder out all day (a source of false alarms)
+    away_day_prob: float = 0.001                 # elder out all day (a source of false alarms)
     pipe_burst_per_building_year: float = 0.5
     dropout_per_device_day: float = 0.002
     stuck_per_device_day: float = 0.001
@@ -214,7 +214,7 @@ class PoliciesConfig:
     notice_days: float = 7.0
     vote_days: float = 7.0
     timebank_elder_floor_minutes: int = 0     # overdraft allowed to elders 75+ (negative floor, in minutes)
-    timebank_endowment_minutes: int = 0       # monthly endowment to elders 75+
+    timebank_endowment_minutes: int = 240     # monthly endowment to elders 75+
     reopen_window_days: float = 7.0
 
     def __post_init__(self):
