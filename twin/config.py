@@ -302,15 +302,18 @@ def _suggest_key(bad: str, node) -> str:
 
 
 def _explain(path: str) -> str:
-    """``a.b.c`` → the list of keys allowed at ``a.b``."""
-    parts = path.split(".")
+    """``a.b.c`` → the keys allowed at ``a.b`` (fields of a section, or keys of a table)."""
     node = TwinConfig
-    for p in parts[:-1]:
-        f_ = {f_.name: f_ for f_ in fields(node)}.get(p)
-        if f_ is None or not is_dataclass(f_.default_factory() if callable(f_.default_factory) else f_.default):
+    for p in path.split(".")[:-1]:
+        f_ = {f_.name: f_ for f_ in fields(node)}.get(p) if is_dataclass(node) else None
+        if f_ is None or not callable(f_.default_factory):
             return ""
-        node = type(f_.default_factory())
-    return _suggest_key(parts[-1], node)
+        default = f_.default_factory()
+        if isinstance(default, dict):
+            close = difflib.get_close_matches(path.split(".")[-1], list(default), n=1)
+            return f"allowed keys: {', '.join(default)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+        node = type(default)
+    return _suggest_key(path.split(".")[-1], node)
 
 
 def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> TwinConfig:
@@ -318,12 +321,9 @@ def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> T
 
     >>> cfg = load_scenario("default", ["community.households=500", "sim.days=90", "seed=7"])
     """
-    import re
-
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
-    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     if name not in scenarios():
         raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}")
@@ -333,20 +333,40 @@ def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> T
         with initialize_config_dir(config_dir=str(SCENARIO_DIR), version_base="1.3"):
             cfg = compose(config_name=name, overrides=list(overrides))
         return OmegaConf.to_object(cfg)
-    except (ConfigAttributeError, ConfigKeyError) as e:
-        key = getattr(e, "full_key", None) or str(e)
-        raise ConfigError(f"unknown key {key!r}; {_explain(str(key))}") from None
-    except ValidationError as e:
-        raise ConfigError(f"{getattr(e, 'full_key', '')}: {e.msg if hasattr(e, 'msg') else e}") from None
-    except Exception as e:  # hydra wraps override errors
-        msg = str(e)
-        m = re.search(r"Key '([^']+)' is not in struct", msg) or re.search(r"Could not override '([^']+)'", msg)
-        cause = e.__cause__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        if m:
-            key = m.group(1)
-            raise ConfigError(f"unknown key {key!r}; {_explain(key)}") from None
-        if isinstance(e, ConfigError):
-            raise
-        raise ConfigError(msg.splitlines()[0] if msg else repr(e)) from None
+    except Exception as e:  # hydra wraps omegaconf's errors; name the key and what is allowed
+        raise _config_error(e) from None
+
+
+def _config_error(e: Exception) -> ConfigError:
+    import re
+
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+    if isinstance(e, ConfigError):
+        return e
+    cause = e.__cause__ or e
+    if isinstance(cause, ConfigError):
+        return cause
+    key = getattr(cause, "full_key", None)
+    if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and key:
+        return ConfigError(f"unknown key {key!r}; {_explain(str(key))}")
+    if isinstance(cause, ValidationError) and key:
+        msg = str(getattr(cause, "msg", cause)).splitlines()[0]
+        allowed = _allowed_type(str(key))
+        return ConfigError(f"{key}: {msg}" + (f"; expected {allowed}" if allowed else ""))
+    msg = str(e)
+    m = re.search(r"Key '([^']+)' is not in struct", msg) or re.search(r"Could not override '([^']+)'", msg)
+    if m:
+        return ConfigError(f"unknown key {m.group(1)!r}; {_explain(m.group(1))}")
+    return ConfigError(msg.splitlines()[0] if msg else repr(e))
+
+
+def _allowed_type(path: str) -> str:
+    """The declared type of a config key, for error messages."""
+    node = TwinConfig
+    for p in path.split("."):
+        f_ = {f_.name: f_ for f_ in fields(node)}.get(p) if is_dataclass(node) else None
+        if f_ is None:
+            return ""
+        node = f_.type if not callable(f_.default_factory) else type(f_.default_factory())
+    return f"a value of type {node}" if isinstance(node, str) else f"a {getattr(node, '__name__', node)}"

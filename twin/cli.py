@@ -1,0 +1,124 @@
+"""``twin``: the command line.
+
+    twin run [-s SCENARIO] [key=value ...]    run a scenario, write its run folder
+    twin compare [-s SCENARIO] --policy "k=v ..." [--baseline "k=v ..."] [-n N]
+                                              a policy against today's, with 95% CIs
+    twin report RUN_DIR                       redraw a run folder's report.html
+    twin verify RUN_DIR [--url URL]           check a run's chain anchors
+    twin scenarios                            list the shipped scenarios
+    twin bench [--json] [--full]              speed and memory, side by side
+
+Overrides are Hydra's ``key=value`` syntax, e.g.
+``twin run community.households=500 sim.days=90 seed=7``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import sys
+from pathlib import Path
+
+
+def _out_dir(cfg) -> Path:
+    if cfg.out:
+        return Path(cfg.out)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("outputs") / f"{cfg.name}-{stamp}"
+
+
+def cmd_run(args) -> int:
+    from twin.config import load_scenario
+    from twin.engine import Twin
+
+    cfg = load_scenario(args.scenario, args.overrides)
+    print(f"community-twin: scenario {cfg.name!r}, {cfg.community.households:,} households, "
+          f"{cfg.sim.days} days, seed {cfg.seed}", file=sys.stderr)
+    result = Twin(cfg).run()
+    out = result.save(_out_dir(cfg))
+    print(result.table())
+    print(f"\nrun folder: {out}")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from twin.compare import compare
+
+    table = compare(args.scenario, args.baseline.split(), args.policy.split(), replications=args.replications,
+                    out=args.out)
+    print(table)
+    return 0
+
+
+def cmd_report(args) -> int:
+    from twin.results import Result
+
+    path = Result.load(args.run_dir).report(Path(args.run_dir) / "report.html")
+    print(path)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from contracts.evidence import verify_run
+
+    report = verify_run(args.run_dir, url=args.url)
+    print(json.dumps(report, indent=2, default=str))
+    return 0 if report.get("ok") else 1
+
+
+def cmd_scenarios(args) -> int:
+    from twin.config import scenarios
+
+    print("\n".join(scenarios()))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from twin.bench.suite import main as bench_main
+
+    return bench_main(args.rest)
+
+
+def main(argv=None) -> int:
+    from twin.config import ConfigError
+
+    parser = argparse.ArgumentParser(prog="twin", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run a scenario and write its run folder")
+    p.add_argument("-s", "--scenario", default="default")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides, key=value")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("compare", help="compare a policy with the baseline over replications")
+    p.add_argument("-s", "--scenario", default="default")
+    p.add_argument("--baseline", default="", help="overrides for the baseline arm (quoted, space-separated)")
+    p.add_argument("--policy", required=True, help="overrides for the policy arm (quoted, space-separated)")
+    p.add_argument("-n", "--replications", type=int, default=10)
+    p.add_argument("--out", default=None, help="write compare.json and compare.html here")
+    p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("report", help="redraw a run folder's report.html")
+    p.add_argument("run_dir")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("verify", help="check a run's anchors against the chain")
+    p.add_argument("run_dir")
+    p.add_argument("--url", default=None)
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("scenarios", help="list the shipped scenarios")
+    p.set_defaults(func=cmd_scenarios)
+    p = sub.add_parser("bench", help="benchmarks (table; --json for one JSON line; --full for large sizes)")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as e:
+        print(f"twin: configuration error: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"twin: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
