@@ -203,7 +203,7 @@ def _run(s, cmds, t0=10.0):
         service, method = ROUTE[cmds[i][0]]
         if method == "cast_batch":
             cols[2] = cols[2].reshape(-1, 1)  # one-option ballots
-        getattr(getattr(s, service), method)(*cols, t)
+        getattr(getattr(s, service), method)(*cols, t=t)
         i, t = j, t + 1.0
 
 
