@@ -254,6 +254,16 @@ class QueueCheckConfig:
 
 @dataclass
 class ChainConfig:
+    """Where the time bank is mirrored and the days are anchored.
+
+    ``mirror``: every time-bank operation of the run is replayed onto the
+    TimeBank contract and the final balances must equal the twin's.
+    ``anchor``: each day's events (by event time) get a Merkle root posted to
+    the EvidenceRegistry, and each vote tally its hash.  The key of a funded
+    account for a ``url`` node is read from the environment variable
+    ``TWIN_CHAIN_KEY`` (never from the config, which is saved with the run).
+    """
+
     mode: str = "off"          # off | mirror | anchor
     url: Optional[str] = None  # a JSON-RPC node; None = the in-process EVM
 

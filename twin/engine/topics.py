@@ -32,6 +32,7 @@ class TopicCycle:
         self.method = METHODS.index(rule.method)
         self._adults = np.flatnonzero((community.flags & FLAG_ADULT) != 0)
         self.turnouts = []
+        self.resolved_today = []  # topics resolved in the last step (for anchoring)
 
     def open_slots(self) -> np.ndarray:
         return self.slot_topic.copy()
@@ -68,6 +69,7 @@ class TopicCycle:
         """Propose, screen, notice, open, close and resolve the topics whose time has come today."""
         desk, base = self.desk, d * 1440.0
         end = base + 1440.0
+        self.resolved_today = []
         k = rng.poisson(self.rate, self.seed, S_PROPOSE_N, d, 0)
         if k:
             t = np.sort(base + 540.0 + rng.uniforms(self.seed, S_PROPOSE_T, d, k) * 480.0)
@@ -84,6 +86,7 @@ class TopicCycle:
             desk.close_batch([topic], [end - 1.0])
             desk.resolve_batch([topic], [end - 0.5])
             self.turnouts.append(desk.result(topic).turnout)
+            self.resolved_today.append(topic)
             self.slot_topic[j], self.slot_close_day[j] = -1, -1
             self.voted &= np.uint8(~(1 << j) & 0xFF)
         due = sorted(w for w in self.waiting if w[0] < end)

@@ -11,6 +11,7 @@ from agents.community import FLAG_ADULT, FLAG_ELDER, FLAG_OLD_ELDER, build_commu
 from policies import PolicySet
 from twin import rng
 from twin.engine import schedule
+from twin.engine.chainlink import ChainLink
 from twin.engine.kpis import DailyKpis
 from twin.engine.topics import TopicCycle
 from twin.services import events as ev
@@ -105,6 +106,7 @@ class Twin:
         self._costs = s.points.cost.copy()
         self.kpis = DailyKpis()
         self.extras = {}  # files a run adds to its folder (chain anchors, ...)
+        self.chain = ChainLink(cfg.chain) if cfg.chain.mode != "off" else None
         self.timings = {"build_s": time.perf_counter() - t0}
         self.day = 0
 
@@ -124,6 +126,10 @@ class Twin:
         for _ in it:
             self.step()
         self.timings["run_s"] = time.perf_counter() - t0
+        if self.chain is not None:
+            t1 = time.perf_counter()
+            self.extras.update(self.chain.finish(self))
+            self.timings["chain_s"] = time.perf_counter() - t1
         return Result.from_twin(self)
 
     def step(self) -> None:
@@ -136,6 +142,8 @@ class Twin:
         self._flush_transitions(d)
         self.topics.step(d)
         self._day_end(d)
+        if self.chain is not None:
+            self.chain.day_end(self, d)
         self.day += 1
 
     # -------------------------------------------------------------- sensors
