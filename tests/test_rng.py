@@ -40,7 +40,7 @@ def draw_ref(seed, stream, tick, agent):
 
 
 # ------------------------------------------------- vectorised sample helpers
-@njit
+@njit(cache=True)
 def _grid_uniform(seed, stream, ticks, agents):
     out = np.empty((ticks.shape[0], agents.shape[0]))
     for i in range(ticks.shape[0]):
@@ -49,7 +49,7 @@ def _grid_uniform(seed, stream, ticks, agents):
     return out
 
 
-@njit
+@njit(cache=True)
 def _sample(which, param, seed, stream, n):
     """``n`` draws of one helper along the agent axis (tick fixed at 7)."""
     out = np.empty(n)
