@@ -53,8 +53,9 @@ def test_response_times_are_what_the_staff_model_implies(run):
         w = int(r["actor"])
         b = c.hh_building[int(alert["actor"])]
         site = np.array([c.building_x[b], c.building_y[b]], float)
-        arrive = max(alert["t"], free_at[w]) + np.hypot(*(site - pos[w])) / st.walk_m_per_min
+        leave = max(alert["t"] + st.alert_setout_minutes, free_at[w])
+        arrive = leave + np.hypot(*(site - pos[w])) / st.walk_m_per_min
         assert r["t"] == pytest.approx(arrive, abs=1e-6)
         assert r["amount"] == round(arrive - alert["t"])
-        free_at[w] = arrive + 30.0
+        free_at[w] = arrive + st.alert_visit_minutes
         pos[w] = site

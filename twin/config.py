@@ -140,6 +140,8 @@ class StaffConfig:
     shift_start_hour: float = 8.0
     shift_end_hour: float = 20.0
     on_call_social_workers: bool = True  # social workers answer alerts around the clock
+    alert_setout_minutes: float = 10.0   # reading the alert and calling before setting out
+    alert_visit_minutes: float = 30.0    # time spent at the home
     walk_m_per_min: float = 70.0
     service_minutes: dict = field(default_factory=lambda: {
         "plumbing": 90.0, "electrical": 75.0, "elevator": 180.0, "public_area": 60.0, "other": 60.0})
@@ -152,6 +154,8 @@ class StaffConfig:
         _check(0 <= self.shift_start_hour < self.shift_end_hour <= 24, "staff.shift_start_hour/shift_end_hour",
                "0 <= start < end <= 24", (self.shift_start_hour, self.shift_end_hour))
         _check(self.walk_m_per_min > 0, "staff.walk_m_per_min", "a positive speed", self.walk_m_per_min)
+        for name in ("alert_setout_minutes", "alert_visit_minutes", "rating_delay_minutes"):
+            _check(getattr(self, name) >= 0, f"staff.{name}", "a non-negative number of minutes", getattr(self, name))
         from twin.services.repair import Category
 
         allowed = [c.name for c in Category]

@@ -24,7 +24,6 @@ from twin.services.timebank import ServiceKind, TimeBankPolicy
 S_QUEUE_N, S_QUEUE_T, S_SERVICE, S_RATE, S_BURST_NOTICE, S_PROPOSE = range(500, 506)
 
 ALERT_INACTIVITY, ALERT_SMOKE = 0, 1
-ALERT_VISIT_MINUTES = 30.0
 FAMILY_FINDS_AFTER_MINUTES = 36 * 60.0
 TB_OFFSET = 2  # time-bank member id = resident id + 2 (0 is the admin, 1 the endowment)
 
@@ -204,7 +203,8 @@ class Twin:
         n = len(hh)
         worker, disp, start, done = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
         st = cfg.staff
-        staff.assign_jobs(t, x, y, np.zeros(n, np.int64), np.full(n, ALERT_VISIT_MINUTES), sw.free_at, sw.x, sw.y,
+        staff.assign_jobs(t + st.alert_setout_minutes, x, y, np.zeros(n, np.int64), np.full(n, st.alert_visit_minutes),
+                          sw.free_at, sw.x, sw.y,
                           sw.skills, sw.busy_minutes, st.shift_start_hour * 60, st.shift_end_hour * 60,
                           st.on_call_social_workers, st.walk_m_per_min, True,
                           self.policies.dispatch.score, worker, disp, start, done)
