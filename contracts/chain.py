@@ -101,6 +101,7 @@ class Chain:
         self.url = url
         self.key_seed = key_seed
         if url is None:
+            # py-evm loads only when the embedded EVM is used
             from eth_tester.backends.pyevm.main import get_default_account_keys
 
             self.w3 = Web3(EthereumTesterProvider())
@@ -117,7 +118,7 @@ class Chain:
         self._nonce: dict[str, int] = {}
         self._wei: dict[str, int] = {}  # gas money per member account, as far as we know
         self._members: dict[int, object] = {}
-        self._fees = self._read_fees()
+        self._refresh_fees()
 
     def __repr__(self):
         return f"Chain({self.url or 'embedded py-evm'}, chain_id={self.chain_id}, account={self.account.address})"
@@ -172,7 +173,7 @@ class Chain:
         """Sign and send one transaction, wait for its receipt, decode a revert."""
         if sender.address != self.account.address:
             self._ensure_gas_money(sender.address, gas)
-        tx = {"to": to, "data": data, "gas": gas, "value": 0} if to else {"data": data, "gas": gas, "value": 0}
+        tx = {"data": data, "gas": gas, "value": 0} | ({"to": to} if to else {})
         receipt = self._sign_and_send(sender, tx)
         if sender.address != self.account.address:
             self._wei[sender.address] -= receipt["gasUsed"] * receipt["effectiveGasPrice"]
@@ -181,8 +182,8 @@ class Chain:
         return receipt
 
     def _sign_and_send(self, sender, tx: dict):
-        if self.transactions % FEE_REFRESH_EVERY == 0:
-            self._fees = self._read_fees()
+        if self._sent_since_fees >= FEE_REFRESH_EVERY:
+            self._refresh_fees()
         address = sender.address
         if address not in self._nonce:
             self._nonce[address] = self.w3.eth.get_transaction_count(address, "pending")
@@ -194,16 +195,19 @@ class Chain:
             raise
         self._nonce[address] += 1
         self.transactions += 1
+        self._sent_since_fees += 1
         return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=120, poll_latency=0.05)
 
-    def _read_fees(self) -> dict:
+    def _refresh_fees(self) -> None:
         block = self.w3.eth.get_block("latest")
         base = block.get("baseFeePerGas")
         if base is None:  # a node before EIP-1559
-            return {"gasPrice": self.w3.eth.gas_price}
-        tip = self.w3.eth.max_priority_fee
-        # twice the base fee: room for it to rise until the next reading
-        return {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+            self._fees = {"gasPrice": self.w3.eth.gas_price}
+        else:
+            tip = self.w3.eth.max_priority_fee
+            # twice the base fee: room for it to rise until the next reading
+            self._fees = {"maxFeePerGas": 2 * base + tip, "maxPriorityFeePerGas": tip}
+        self._sent_since_fees = 0
 
     def _ensure_gas_money(self, address: str, gas: int) -> None:
         """Top ``address`` up from ``chain.account`` when it may not afford ``gas`` at the fee cap."""

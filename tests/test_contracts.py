@@ -329,21 +329,23 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ganache():
+def ganache(tmp_path_factory):
     """A ganache node on a free loopback port for this module; stopped afterwards."""
     if not GANACHE.exists() or shutil.which("node") is None:
         pytest.skip(f"ganache is not installed at {GANACHE} (run `npm ci --prefix contracts`)")
     port = _free_port()
-    proc = subprocess.Popen(
-        [str(GANACHE), "--server.host", "127.0.0.1", "--server.port", str(port), "--logging.quiet",
-         "--wallet.accounts", f"{GANACHE_KEY},{10**24}", "--chain.chainId", "1337"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = tmp_path_factory.mktemp("ganache") / "ganache.log"
+    with open(log, "wb") as sink:   # a file, not a pipe: a chatty node must never block on a full pipe
+        proc = subprocess.Popen(
+            [str(GANACHE), "--server.host", "127.0.0.1", "--server.port", str(port), "--logging.quiet",
+             "--wallet.accounts", f"{GANACHE_KEY},{10**24}", "--chain.chainId", "1337"],
+            stdout=sink, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"ganache exited: {proc.stderr.read().decode()[-2000:]}")
+                pytest.fail(f"ganache exited: {log.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1):
                     break
