@@ -191,7 +191,7 @@ class EventLog:
         return view
 
     def to_frame(self):
-        """The log as a pandas DataFrame with readable ``kind`` and ``channel``."""
+        """The log as a pandas DataFrame with readable ``kind`` names (``channel`` stays its code)."""
         import pandas as pd
 
         df = pd.DataFrame(self.events.copy())
