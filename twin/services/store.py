@@ -36,6 +36,7 @@ class EventStore:
         if row is None:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         elif int(row[0]) > SCHEMA_VERSION:
+            self.conn.close()
             raise StoreVersionError(
                 f"{self.path} has schema version {row[0]}; this code reads up to {SCHEMA_VERSION}. "
                 "Upgrade community-twin to open it.")
