@@ -31,7 +31,7 @@ from twin.services.reasons import Reason, raise_for
 BUILD_DIR = Path(__file__).resolve().parent / "build"
 
 #: Environment variable read for the private key when a URL is given without one.
-PRIVATE_KEY_ENV = "TWIN_CHAIN_PRIVATE_KEY"
+PRIVATE_KEY_ENV = "TWIN_CHAIN_KEY"
 #: Seed of the member keys; public, so those keys are for twins and tests only.
 DEFAULT_KEY_SEED = b"community-twin member key v1"
 #: Gas limit of a contract call; every operation of the contracts here uses well under half.
@@ -92,7 +92,7 @@ class Chain:
         A JSON-RPC node (``http://...``).  None: a fresh in-process EVM.
     private_key : str or bytes, optional
         The account that deploys and pays gas.  Required with a URL (or set
-        ``TWIN_CHAIN_PRIVATE_KEY``); the embedded EVM uses its first funded test key.
+        ``TWIN_CHAIN_KEY``); the embedded EVM uses its first funded test key.
     key_seed : bytes
         Seed of the member keys (see :func:`member_key`).
     """

@@ -364,7 +364,7 @@ def ganache(tmp_path_factory):
 
 
 def test_a_url_needs_a_key(ganache, monkeypatch):
-    monkeypatch.delenv("TWIN_CHAIN_PRIVATE_KEY", raising=False)
+    monkeypatch.delenv("TWIN_CHAIN_KEY", raising=False)
     with pytest.raises(ValueError, match="private key"):
         Chain(ganache)
 
