@@ -76,7 +76,6 @@ class Twin:
         self.burst_since = np.full(B, -1.0)
         self.burst_until = np.full(B, math.inf)
         self.burst_ticketed = np.zeros(B, np.bool_)
-        self.burst_ticket = np.full(B, -1, np.int64)
         self.bin_fill = np.zeros(B, np.float32)
         self.hh_start = np.searchsorted(c.hh_building, np.arange(B)).astype(np.int64)
         self.hh_end = np.searchsorted(c.hh_building, np.arange(B), side="right").astype(np.int64)
@@ -91,7 +90,6 @@ class Twin:
         self.social_workers = staff.Staff.at(max(1, st.social_workers), ox, oy)
         self.office = (ox, oy)
         self.transitions = schedule.TransitionQueue()
-        self._ticket_meta = {}  # ticket -> (reporter, building) for feelings and bursts
         self.n_incidents = 0
         self.n_alerts = 0
         # per-activity constants
@@ -271,12 +269,11 @@ class Twin:
             return
         priority = np.where(burst, 2, np.where(cat == int(Category.elevator), 1, 0))
         out = self.services.repair.submit_batch(reporter, cat, building, 0, channel, priority, True, t)
-        ids = out.ids
-        self.burst_ticket[building[burst]] = ids[burst]
-        self.kpis.add(tickets_opened=int((ids >= 0).sum()))
-        self._dispatch(d, ids, t, cat, building, reporter, burst)
+        ok = out.accepted  # a refused ticket (none expected: the engine fills every field) is not dispatched
+        self.kpis.add(tickets_opened=int(ok.sum()))
+        self._dispatch(d, out.ids[ok], t[ok], cat[ok], building[ok], burst[ok])
 
-    def _dispatch(self, d, ids, t, cat, building, reporter, burst):
+    def _dispatch(self, d, ids, t, cat, building, burst):
         c, cfg = self.community, self.cfg
         st = cfg.staff
         n = len(ids)
@@ -306,16 +303,13 @@ class Twin:
         stars = np.empty(n, np.int64)
         residents.ratings(self.seed, d, start - t, done - t, stars)
         q.push(done[rated] + st.rating_delay_minutes, Action.rate, ids[rated], stars[rated])
-        for k in np.flatnonzero(burst):
-            self.burst_until[building[k]] = done[k]
-        for k in range(n):
-            self._ticket_meta[int(ids[k])] = int(reporter[k])
+        self.burst_until[building[burst]] = done[burst]  # the burst flows until the repair is done
 
     def _flush_transitions(self, d):
         outcomes = schedule.apply(self.services.repair, self.transitions.pop_until((d + 1) * 1440.0))
         for run, o in outcomes.get(Action.rate, []):
             ok = o.accepted
-            who = np.array([self._ticket_meta.get(int(k), 0) for k in run["ticket"][ok]], np.int64)
+            who = self.services.repair.state.reporter[run["ticket"][ok]]
             np.add.at(self.experience, who, FEEL_RATING * (run["arg"][ok] - 3))
         for run, o in outcomes.get(Action.complete, []):
             self.kpis.add(tickets_completed=int(o.accepted.sum()))
