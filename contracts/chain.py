@@ -159,8 +159,10 @@ class Chain:
         try:
             return getattr(contract.functions, function)(*args).call()
         except Exception as exc:
-            self._raise_refusal(exc, what or function)
-            raise
+            reason = _refusal_in(exc)
+            if reason is None:
+                raise
+        raise_for(reason, what or function)  # outside the handler: the refusal is the whole story
 
     @staticmethod
     def events(contract, event: str, receipt) -> list:
@@ -222,22 +224,21 @@ class Chain:
 
     def _explain_revert(self, sender: str, tx: dict, receipt, what: str):
         """Replay a failed transaction as a call on the state before its block and raise its reason."""
-        call = {"from": sender, "data": tx["data"], "gas": tx["gas"], "value": 0}
-        if tx.get("to"):
-            call["to"] = tx["to"]
         try:
-            self.w3.eth.call(call, receipt["blockNumber"] - 1)
+            self.w3.eth.call({**tx, "from": sender}, receipt["blockNumber"] - 1)
+            detail = "the replay succeeded: another transaction in its block changed the state first"
         except Exception as exc:
-            self._raise_refusal(exc, what)
+            reason = _refusal_in(exc)
             detail = str(exc)
         else:
-            detail = "the replay succeeded: another transaction in its block changed the state first"
+            reason = None
+        if reason is not None:
+            raise_for(reason, what)
         raise TransactionReverted(f"{what}: transaction {receipt['transactionHash'].to_0x_hex()} failed "
                                   f"(gas used {receipt['gasUsed']} of {tx['gas']}): {detail}")
 
-    @staticmethod
-    def _raise_refusal(exc: Exception, what: str) -> None:
-        data = revert_data(exc)
-        reason = reason_of_revert(data) if data is not None else None
-        if reason is not None:
-            raise_for(reason, what)
+
+def _refusal_in(exc: Exception) -> Reason | None:
+    """The service refusal an ``eth_call`` exception carries, if it carries one."""
+    data = revert_data(exc)
+    return reason_of_revert(data) if data is not None else None

@@ -15,7 +15,7 @@ import pytest
 from eth_utils import keccak
 
 from contracts import build
-from contracts.chain import CALL_GAS, DEPLOY_GAS, Chain, load_artifact, reason_of_revert
+from contracts.chain import CALL_GAS, DEPLOY_GAS, Chain, TransactionReverted, load_artifact, reason_of_revert
 from contracts.evidence import (EMPTY_ROOT, AnchorKind, Anchorer, EvidenceRegistry, events_by_day, merkle_root,
                                 verify_run)
 from contracts.timebank import TimeBankContract, mirror_timebank
@@ -181,6 +181,13 @@ def test_family_transfers_follow_the_policy(chain, bank):
     strict.register(ANN, household=7)
     strict.register(BOB, household=7)
     refused(Reason.PolicyForbids, strict.family_transfer, ANN, BOB, 1)
+
+
+def test_a_failure_that_is_no_refusal_says_so(chain, bank):
+    with pytest.raises(TransactionReverted, match="gas used"):   # out of gas: no reason to decode
+        chain.transact(chain.account, bank.contract, "register", [chain.member(20).address, 0, -1],
+                       "register 20", gas=30_000)
+    bank.register(20)   # the nonce bookkeeping survived the failure
 
 
 def test_attach_to_a_deployed_time_bank(chain, bank):
