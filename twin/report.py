@@ -1,8 +1,383 @@
-"""Plotly dashboards of a run (placeholder replaced below)."""
+"""Plotly dashboards of runs, as single self-contained HTML files.
+
+``write_report(result, path)`` draws one run: a header (scenario, seed, days,
+households, package version), the summary table, the daily KPI series,
+distributions (repair waits, alert responses, ratings), staff utilisation and
+a map of the buildings.  ``compare_report(results, path)`` sets several named
+runs side by side: one summary table with a column per run and the daily KPI
+series overlaid.
+
+plotly.js is embedded once in the page head, so a report opens offline.  Every
+figure is drawn from a :class:`~twin.results.Result` alone (its summary, daily
+KPIs, event log, map and config), so ``twin report DIR`` can redraw a saved run.
+A run without tickets, alerts or a map gets a note in place of the empty chart.
+"""
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+from plotly.subplots import make_subplots
+
+from twin.services.events import EventKind
+
+MINUTES_PER_DAY = 1440.0
+ALERT_TYPES = {0: "inactivity", 1: "smoke"}
+RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+SERIES_DASHES = ("solid", "dash", "dot")
 
 
-def write_report(result, path):
-    from pathlib import Path
+class Series(NamedTuple):
+    """One line of a daily KPI panel: a ``kpis`` column, drawn per day or cumulated."""
 
-    Path(path).write_text("<html><body><pre>" + result.table() + "</pre></body></html>")
-    return Path(path)
+    column: str
+    name: str
+    cumulative: bool = False
+    scale: float = 1.0
+
+
+class Panel(NamedTuple):
+    """One subplot of the daily KPI figure and the series it overlays."""
+
+    title: str
+    y_label: str
+    series: tuple
+
+
+KPI_PANELS = (
+    Panel("Participants", "residents earning points / day", (Series("participants", "participants"),)),
+    Panel("Points (cumulative)", "points", (Series("points_issued", "issued", cumulative=True),
+                                            Series("points_redeemed", "redeemed", cumulative=True))),
+    Panel("Repair tickets", "tickets", (Series("tickets_opened", "opened / day"),
+                                        Series("tickets_completed", "completed / day"),
+                                        Series("backlog", "backlog at day end"))),
+    Panel("Satisfaction", "index (0–100)", (Series("satisfaction", "mean satisfaction"),)),
+    Panel("Ballots", "ballots cast / day", (Series("ballots", "ballots"),)),
+    Panel("Alerts", "alerts raised / day", (Series("alerts", "alerts"),)),
+    Panel("Time bank", "service hours / day", (Series("timebank_minutes", "hours recorded", scale=1 / 60),)),
+)
+
+
+# ------------------------------------------------------------------ public API
+def write_report(result, path) -> Path:
+    """Write the dashboard of one run to ``path`` (one self-contained HTML file)."""
+    sections = [
+        ("Summary", _summary_table({"": result.summary})),
+        ("Daily KPIs", _figure_html(_kpi_figure({"": result.kpis}), "kpis")),
+        ("Distributions", _figure_html(_distributions_figure(result.event_log), "distributions")),
+        ("Staff", _figure_html(_staff_figure(result), "staff")),
+        ("Map", _figure_html(_map_figure(result.map), "map")),
+    ]
+    header = f"<p class='meta'>{_run_meta(result)}</p>"
+    return _write_page(path, f"community-twin report — {_scenario_name(result)}", header, sections)
+
+
+def compare_report(results: dict, path) -> Path:
+    """Write a side-by-side report of several named runs (e.g. baseline vs policy) to ``path``."""
+    if not results:
+        raise ValueError("compare_report needs at least one run")
+    header = "".join(f"<p class='meta'><b>{html.escape(name)}</b>: {_run_meta(r)}</p>" for name, r in results.items())
+    sections = [
+        ("Summary", _summary_table({name: r.summary for name, r in results.items()})),
+        ("Daily KPIs", _figure_html(_kpi_figure({name: r.kpis for name, r in results.items()}), "kpis")),
+    ]
+    return _write_page(path, "community-twin comparison — " + " vs ".join(results), header, sections)
+
+
+# ---------------------------------------------------------------- page layout
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.5em; margin-bottom: 0.2em; }
+h2 { border-bottom: 1px solid #ccc; padding-bottom: 0.2em; margin-top: 1.5em; }
+.meta { color: #555; margin: 0.2em 0; }
+table.summary { border-collapse: collapse; }
+table.summary th, table.summary td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
+table.summary td.value { text-align: right; font-variant-numeric: tabular-nums; }
+table.summary td.unit { color: #777; }
+.empty { color: #777; font-style: italic; }
+"""
+
+
+def _write_page(path, title: str, header: str, sections) -> Path:
+    body = "".join(f"<section><h2>{html.escape(name)}</h2>{content}</section>" for name, content in sections)
+    page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script></head>"
+            f"<body><h1>{html.escape(title)}</h1>{header}{body}</body></html>\n")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _figure_html(fig, div_id: str) -> str:
+    if fig is None:
+        return f"<p class='empty' id='{div_id}'>Nothing to draw for this run.</p>"
+    return pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=div_id,
+                       config={"displaylogo": False, "responsive": True})
+
+
+def _scenario_name(result) -> str:
+    return str(result.config.get("name", "unnamed scenario"))
+
+
+def _run_meta(result) -> str:
+    prov, cfg = result.provenance, result.config
+    facts = {
+        "scenario": _scenario_name(result),
+        "seed": prov.get("seed", cfg.get("seed")),
+        "days": cfg.get("sim", {}).get("days", len(result.kpis)),
+        "households": prov.get("households", cfg.get("community", {}).get("households")),
+        "version": prov.get("version"),
+        "commit": (prov.get("git_commit") or "")[:10] or None,
+    }
+    return " · ".join(f"{k} <b>{html.escape(str(v))}</b>" for k, v in facts.items() if v is not None)
+
+
+# ---------------------------------------------------------------- summary table
+def _unit(key: str) -> str:
+    """The unit a summary key names (DESIGN.md "KPI meanings": units are in the name)."""
+    if "minutes" in key:
+        return "min"
+    if "hours" in key:
+        return "h"
+    if key.endswith(("_rate", "_precision", "_recall")) or key.startswith("turnout"):
+        return "%"
+    if key == "satisfaction_index":
+        return "0–100"
+    if "rating" in key:
+        return "1–5"
+    if key.startswith("points"):
+        return "points"
+    return ""
+
+
+def _label(key: str) -> str:
+    words = [w for w in key.split("_") if w not in ("minutes", "hours")]
+    return " ".join(words).capitalize()
+
+
+def _format_value(value, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, (int, np.integer)):
+        return f"{value:,}"
+    if unit == "%":
+        return f"{100 * value:.1f}"
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def _summary_table(summaries: dict) -> str:
+    """One row per summary key, one value column per run (a blank name: one run)."""
+    keys = list(dict.fromkeys(k for s in summaries.values() for k in s))
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in summaries)
+    rows = []
+    for key in keys:
+        unit = _unit(key)
+        cells = "".join(f"<td class='value'>{_format_value(s.get(key), unit)}</td>" for s in summaries.values())
+        rows.append(f"<tr><td title='{html.escape(key)}'>{html.escape(_label(key))}</td>{cells}"
+                    f"<td class='unit'>{unit}</td></tr>")
+    return (f"<table class='summary'><thead><tr><th>KPI</th>{head}<th>unit</th></tr></thead>"
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+# ---------------------------------------------------------------- daily KPIs
+def _series_values(kpis: pd.DataFrame, series: Series) -> np.ndarray:
+    values = kpis[series.column].to_numpy(dtype=float) * series.scale
+    return np.cumsum(values) if series.cumulative else values
+
+
+def _days(kpis: pd.DataFrame) -> np.ndarray:
+    return kpis["day"].to_numpy() if "day" in kpis else np.arange(len(kpis))
+
+
+def _panel_legend(fig, index: int, row: int, col: int) -> str:
+    """A legend of its own in the top-left corner of one subplot; returns its layout name."""
+    name = f"legend{index + 1}" if index else "legend"
+    cell = fig.get_subplot(row, col)
+    fig.update_layout({name: dict(x=cell.xaxis.domain[0] + 0.005, y=cell.yaxis.domain[1], xanchor="left",
+                                  yanchor="top", bgcolor="rgba(255,255,255,0.7)", font=dict(size=10))})
+    return name
+
+
+def _kpi_figure(runs: dict):
+    """The daily KPI panels that the runs' columns allow.
+
+    Named runs are overlaid (colour per run, dash per series); ``write_report``
+    passes its one run unnamed (colour per series).
+    """
+    panels = [p for p in KPI_PANELS if any(s.column in k for s in p.series for k in runs.values())]
+    if not panels or all(len(k) == 0 for k in runs.values()):
+        return None
+    comparing = any(runs)
+    cols = 2
+    rows = math.ceil(len(panels) / cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=[p.title for p in panels],
+                        vertical_spacing=0.25 / rows, horizontal_spacing=0.08)
+    for i, panel in enumerate(panels):
+        row, col = i // cols + 1, i % cols + 1
+        legend = _panel_legend(fig, i, row, col)
+        for r, (run, kpis) in enumerate(runs.items()):
+            for s, series in enumerate(panel.series):
+                if series.column not in kpis:
+                    continue
+                fig.add_trace(go.Scatter(
+                    x=_days(kpis), y=_series_values(kpis, series), mode="lines",
+                    name=f"{run}: {series.name}" if comparing else series.name,
+                    legend=legend, showlegend=comparing or len(panel.series) > 1,
+                    line=dict(color=RUN_COLOURS[(r if comparing else s) % len(RUN_COLOURS)],
+                              dash=SERIES_DASHES[s % len(SERIES_DASHES)] if comparing else "solid"),
+                ), row=row, col=col)
+        fig.update_xaxes(title_text="day", row=row, col=col)
+        fig.update_yaxes(title_text=panel.y_label, row=row, col=col, rangemode="tozero")
+    fig.update_layout(height=320 * rows, hovermode="x unified", margin=dict(t=60, b=40))
+    return fig
+
+
+# ---------------------------------------------------------------- distributions
+def _of_kind(events: np.ndarray, kind: EventKind) -> np.ndarray:
+    return events[events["kind"] == kind]
+
+
+def _first_time_per_ticket(events: np.ndarray, kind: EventKind) -> pd.Series:
+    rows = _of_kind(events, kind)
+    return pd.Series(rows["t"]).groupby(rows["subject"]).min()
+
+
+def repair_wait_minutes(events: np.ndarray) -> np.ndarray:
+    """Per ticket started: its first start minus its submission (minutes)."""
+    submitted = _first_time_per_ticket(events, EventKind.TicketSubmitted)
+    started = _first_time_per_ticket(events, EventKind.TicketStarted)
+    both = started.index.intersection(submitted.index)
+    return (started[both] - submitted[both]).to_numpy()
+
+
+def _note_if_empty(fig, values, note: str, row: int, col: int) -> None:
+    if len(values) == 0:
+        fig.add_annotation(text=note, showarrow=False, xref="x domain", yref="y domain", x=0.5, y=0.5,
+                           font=dict(color="#777"), row=row, col=col)
+
+
+def _distributions_figure(events: np.ndarray):
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("Repair wait (submitted → started)",
+                                                        "Alert response (raised → worker arrives)",
+                                                        "Repair ratings"))
+    waits = repair_wait_minutes(events)
+    fig.add_trace(go.Histogram(x=waits, name="repair wait", marker_color="#1f77b4", showlegend=False),
+                  row=1, col=1)
+    _note_if_empty(fig, waits, "no ticket was started", 1, 1)
+
+    attended = _of_kind(events, EventKind.AlertAttended)
+    for code, name in ALERT_TYPES.items():
+        minutes = attended["amount"][attended["code"] == code]
+        fig.add_trace(go.Histogram(x=minutes, name=f"{name} alerts", showlegend=len(minutes) > 0), row=1, col=2)
+    _note_if_empty(fig, attended, "no alert was attended", 1, 2)
+
+    ratings = _of_kind(events, EventKind.TicketRated)["amount"]
+    stars = np.arange(1, 6)
+    fig.add_trace(go.Bar(x=stars, y=[(ratings == s).sum() for s in stars], name="ratings",
+                         marker_color="#2ca02c", showlegend=False), row=1, col=3)
+    _note_if_empty(fig, ratings, "no ticket was rated", 1, 3)
+
+    fig.update_xaxes(title_text="minutes", row=1, col=1)
+    fig.update_xaxes(title_text="minutes", row=1, col=2)
+    fig.update_xaxes(title_text="rating (stars)", dtick=1, row=1, col=3)
+    fig.update_yaxes(title_text="tickets", row=1, col=1)
+    fig.update_yaxes(title_text="alerts", row=1, col=2)
+    fig.update_yaxes(title_text="ratings", row=1, col=3)
+    fig.update_layout(height=380, barmode="stack", legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# ---------------------------------------------------------------- staff
+def technician_work_hours(events: np.ndarray, n_days: int, n_technicians: int = 0) -> np.ndarray:
+    """Hours each technician spent on site (started → completed), by the day work started.
+
+    Returns an array (technician, day); a job is credited to the worker its
+    ticket was last dispatched to before work started.
+    """
+    def frame(kind, time, **columns):
+        rows = _of_kind(events, kind)
+        return pd.DataFrame({time: rows["t"], "subject": rows["subject"],
+                             **{name: rows[col] for name, col in columns.items()}}).sort_values(time)
+
+    jobs = pd.merge_asof(frame(EventKind.TicketCompleted, "done"), frame(EventKind.TicketStarted, "start"),
+                         left_on="done", right_on="start", by="subject").dropna(subset=["start"])
+    jobs = pd.merge_asof(jobs.sort_values("start"), frame(EventKind.TicketDispatched, "dispatched", worker="target"),
+                         left_on="start", right_on="dispatched", by="subject").dropna(subset=["worker"])
+    worker = jobs["worker"].to_numpy(dtype=np.int64)
+    day = (jobs["start"].to_numpy() // MINUTES_PER_DAY).astype(np.int64)
+    hours = np.zeros((max(n_technicians, worker.max(initial=-1) + 1), max(n_days, day.max(initial=-1) + 1)))
+    np.add.at(hours, (worker, day), (jobs["done"] - jobs["start"]).to_numpy() / 60.0)
+    return hours
+
+
+def _staff_figure(result):
+    kpis = result.kpis
+    n_technicians = int(result.config.get("staff", {}).get("technicians", 0))
+    hours = technician_work_hours(result.event_log, len(kpis), n_technicians)
+    has_utilisation = "technician_utilisation" in kpis and len(kpis) > 0
+    if not has_utilisation and hours.size == 0:
+        return None
+    fig = make_subplots(rows=2, cols=1, vertical_spacing=0.18, row_heights=(0.45, 0.55),
+                        subplot_titles=("Technician utilisation (busy share of shift time)",
+                                        "On-site repair hours per technician (by day work started)"))
+    if has_utilisation:
+        share = kpis["technician_utilisation"].to_numpy(dtype=float) * 100
+        fig.add_trace(go.Scatter(x=_days(kpis), y=share, mode="lines", name="daily",
+                                 line=dict(color="#9ecae1")), row=1, col=1)
+        fig.add_trace(go.Scatter(x=_days(kpis), y=pd.Series(share).rolling(7, min_periods=1).mean(),
+                                 mode="lines", name="7-day mean", line=dict(color="#08519c", width=3)),
+                      row=1, col=1)
+    if hours.size:
+        fig.add_trace(go.Heatmap(z=hours, x=np.arange(hours.shape[1]), y=[f"tech {i}" for i in range(len(hours))],
+                                 colorscale="Blues", zmin=0, colorbar=dict(title="hours", y=0.28, len=0.55),
+                                 hovertemplate="%{y}, day %{x}: %{z:.1f} h<extra></extra>"), row=2, col=1)
+    _note_if_empty(fig, hours[hours > 0], "no repair work was done", 2, 1)
+    fig.update_xaxes(title_text="day", row=1, col=1)
+    fig.update_yaxes(title_text="% of shift time", rangemode="tozero", row=1, col=1)
+    fig.update_xaxes(title_text="day", row=2, col=1)
+    fig.update_yaxes(title_text="technician", row=2, col=1)
+    fig.update_layout(height=640, legend=dict(orientation="h", y=1.08))
+    return fig
+
+
+# ---------------------------------------------------------------- map
+def _marker_sizes(households: np.ndarray) -> np.ndarray:
+    """Marker diameters (px) with area proportional to households."""
+    biggest = max(1, households.max(initial=0))
+    return 10 + 30 * np.sqrt(households / biggest)
+
+
+def _map_figure(building_map: dict):
+    if not building_map or not len(building_map.get("x", ())):
+        return None
+    x, y = np.asarray(building_map["x"]), np.asarray(building_map["y"])
+    households, tickets, alerts = (np.asarray(building_map.get(k, np.zeros(len(x))), dtype=np.int64)
+                                   for k in ("households", "tickets", "alerts"))
+    sizes = _marker_sizes(households)
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=x, y=y, mode="markers", name="buildings (size: households, colour: tickets)",
+        marker=dict(size=sizes, color=tickets, colorscale="YlOrRd", cmin=0, cmax=max(1, tickets.max()), showscale=True,
+                    colorbar=dict(title="tickets"), line=dict(width=1, color="#444")),
+        customdata=np.column_stack([np.arange(len(x)), households, tickets, alerts]),
+        hovertemplate=("building %{customdata[0]}<br>%{customdata[1]} households<br>"
+                       "%{customdata[2]} tickets<br>%{customdata[3]} alerts<extra></extra>")))
+    with_alerts = alerts > 0
+    fig.add_trace(go.Scatter(
+        x=x[with_alerts], y=y[with_alerts], mode="markers", name="alerts (ring width: count)",
+        marker=dict(symbol="circle-open", size=sizes[with_alerts] + 10, color="crimson",
+                    line=dict(width=np.clip(alerts[with_alerts], 1, 6))),
+        customdata=alerts[with_alerts], hovertemplate="%{customdata} alerts<extra></extra>"))
+    fig.update_xaxes(title_text="x (m)")
+    fig.update_yaxes(title_text="y (m)", scaleanchor="x", scaleratio=1)
+    fig.update_layout(title=dict(text="Buildings: households, repair tickets and alerts"), height=560,
+                      legend=dict(orientation="h", y=-0.15))
+    return fig
