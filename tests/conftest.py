@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, settings
 
 # the first example of a property test may pay for JIT compilation; never
 # count that against a deadline
-settings.register_profile("twin", deadline=None, max_examples=60,
+settings.register_profile("twin", deadline=None,
                           suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("twin")
 
