@@ -114,19 +114,21 @@ class SensorsConfig:
     pipe_burst_per_building_year: float = 0.5
     dropout_per_device_day: float = 0.002
     stuck_per_device_day: float = 0.001
+    drift_per_device_day: float = 0.001
     repair_device_days: float = 3.0
     faults: bool = True                          # false: devices never fail (detection tests)
     water_litres_per_hour: float = 12.0
+    kwh_per_hour: float = 0.3                    # per active person
     burst_litres_per_hour: float = 2000.0
     smoke_per_household_year: float = 0.01
-    bin_fill_per_hour: float = 0.02
+    bin_fill_per_hour: float = 0.075
 
     def __post_init__(self):
-        for name in ("away_day_prob", "dropout_per_device_day", "stuck_per_device_day"):
+        for name in ("away_day_prob", "dropout_per_device_day", "stuck_per_device_day", "drift_per_device_day"):
             v = getattr(self, name)
             _check(0.0 <= v <= 1.0, f"sensors.{name}", "a probability in 0..1", v)
         for name in ("incapacitation_per_elder_year", "pipe_burst_per_building_year", "repair_device_days",
-                     "water_litres_per_hour", "burst_litres_per_hour", "smoke_per_household_year",
+                     "water_litres_per_hour", "kwh_per_hour", "burst_litres_per_hour", "smoke_per_household_year",
                      "bin_fill_per_hour"):
             _check(getattr(self, name) >= 0, f"sensors.{name}", "a non-negative number", getattr(self, name))
 
@@ -146,6 +148,7 @@ class StaffConfig:
     service_minutes: dict = field(default_factory=lambda: {
         "plumbing": 90.0, "electrical": 75.0, "elevator": 180.0, "public_area": 60.0, "other": 60.0})
     rating_delay_minutes: float = 240.0
+    cleaner_round_hours: list = field(default_factory=lambda: [7.0, 19.0])  # when bins are emptied
     rating_prob: float = 0.7
 
     def __post_init__(self):
@@ -163,6 +166,8 @@ class StaffConfig:
             _choice("staff.service_minutes key", k, allowed)
             _check(v > 0, f"staff.service_minutes.{k}", "a positive number of minutes", v)
         _check(0 <= self.rating_prob <= 1, "staff.rating_prob", "a probability in 0..1", self.rating_prob)
+        for h in self.cleaner_round_hours:
+            _check(0 <= h < 24, "staff.cleaner_round_hours", "hours in 0..24", h)
 
 
 @dataclass

@@ -48,7 +48,8 @@ class DailyKpis:
         self._busy_before = technician_busy_minutes
         r["backlog"] = backlog
         for key in ("tickets_opened", "tickets_completed", "alerts", "timebank_minutes", "timebank_refused",
-                    "bin_overflow_hours", "water_m3", "alert_response_minutes_sum"):
+                    "bin_overflow_hours", "water_m3", "electricity_kwh", "faulty_meters",
+                    "alert_response_minutes_sum"):
             r.setdefault(key, 0)
         self.rows.append(r)
         self._row = None

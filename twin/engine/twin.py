@@ -153,12 +153,14 @@ class Twin:
         self._hourly_use = np.empty((H, n_ticks), np.float32)
         alert_t, alert_true = np.empty(H), np.empty(H, np.bool_)
         onset_t, smoke_t = np.empty(H), np.empty(H)
+        electricity = np.empty(H)
         sensors.households_day(
             self.seed, d, float(tick), c.hh_alone_elder, c.hh_size, self.incap_since, self.care_until,
             self.fault, self.fault_until, self.last_reading, sc.incapacitation_per_elder_year / 365.0,
-            sc.away_day_prob, sc.water_litres_per_hour, sc.dropout_per_device_day, sc.stuck_per_device_day,
-            sc.repair_device_days, sc.faults, p.alert.hours, p.alert.day_start_hour, p.alert.day_end_hour,
-            sc.smoke_per_household_year / 365.0, self._hourly_use, alert_t, alert_true, onset_t, smoke_t)
+            sc.away_day_prob, sc.water_litres_per_hour, sc.kwh_per_hour, sc.dropout_per_device_day,
+            sc.stuck_per_device_day, sc.drift_per_device_day, sc.repair_device_days, sc.faults, p.alert.hours,
+            p.alert.day_start_hour, p.alert.day_end_hour, sc.smoke_per_household_year / 365.0, self._hourly_use,
+            electricity, alert_t, alert_true, onset_t, smoke_t)
         onsets = np.flatnonzero(onset_t >= 0)
         if len(onsets):
             ids = np.arange(self.n_incidents, self.n_incidents + len(onsets))
@@ -173,9 +175,11 @@ class Twin:
             self.seed, d, float(tick), self.hh_start, self.hh_end, self._hourly_use, self.burst_since,
             self.burst_until, self.burst_ticketed, sc.pipe_burst_per_building_year / 365.0,
             sc.burst_litres_per_hour, p.pipe_burst.threshold_litres_per_hour, p.pipe_burst.enabled,
-            self.bin_fill, sc.bin_fill_per_hour, detect_t, onset_b, overflow, peak)
+            self.bin_fill, sc.bin_fill_per_hour, np.asarray(cfg.staff.cleaner_round_hours, np.float64),
+            detect_t, onset_b, overflow, peak)
         self._burst_reports = (detect_t, onset_b)
-        self.kpis.add(bin_overflow_hours=float(overflow.sum()), water_m3=float(self._hourly_use.sum()) / 1000.0)
+        self.kpis.add(bin_overflow_hours=float(overflow.sum()), water_m3=float(self._hourly_use.sum()) / 1000.0,
+                      electricity_kwh=float(electricity.sum()), faulty_meters=int((self.fault != 0).sum()))
 
     def _alerts(self, d, alert_t, alert_true, smoke_t):
         """Alerts go to social workers (on call around the clock); their arrival ends an incident."""
