@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import twin
-from twin.services.community import ServicePolicies, Services
+from twin.services.community import Services
 from twin.services.events import EventKind
 
 
@@ -47,9 +47,7 @@ def test_time_bank_floors_hold(run):
 def test_replaying_the_log_reproduces_every_service(run, same_state):
     """Every accepted command left exactly one event: re-executing the log rebuilds the same state and log."""
     tw, result = run
-    c = tw.community
     services = Services(tw.services.policies)
-    services.voting.register_voters(np.arange(c.n_residents), c.household, c.adults())
     services.replay(result.event_log)
     same_state(services.snapshot(), tw.services.snapshot())
     kinds = np.isin(result.event_log["kind"], [k for k in services._by_kind])

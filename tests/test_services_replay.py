@@ -122,9 +122,7 @@ def _community():
 def _fresh_for_replay():
     from twin.services.community import Services
 
-    s = Services(_policies())
-    s.voting.register_voters(*VOTERS)  # the electorate is reference data, not in the log
-    return s
+    return Services(_policies())  # the electorate, like everything else, comes from the log
 
 
 def _replay_matches(live, same_state, foreign=()):

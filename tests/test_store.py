@@ -160,9 +160,6 @@ def test_reopening_a_store_reproduces_the_services(tmp_path, same_state):
     assert len(reopened.store.load()) == len(logged) + 1
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="the electorate is reference data, not logged, and open_services replays "
-                          "before a caller can register voters: a store holding ballots cannot be reopened")
 def test_reopening_a_store_with_ballots(tmp_path, same_state):
     from twin.services.community import open_services
 

@@ -116,7 +116,7 @@ class EventKind(IntEnum):
     TopicNoticed = 62
     # voting: subject=topic
     TopicOpened = 63
-    # voting: subject=topic
+    # voting: subject=topic, amount=eligible voters, extra=ballots counted
     TopicClosed = 64
     # voting: subject=topic, code=winner (-1 tie or none), extra=1 if carried
     TopicResolved = 65
@@ -124,6 +124,8 @@ class EventKind(IntEnum):
     BallotCast = 66
     # voting: subject=topic, code=option, amount=cost (participatory budget project)
     ProjectAdded = 67
+    # voting: actor=voter, target=household, code=1 adult / 0 not (the electorate)
+    VoterRegistered = 68
     # engine: actor=sensor/household, subject=alert id, code=alert type
     AlertRaised = 80
     # engine: actor=worker, subject=alert id

@@ -76,7 +76,7 @@ _BITS = 5
 _END = 31
 
 KINDS = frozenset({
-    ev.EventKind.TopicProposed, ev.EventKind.ProjectAdded, ev.EventKind.TopicScreened,
+    ev.EventKind.VoterRegistered, ev.EventKind.TopicProposed, ev.EventKind.ProjectAdded, ev.EventKind.TopicScreened,
     ev.EventKind.TopicNoticed, ev.EventKind.TopicOpened, ev.EventKind.BallotCast,
     ev.EventKind.TopicClosed, ev.EventKind.TopicResolved,
 })
@@ -794,11 +794,11 @@ class VotingDesk:
         self._adult = np.zeros(0, np.bool_)
 
     # ------------------------------------------------------------- electorate
-    def register_voters(self, voter_ids, household_ids, is_adult) -> None:
+    def register_voters(self, voter_ids, household_ids, is_adult, t=0.0) -> None:
         """Register residents (or update them): their household and whether they are adults.
 
-        The electorate is reference data from the residents' register, not a
-        command, so it is not logged: register it again before ``replay``.
+        Logged as ``VoterRegistered`` events, so a replayed log (or a reopened
+        store) has the same electorate.
         """
         n = batch_length(voter_ids, household_ids, is_adult)
         voters = column(voter_ids, n, np.int64)
@@ -812,8 +812,12 @@ class VotingDesk:
         if need > len(self._household):
             self._household = np.concatenate([self._household, np.full(need - len(self._household), -1)])
             self._adult = np.concatenate([self._adult, np.zeros(need - len(self._adult), np.bool_)])
+        adult = column(is_adult, n, np.bool_)
         self._household[voters] = households
-        self._adult[voters] = column(is_adult, n, np.bool_)
+        self._adult[voters] = adult
+        if self.log is not None:
+            self.log.append(ev.make(ev.EventKind.VoterRegistered, column(t, n, np.float64), actor=voters,
+                                    target=households, code=adult))
 
     def eligible_count(self) -> int:
         """Voters (or, by household, households with a registered adult) in the electorate now."""
@@ -998,7 +1002,7 @@ class VotingDesk:
     def replay(self, events: np.ndarray) -> None:
         """Re-execute the voting commands in ``events`` (other kinds are skipped).
 
-        Start from a fresh desk with the same policy and electorate.  A
+        Start from a fresh desk with the same policy.  A
         command the log accepted but the replay refuses raises ``ValueError``:
         the desk was not in the logged state.
         """
@@ -1006,6 +1010,11 @@ class VotingDesk:
         mine = events[np.isin(events["kind"], [int(k) for k in KINDS])]
         for kind, rows in ev.runs(mine):
             t = rows["t"]
+            if kind == K.VoterRegistered:
+                for run in _unique_runs(rows["actor"]):  # one call per run of distinct voters
+                    r = rows[run]
+                    self.register_voters(r["actor"], r["target"], r["code"] != 0, r["t"])
+                continue
             if kind == K.TopicProposed:
                 outcome = self.propose_batch(rows["actor"], rows["code"], rows["amount"], t, rows["extra"])
             elif kind == K.ProjectAdded:
@@ -1085,3 +1094,15 @@ class VotingDesk:
 
 __all__ = ["METHODS", "STATES", "MAX_RANKS", "MAX_OPTIONS", "KINDS", "VotingPolicy", "VotingDesk",
            "TallyResult", "tally", "pack_prefs", "unpack_prefs"]
+
+
+def _unique_runs(ids: np.ndarray):
+    """Split positions 0..n-1 into consecutive runs in which no id repeats (register calls refuse repeats)."""
+    start, seen = 0, set()
+    for i, v in enumerate(ids.tolist()):
+        if v in seen:
+            yield slice(start, i)
+            start, seen = i, set()
+        seen.add(v)
+    if len(ids):
+        yield slice(start, len(ids))
