@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from twin.services import reasons
 from twin.services.events import EventKind, EventLog
 from twin.services.points import Activity, Item, Points, PointsRules
-from twin.services.reasons import Reason
+from twin.services.reasons import Reason, UnknownActivity, UnknownItem
 
 R = Reason
 DAY = 1440.0
@@ -54,8 +54,10 @@ def test_codes_are_positions_and_names_resolve():
     rules = PointsRules()
     assert rules.activity_code("volunteer_service") == VOLUNTEER
     assert rules.item_code("community_star_honour") == STAR
-    with pytest.raises(KeyError, match="known:"):
+    with pytest.raises(UnknownActivity, match="known:"):
         rules.activity_code("jogging")
+    with pytest.raises(UnknownItem, match="known:"):
+        rules.item_code("yacht")
 
 
 @pytest.mark.parametrize("bad", [dict(points=0), dict(points=5, unit="minute"), dict(points=5, daily_cap=-1)])

@@ -3,6 +3,8 @@
     twin run [-s SCENARIO] [key=value ...]    run a scenario, write its run folder
     twin compare [-s SCENARIO] --policy "k=v ..." [--baseline "k=v ..."] [-n N]
                                               a policy against today's, with 95% CIs
+    twin sweep [-s SCENARIO] [-j JOBS] key=a,b key2=range(1,4) ...
+                                              every combination, in parallel → summary.csv
     twin report RUN_DIR                       redraw a run folder's report.html
     twin verify RUN_DIR [--url URL]           check a run's chain anchors
     twin scenarios                            list the shipped scenarios
@@ -48,6 +50,18 @@ def cmd_compare(args) -> int:
     table = compare(args.scenario, args.baseline.split(), args.policy.split(), replications=args.replications,
                     out=args.out)
     print(table)
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    import datetime as dt
+
+    from twin.sweep import sweep
+
+    out = args.out or Path("outputs") / f"sweep-{args.scenario}-{dt.datetime.now():%Y%m%d-%H%M%S}"
+    table = sweep(args.scenario, args.overrides, jobs=args.jobs, out=out)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:,.3f}"))
+    print(f"\nsweep folder: {out}")
     return 0
 
 
@@ -97,6 +111,12 @@ def main(argv=None) -> int:
     p.add_argument("-n", "--replications", type=int, default=10)
     p.add_argument("--out", default=None, help="write compare.json and compare.html here")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("sweep", help="run every combination of sweep overrides (key=a,b or key=range(1,4))")
+    p.add_argument("-s", "--scenario", default="default")
+    p.add_argument("-j", "--jobs", type=int, default=-1, help="parallel runs (default: one per core)")
+    p.add_argument("--out", default=None)
+    p.add_argument("overrides", nargs="*")
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("report", help="redraw a run folder's report.html")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)

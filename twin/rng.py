@@ -22,6 +22,7 @@ _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _INV_2_53 = 1.0 / 9007199254740992.0
+_NORMAL_SALT = 0x6E6F726D616C  # "normal"
 
 
 @njit(cache=True, inline="always")
@@ -61,8 +62,8 @@ def exponential(mean, seed, stream, tick, agent):
 @njit(cache=True, inline="always")
 def normal(seed, stream, tick, agent):
     """A standard normal variate (Box-Muller on two sub-draws)."""
-    u1 = uniform(seed, stream, tick, agent * 2)
-    u2 = uniform(seed, stream, tick, agent * 2 + 1)
+    u1 = uniform(seed, stream, tick, agent)
+    u2 = uniform(seed ^ _NORMAL_SALT, stream, tick, agent)  # a second, independent draw at the same coordinates
     return math.sqrt(-2.0 * math.log(1.0 - u1)) * math.cos(2.0 * math.pi * u2)
 
 

@@ -96,7 +96,8 @@ def _index_of(name, names, what):
     try:
         return names.index(name)
     except ValueError:
-        raise KeyError(f"unknown {what} {name!r}; known: {', '.join(names)}") from None
+        reason = Reason.UnknownActivity if what == "activity" else Reason.UnknownItem
+        raise_for(reason, f"unknown {what} {name!r}; known: {', '.join(names)}")
 
 
 _UNKNOWN_ACCOUNT = int(Reason.UnknownAccount)
