@@ -10,9 +10,10 @@ networkx view for analysis.
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
 from twin import rng
+from twin._jit import kernel, parallel_kernel
 
 # draw streams of the community build
 S_ELDER_HH, S_ALONE, S_HH_SIZE, S_AGE, S_APP, S_ENGAGE, S_BUILDING_TIE, S_REWIRE, S_ELEVATOR = range(100, 109)
@@ -72,14 +73,22 @@ class Community:
         return sum(v.nbytes for v in vars(self).values() if isinstance(v, np.ndarray))
 
 
-def build_community(cfg, seed: int) -> Community:
-    """The community described by ``cfg`` (a ``CommunityConfig``)."""
+def build_community(cfg, seed: int, elevator_share: float | None = None) -> Community:
+    """The community described by ``cfg`` (a ``CommunityConfig``).
+
+    ``elevator_share`` is the share of buildings with an elevator (default: the
+    ``facilities`` section's default).
+    """
+    if elevator_share is None:
+        from twin.config import FacilitiesConfig
+
+        elevator_share = FacilitiesConfig().elevator_share
     H, B = cfg.households, cfg.buildings
     side = int(np.ceil(np.sqrt(B)))
     b = np.arange(B)
     building_x = ((b % side) * cfg.spacing_m).astype(np.float32)
     building_y = ((b // side) * cfg.spacing_m).astype(np.float32)
-    has_elevator = rng.uniforms(seed, S_ELEVATOR, 0, B) < 0.6
+    has_elevator = rng.uniforms(seed, S_ELEVATOR, 0, B) < elevator_share
     # households fill buildings in order (so a building's residents are contiguous)
     hh_building = (np.arange(H) * B // H).astype(np.int32)
     # an elder-headed household is one or two elders; others are 1..6 people
@@ -105,7 +114,7 @@ def build_community(cfg, seed: int) -> Community:
                      household, age, flags, engagement, indptr, indices)
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _household_sizes(seed, H, mean):
     out = np.empty(H, np.int8)
     for h in prange(H):
@@ -114,7 +123,7 @@ def _household_sizes(seed, H, mean):
     return out
 
 
-@njit(cache=True, parallel=True)
+@parallel_kernel
 def _residents(seed, household, elder_hh, hh_first, app_adult, app_elder):
     n = household.shape[0]
     age = np.empty(n, np.uint8)
@@ -145,7 +154,7 @@ def _residents(seed, household, elder_hh, hh_first, app_adult, app_elder):
     return age, flags, engagement
 
 
-@njit(cache=True)
+@kernel
 def _network(seed, household, hh_first, hh_size, res_building, b_first, b_last, k, rewire_p):
     """Undirected edges: household cliques, two random building neighbours, a rewired ring of friends."""
     n = household.shape[0]

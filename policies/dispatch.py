@@ -14,7 +14,7 @@ A new policy is one more class here (or in its own module) registered with
 """
 import math
 
-from numba import njit
+from twin._jit import kernel
 
 from policies.base import Policy
 
@@ -28,13 +28,13 @@ def dispatch_policy(cls):
     return cls
 
 
-@njit(cache=True)
+@kernel
 def _fifo_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk):
     # whoever is free first; arrival order is the queue order
     return free_at
 
 
-@njit(cache=True)
+@kernel
 def _nearest_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk):
     # a free worker always beats a busy one; among free ones, the nearest
     travel = math.hypot(x - wx, y - wy) / walk
@@ -43,7 +43,7 @@ def _nearest_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk):
     return 1e9 + free_at + travel
 
 
-@njit(cache=True)
+@kernel
 def _skill_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk):
     # only workers with the skill; among them, nearest available
     if (wskills >> skill_needed) & 1 == 0:

@@ -42,7 +42,7 @@ class Twin:
         self.cfg = cfg
         self.seed = int(cfg.seed)
         t0 = time.perf_counter()
-        self.community = c = build_community(cfg.community, self.seed)
+        self.community = c = build_community(cfg.community, self.seed, cfg.facilities.elevator_share)
         self.policies = p = PolicySet.from_config(cfg.policies)
         self.services = s = Services(ServicePolicies(
             points=p.points.rules(),
