@@ -6,8 +6,8 @@ This is what the twin's ``chain.mode = anchor`` uses at each day end.
 day's event rows in log order (little-endian fields, the array's own dtype: the log's
 ``EVENT_DTYPE`` packs a row into 61 bytes).  Leaves are hashed pairwise and *positionally*
 (``keccak256(left || right)``, left first, not sorted); a level with an odd count carries its
-last node up unchanged.  A row is never 64 bytes long, so a leaf's preimage can never pass for
-an inner node's.  A day without events has the root :data:`EMPTY_ROOT` = ``keccak256(b"")``.
+last node up unchanged.  Inner nodes hash 64 bytes and rows of 64 bytes are refused, so a
+leaf's preimage can never pass for an inner node's.  A day without events has the root :data:`EMPTY_ROOT` = ``keccak256(b"")``.
 
 **Anchors.**  ``EvidenceRegistry.sol`` keeps write-once (kind, subject) slots: the ledger root
 of day *d* is ``(LEDGER_ROOT, d)``, the tally of topic *t* is ``(VOTE_TALLY, t)`` with hash
@@ -50,10 +50,12 @@ SUBJECT_KEY = {AnchorKind.vote_tally: "topic", AnchorKind.fund_spend: "spend", A
 
 def merkle_root(events: np.ndarray) -> bytes:
     """The positional keccak256 Merkle root of ``events`` (a structured array), 32 bytes."""
+    size = events.dtype.itemsize
+    if size == 64:
+        raise ValueError("rows of 64 bytes would hash like inner nodes; add or drop a field")
     if len(events) == 0:
         return EMPTY_ROOT
     raw = events.astype(events.dtype.newbyteorder("<")).tobytes()
-    size = events.dtype.itemsize
     level = [keccak(raw[i : i + size]) for i in range(0, len(raw), size)]
     while len(level) > 1:
         paired = [keccak(level[i] + level[i + 1]) for i in range(0, len(level) - 1, 2)]

@@ -259,6 +259,8 @@ def test_merkle_root_commits_to_every_byte_and_the_order():
     events = day_events(6)
     assert merkle_root(events[:0]) == EMPTY_ROOT == keccak(b"")
     assert ev.EVENT_DTYPE.itemsize == 61   # never 64: no leaf can pass for an inner node
+    with pytest.raises(ValueError, match="64 bytes"):
+        merkle_root(np.zeros(2, dtype=[(f"f{i}", "u8") for i in range(8)]))
     flipped = events.copy()
     flipped["extra"][4] = 1
     assert merkle_root(flipped) != merkle_root(events)
