@@ -293,3 +293,26 @@ def test_every_acknowledged_command_survives_a_sigkill(tmp_path):
     # and the reopened store takes new commands
     s.points.earn(0, 0, occurrence=10**9)
     assert len(s.store.load()) == len(stored) + 1
+
+
+def test_ticket_free_text_stays_in_the_store_not_in_events(tmp_path):
+    """Descriptions, contacts and comments survive a reopen, and no event carries them."""
+    from twin.services.community import open_services
+
+    path = tmp_path / "desk.db"
+    live = open_services(path)
+    ticket = live.repair.submit(category="plumbing", description="leak under the sink", building=3, unit=402,
+                                contact="138-0000-0000")
+    live.repair.dispatch(ticket, 0, t=1.0)
+    live.repair.start(ticket, t=2.0)
+    live.repair.complete(ticket, t=3.0)
+    live.repair.rate(ticket, 5, comment="quick and tidy", t=4.0)
+    live.store.close()
+    again = open_services(path).repair.get(ticket)
+    assert (again["description"], again["contact"], again["comment"]) == \
+        ("leak under the sink", "138-0000-0000", "quick and tidy")
+    raw = path.read_bytes() + (tmp_path / "desk.db-wal").read_bytes() if (tmp_path / "desk.db-wal").exists() \
+        else path.read_bytes()
+    assert b"leak under the sink" in raw  # in the details table ...
+    events = open_services(path).store.load()
+    assert events.dtype.names and all(np.issubdtype(events.dtype[f], np.number) for f in events.dtype.names)

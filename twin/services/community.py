@@ -68,6 +68,8 @@ def open_services(path, policies: ServicePolicies | None = None) -> Services:
     services = Services(policies)
     services.replay(store.load())
     services.log.sinks.append(store.sink)
+    services.repair.load_details(store.details())
+    services.repair.details_sink = store.put_detail
     services.store = store
     return services
 

@@ -368,9 +368,20 @@ class RepairDesk:
                                    for name, fill, dtype in zip(Tickets._fields, _FILL, _DTYPES))
         self._rules = (-1 if n_workers is None else int(n_workers), int(policy.max_priority),
                        int(policy.escalation_step), float(policy.reopen_window_minutes))
-        self._descriptions: dict[int, str] = {}
-        self._contacts: dict[int, str] = {}
-        self._comments: dict[int, str] = {}
+        self._details: dict[str, dict[int, str]] = {"description": {}, "contact": {}, "comment": {}}
+        #: Called as ``sink(ticket, field, text)`` for every free-text detail (the live
+        #: store keeps them in its own table: events carry ids only).
+        self.details_sink = None
+
+    def _set_detail(self, ticket: int, field: str, text: str) -> None:
+        self._details[field][ticket] = text
+        if self.details_sink is not None:
+            self.details_sink(ticket, field, text)
+
+    def load_details(self, rows) -> None:
+        """Restore free-text details, ``(ticket, field, text)`` rows, from a store."""
+        for ticket, field, text in rows:
+            self._details[field][int(ticket)] = text
 
     # ---------------------------------------------------------------- batches
     def submit_batch(self, reporter, category, building, unit, channel, priority,
@@ -483,9 +494,9 @@ class RepairDesk:
             [reporter], [category_code], [-1 if building is None else building],
             [-1 if unit is None else unit], [int(_member(Channel, channel, "channel"))], [priority],
             [has_description], [t]).single(what)
-        self._descriptions[ticket] = description
+        self._set_detail(ticket, "description", description)
         if contact is not None:
-            self._contacts[ticket] = contact
+            self._set_detail(ticket, "contact", contact)
         return ticket
 
     def dispatch(self, ticket: int, worker: int, t: float = 0.0) -> None:
@@ -503,7 +514,7 @@ class RepairDesk:
         self._single(Action.rate, ticket, t, arg=rating,
                      detail=f" with {rating} (allowed {MIN_RATING}-{MAX_RATING})")
         if comment:
-            self._comments[ticket] = comment
+            self._set_detail(ticket, "comment", comment)
 
     def cancel(self, ticket: int, actor: int = 0, t: float = 0.0) -> None:
         self._single(Action.cancel, ticket, t, actor=actor)
@@ -533,7 +544,7 @@ class RepairDesk:
             "id": ticket,
             "status": Status(s.status[ticket]).name,
             "category": Category(s.category[ticket]).name,
-            "description": self._descriptions.get(ticket),
+            "description": self._details["description"].get(ticket),
             "building": int(s.building[ticket]),
             "unit": int(s.unit[ticket]),
             "location": int(s.building[ticket]) * LOCATION_BASE + int(s.unit[ticket]),
@@ -542,10 +553,10 @@ class RepairDesk:
             "escalations": int(s.escalations[ticket]),
             "reopens": int(s.reopens[ticket]),
             "reporter": int(s.reporter[ticket]),
-            "contact": self._contacts.get(ticket),
+            "contact": self._details["contact"].get(ticket),
             "worker": _or_none(int(s.worker[ticket]), NO_WORKER),
             "rating": _or_none(int(s.rating[ticket]), NO_RATING),
-            "comment": self._comments.get(ticket),
+            "comment": self._details["comment"].get(ticket),
             **{name: None if math.isnan(times[status]) else float(times[status])
                for status, name in _TIME_NAMES.items()},
         }

@@ -6,6 +6,10 @@ command returns, so anything acknowledged survives a crash of the process.
 Reopening the store replays the log through the services and so reproduces
 their state exactly.
 
+Free text a service keeps beside its events (a repair ticket's description,
+contact and comment) lives in the store's own ``details`` table: events carry
+ids only, so the log can be shared or anchored without personal data.
+
 The store carries a schema version; opening a store written by a newer
 version of this code is a clear error rather than a silent misread.
 """
@@ -42,6 +46,8 @@ class EventStore:
                 "Upgrade community-twin to open it.")
         cols = ", ".join(f"{f} {'REAL' if f == 't' else 'INTEGER'} NOT NULL" for f in FIELDS)
         self.conn.execute(f"CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, {cols})")
+        self.conn.execute("CREATE TABLE IF NOT EXISTS details (subject INTEGER NOT NULL, field TEXT NOT NULL, "
+                          "value TEXT NOT NULL, PRIMARY KEY (subject, field))")
         self._insert = f"INSERT INTO events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 
     def sink(self, events: np.ndarray) -> None:
@@ -50,6 +56,14 @@ class EventStore:
         with self.conn:
             self.conn.execute("BEGIN")
             self.conn.executemany(self._insert, rows)
+
+    def put_detail(self, subject: int, field: str, value: str) -> None:
+        """Keep one free-text detail (durable on return)."""
+        with self.conn:
+            self.conn.execute("INSERT OR REPLACE INTO details VALUES (?, ?, ?)", (int(subject), field, value))
+
+    def details(self) -> list[tuple]:
+        return self.conn.execute("SELECT subject, field, value FROM details ORDER BY subject").fetchall()
 
     def load(self) -> np.ndarray:
         """Every stored event, in order."""
