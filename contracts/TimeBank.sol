@@ -13,6 +13,10 @@ pragma solidity 0.8.37;
 /// that come from the service (role, household, minutes, floor, kind) are int64 like its columns;
 /// minutes are called `amount` because `minutes` is a Solidity keyword.
 contract TimeBank {
+    /// @notice Bounds that keep every balance far inside int64, as in the service.
+    int64 public constant MAX_MINUTES = 1_000_000_000;
+    int64 public constant MIN_FLOOR = -1_000_000_000_000;
+
     // --- refusals: names of twin.services.reasons.Reason -------------------------------------
     error InvalidAmount();
     error SameAccount();
@@ -83,7 +87,7 @@ contract TimeBank {
     /// @param allowFamilyTransfer_ whether family transfers are allowed
     constructor(address endowment_, int64 memberFloor_, bool allowFamilyTransfer_) {
         if (endowment_ == msg.sender || endowment_ == address(0)) revert SameAccount();
-        if (memberFloor_ > 0) revert InvalidAmount();
+        if (memberFloor_ > 0 || memberFloor_ < MIN_FLOOR) revert InvalidAmount();
         admin = msg.sender;
         endowment = endowment_;
         memberFloor = memberFloor_;
@@ -113,7 +117,7 @@ contract TimeBank {
         if (!_isParty(provider) || !_isParty(receiver)) revert UnknownMember();
         if (msg.sender != provider && !_isStaff(msg.sender)) revert Unauthorized();
         if (provider == receiver) revert SelfService();
-        if (amount <= 0) revert InvalidAmount();
+        if (amount <= 0 || amount > MAX_MINUTES) revert InvalidAmount();
         id = records.length;
         records.push(Record({provider: provider, amount: amount, status: Status.Pending, receiver: receiver}));
         emit ServiceRecorded(id, msg.sender, provider, receiver, amount, kind, ref);
@@ -165,7 +169,7 @@ contract TimeBank {
     function setFloor(address member, int64 floor) external {
         if (msg.sender != admin) revert Unauthorized();
         if (!_isParty(member)) revert UnknownMember();
-        if (floor > 0) revert InvalidAmount();
+        if (floor > 0 || floor < MIN_FLOOR) revert InvalidAmount();
         accounts[member].floor = floor;
         emit MemberFloorSet(msg.sender, member, floor);
     }
@@ -175,7 +179,7 @@ contract TimeBank {
     function endow(address member, int64 amount) external {
         if (msg.sender != admin) revert Unauthorized();
         if (!accounts[member].registered) revert UnknownMember();
-        if (amount <= 0) revert InvalidAmount();
+        if (amount <= 0 || amount > MAX_MINUTES) revert InvalidAmount();
         _transfer(endowment, member, amount);
         emit Endowed(msg.sender, member, amount);
     }
@@ -186,7 +190,7 @@ contract TimeBank {
         if (!allowFamilyTransfer || household < 0 || household != householdOf(to) || msg.sender == to) {
             revert PolicyForbids();
         }
-        if (amount <= 0) revert InvalidAmount();
+        if (amount <= 0 || amount > MAX_MINUTES) revert InvalidAmount();
         _transfer(msg.sender, to, amount);
         emit FamilyTransferred(msg.sender, to, amount);
     }

@@ -422,3 +422,20 @@ def test_deployment_gas_is_within_the_limit(chain):
     receipt = chain.w3.eth.get_transaction_receipt(
         chain.w3.eth.get_block(chain.w3.eth.block_number, full_transactions=True)["transactions"][0]["hash"])
     assert receipt["contractAddress"] == bank.address and receipt["gasUsed"] < DEPLOY_GAS
+
+
+def test_amounts_and_floors_are_bounded_alike_on_chain_and_in_the_service(bank):
+    """No balance can leave int64: the same bounds refuse on the contract and in the service."""
+    from twin.services.timebank import MAX_MINUTES, MIN_FLOOR, TimeBank
+
+    service = TimeBank()
+    service.register(ANN)
+    service.register(BOB)
+    for target in (bank, service):
+        refused(Reason.InvalidAmount, target.record, ANN, BOB, MAX_MINUTES + 1)
+        refused(Reason.InvalidAmount, target.set_floor, ANN, MIN_FLOOR - 1)
+        refused(Reason.InvalidAmount, target.endow, ANN, MAX_MINUTES + 1)
+        target.set_floor(BOB, MIN_FLOOR)  # the bounds themselves are allowed
+        record = target.record(ANN, BOB, MAX_MINUTES)
+        target.confirm(record, by=BOB)
+        assert target.balance(BOB) == -MAX_MINUTES and target.balance(ANN) == MAX_MINUTES

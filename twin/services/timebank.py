@@ -29,7 +29,11 @@ order, so both refuse with the same reason):
 * ``resolve(by, record, uphold)``: UnknownRecord → NotDisputed → Unauthorized
   (not a coordinator/admin) → InsufficientBalance (when upheld).
 * ``set_floor(by, member, floor)``: Unauthorized (not admin) → UnknownMember →
-  InvalidAmount (floor > 0).
+  InvalidAmount (floor > 0 or below ``MIN_FLOOR``).
+
+Every InvalidAmount for minutes means ``minutes <= 0`` or ``minutes > MAX_MINUTES``:
+with floors bounded too, no balance can leave int64 (the contract's int256 and
+the service's int64 agree everywhere).
 * ``endow(by, member, minutes)``: Unauthorized (not admin) → UnknownMember →
   InvalidAmount.
 * ``family_transfer(by, to, minutes)``: PolicyForbids (policy off, or not one
@@ -83,8 +87,8 @@ class TimeBankPolicy:
     allow_family_transfer: bool = False
 
     def __post_init__(self):
-        if self.member_floor > 0:
-            raise ValueError(f"TimeBankPolicy.member_floor must be <= 0, got {self.member_floor}")
+        if not MIN_FLOOR <= self.member_floor <= 0:
+            raise ValueError(f"TimeBankPolicy.member_floor must be in {MIN_FLOOR}..0 minutes, got {self.member_floor}")
 
 
 _OK = 0
@@ -100,6 +104,11 @@ _INVALID_AMOUNT = int(Reason.InvalidAmount)
 _INVALID_ROLE = int(Reason.InvalidRole)
 
 _MEMBER, _COORD, _ENDOW, _ADMIN = 0, 1, 2, 3
+
+#: Bounds that keep every balance far inside int64 (the contract has the same):
+#: one operation moves at most MAX_MINUTES, and no floor is below MIN_FLOOR.
+MAX_MINUTES = 1_000_000_000
+MIN_FLOOR = -1_000_000_000_000
 _PENDING, _CONFIRMED, _CANCELLED, _DISPUTED = 0, 1, 2, 3
 
 
@@ -144,7 +153,7 @@ def _record(role, rec, n_rec, by, provider, receiver, minutes, kind):
         return _UNAUTHORIZED
     if provider == receiver:
         return _SELF
-    if minutes <= 0:
+    if minutes <= 0 or minutes > MAX_MINUTES:
         return _INVALID_AMOUNT
     rec[n_rec, 0] = provider
     rec[n_rec, 1] = receiver
@@ -328,7 +337,7 @@ class TimeBank:
         by, member, minutes = (column(c, n, np.int64) for c in (by, member, minutes))
         first = np.where(by != self.admin, _UNAUTHORIZED,
                          np.where(self._roles(member) < 0, _UNKNOWN_MEMBER,
-                                  np.where(minutes <= 0, _INVALID_AMOUNT, _OK)))
+                                  np.where((minutes <= 0) | (minutes > MAX_MINUTES), _INVALID_AMOUNT, _OK)))
         return self._ledger_move(ev.EventKind.Endowed, first, by, np.full(n, self.endowment), member, minutes, t)
 
     def family_transfer_batch(self, by, to, minutes, t=0.0) -> Outcome:
@@ -338,7 +347,7 @@ class TimeBank:
         same = (hh_by >= 0) & (hh_by == hh_to) & (by != to)
         first = np.where(~same | (not self.policy.allow_family_transfer), _POLICY,
                          np.where((self._roles(by) < 0) | (self._roles(to) < 0), _UNKNOWN_MEMBER,
-                                  np.where(minutes <= 0, _INVALID_AMOUNT, _OK)))
+                                  np.where((minutes <= 0) | (minutes > MAX_MINUTES), _INVALID_AMOUNT, _OK)))
         return self._ledger_move(ev.EventKind.FamilyTransferred, first, by, by, to, minutes, t)
 
     def set_floor_batch(self, by, member, floor, t=0.0) -> Outcome:
@@ -347,7 +356,7 @@ class TimeBank:
         roles = self._roles(member)
         out = np.where(by != self.admin, _UNAUTHORIZED,
                        np.where((roles != _MEMBER) & (roles != _COORD), _UNKNOWN_MEMBER,
-                                np.where(floor > 0, _INVALID_AMOUNT, _OK))).astype(np.int16)
+                                np.where((floor > 0) | (floor < MIN_FLOOR), _INVALID_AMOUNT, _OK))).astype(np.int16)
         ok = out == 0
         self.ledger.floors[member[ok]] = floor[ok]  # later commands in the batch win, as in order
         return Outcome(out, self._emit(ev.make(ev.EventKind.MemberFloorSet, column(t, n, np.float64)[ok],
