@@ -174,11 +174,11 @@ contract TimeBank {
         emit MemberFloorSet(msg.sender, member, floor);
     }
 
-    /// @notice The admin moves `amount` minutes from the endowment to a registered account: the one way
+    /// @notice The admin moves `amount` minutes from the endowment to a member or coordinator: the one way
     /// new minutes enter circulation, balanced by the endowment going negative.
     function endow(address member, int64 amount) external {
         if (msg.sender != admin) revert Unauthorized();
-        if (!accounts[member].registered) revert UnknownMember();
+        if (!_isParty(member)) revert UnknownMember();
         if (amount <= 0 || amount > MAX_MINUTES) revert InvalidAmount();
         _transfer(endowment, member, amount);
         emit Endowed(msg.sender, member, amount);

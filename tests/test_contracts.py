@@ -156,7 +156,8 @@ def test_only_the_admin_sets_floors_and_draws_on_the_endowment(bank):
         refused(Reason.Unauthorized, bank.endow, ANN, 100, by=who)
     refused(Reason.InvalidAmount, bank.set_floor, ANN, 1)
     refused(Reason.UnknownMember, bank.set_floor, ENDOWMENT, -5)
-    refused(Reason.SameAccount, bank.endow, ENDOWMENT, 5)
+    refused(Reason.UnknownMember, bank.endow, ENDOWMENT, 5)
+    refused(Reason.UnknownMember, bank.endow, ADMIN, 5)
     bank.set_floor(ANN, -500)
     bank.endow(CAT, 100)
     assert bank.balance(CAT) == 100 and bank.balance(ENDOWMENT) == -100

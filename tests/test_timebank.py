@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from twin.services import reasons
 from twin.services.events import EventKind, EventLog
 from twin.services.reasons import Reason
-from twin.services.timebank import RecordStatus, Role, ServiceKind, TimeBank, TimeBankPolicy
+from twin.services.timebank import MAX_MINUTES, MIN_FLOOR, RecordStatus, Role, ServiceKind, TimeBank, TimeBankPolicy
 
 R = Reason
 ADMIN, ENDOW = 0, 1
@@ -361,6 +361,8 @@ def test_endowing_draws_on_the_endowment_which_has_no_floor(tb):
     (ADMIN, STRANGER, 0, R.UnknownMember),        # unknown member beats invalid amount
     (ADMIN, ANN, 0, R.InvalidAmount),
     (ADMIN, ANN, -5, R.InvalidAmount),
+    (ADMIN, ADMIN, 5, R.UnknownMember),           # the admin takes no part in exchanges
+    (ADMIN, ENDOW, 5, R.UnknownMember),           # nor is the endowment endowed
 ])
 def test_endow_refusals_in_order(tb, by, member, minutes, reason):
     _raises(reason, tb.endow, member, minutes, by=by)
@@ -463,7 +465,7 @@ class NaiveTimeBank:
             return R.Unauthorized
         if provider == receiver:
             return R.SelfService
-        if minutes <= 0:
+        if not 0 < minutes <= MAX_MINUTES:
             return R.InvalidAmount
         self.records.append([provider, receiver, minutes, kind, 0])
         return R.Accepted
@@ -508,7 +510,7 @@ class NaiveTimeBank:
             return R.Unauthorized
         if not self._party(member):
             return R.UnknownMember
-        if floor > 0:
+        if not MIN_FLOOR <= floor <= 0:
             return R.InvalidAmount
         self.floor[member] = floor
         return R.Accepted
@@ -516,17 +518,17 @@ class NaiveTimeBank:
     def endow(self, by, member, minutes, t):
         if by != ADMIN:
             return R.Unauthorized
-        if member not in self.role:
+        if not self._party(member):  # only members and coordinators are endowed
             return R.UnknownMember
-        if minutes <= 0:
+        if not 0 < minutes <= MAX_MINUTES:
             return R.InvalidAmount
-        return self._pay(ENDOW, member, minutes) if member != ENDOW else R.SameAccount
+        return self._pay(ENDOW, member, minutes)
 
     def family_transfer(self, by, to, minutes, t):
         hh = self.household.get(by, -1)
         if not self.policy.allow_family_transfer or hh < 0 or hh != self.household.get(to, -1) or by == to:
             return R.PolicyForbids
-        if minutes <= 0:
+        if not 0 < minutes <= MAX_MINUTES:
             return R.InvalidAmount
         return self._pay(by, to, minutes)
 

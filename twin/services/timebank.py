@@ -34,7 +34,8 @@ order, so both refuse with the same reason):
 Every InvalidAmount for minutes means ``minutes <= 0`` or ``minutes > MAX_MINUTES``:
 with floors bounded too, no balance can leave int64 (the contract's int256 and
 the service's int64 agree everywhere).
-* ``endow(by, member, minutes)``: Unauthorized (not admin) → UnknownMember →
+* ``endow(by, member, minutes)``: Unauthorized (not admin) → UnknownMember (not
+  a member or coordinator: the admin and the endowment cannot be endowed) →
   InvalidAmount.
 * ``family_transfer(by, to, minutes)``: PolicyForbids (policy off, or not one
   household) → UnknownMember → InvalidAmount → InsufficientBalance.
@@ -335,8 +336,9 @@ class TimeBank:
     def endow_batch(self, by, member, minutes, t=0.0) -> Outcome:
         n = batch_length(by, member, minutes, t)
         by, member, minutes = (column(c, n, np.int64) for c in (by, member, minutes))
+        roles = self._roles(member)
         first = np.where(by != self.admin, _UNAUTHORIZED,
-                         np.where(self._roles(member) < 0, _UNKNOWN_MEMBER,
+                         np.where((roles != _MEMBER) & (roles != _COORD), _UNKNOWN_MEMBER,
                                   np.where((minutes <= 0) | (minutes > MAX_MINUTES), _INVALID_AMOUNT, _OK)))
         return self._ledger_move(ev.EventKind.Endowed, first, by, np.full(n, self.endowment), member, minutes, t)
 
