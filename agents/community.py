@@ -101,7 +101,6 @@ def build_community(cfg, seed: int, elevator_share: float | None = None) -> Comm
     size = np.where(elder_hh, np.where(alone, 1, 2), size).astype(np.int8)
     hh_first = np.zeros(H, np.int32)
     hh_first[1:] = np.cumsum(size)[:-1]
-    n = int(size.sum())
     household = np.repeat(np.arange(H, dtype=np.int32), size)
     age, flags, engagement = _residents(seed, household, elder_hh, hh_first, cfg.app_literacy_adult,
                                         cfg.app_literacy_elder)

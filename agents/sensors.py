@@ -12,7 +12,6 @@ hourly water use).
 """
 import math
 
-import numpy as np
 from numba import prange
 
 from twin import rng

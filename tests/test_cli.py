@@ -64,6 +64,7 @@ def test_out_option_and_same_seed_same_summary(tmp_path):
     a = twin_cli("run", *SMALL, "seed=3", f"out={tmp_path / 'a'}", cwd=tmp_path)
     assert a.returncode == 0, a.stderr
     b = twin_cli("run", *SMALL, "seed=3", f"out={tmp_path / 'b'}", cwd=tmp_path)
+    assert b.returncode == 0, b.stderr
     assert (tmp_path / "a" / "summary.json").read_text() == (tmp_path / "b" / "summary.json").read_text()
 
 

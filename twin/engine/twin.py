@@ -21,7 +21,7 @@ from twin.services.repair import Action, Category, RepairPolicy
 from twin.services.timebank import ServiceKind, TimeBankPolicy
 
 # engine-level draw streams
-S_QUEUE_N, S_QUEUE_T, S_SERVICE, S_RATE, S_BURST_NOTICE, S_PROPOSE = range(500, 506)
+S_QUEUE_N, S_QUEUE_T, S_SERVICE, S_RATE, S_BURST_NOTICE = range(500, 505)
 
 ALERT_INACTIVITY, ALERT_SMOKE = 0, 1
 FAMILY_FINDS_AFTER_MINUTES = 36 * 60.0
@@ -315,7 +315,7 @@ class Twin:
             ok = o.accepted
             who = self.services.repair.state.reporter[run["ticket"][ok]]
             np.add.at(self.experience, who, FEEL_RATING * (run["arg"][ok] - 3))
-        for run, o in outcomes.get(Action.complete, []):
+        for _, o in outcomes.get(Action.complete, []):
             self.kpis.add(tickets_completed=int(o.accepted.sum()))
         # bursts repaired today stop flowing
         fixed = (self.burst_since >= 0) & (self.burst_until < (d + 1) * 1440.0)
@@ -377,9 +377,10 @@ class Twin:
         order = np.argsort(out_help_t[giver], kind="stable")
         giver = giver[order]
         receiver, minutes, t = out_help[giver], out_help_min[giver], out_help_t[giver]
-        kind = (giver + d) % 3  # companionship, meal delivery, cleaning
+        kinds = np.array([ServiceKind.companionship, ServiceKind.meal_delivery, ServiceKind.cleaning], np.int64)
+        kind = kinds[(giver + d) % len(kinds)]
         rec = tb.record_batch(giver + TB_OFFSET, giver + TB_OFFSET, receiver + TB_OFFSET, minutes,
-                              kind.astype(np.int64), t)
+                              kind, t)
         ok = rec.accepted
         conf = tb.confirm_batch(receiver[ok] + TB_OFFSET, rec.ids[ok], t[ok] + minutes[ok] +
                                 cfg.residents.confirm_delay_minutes)
