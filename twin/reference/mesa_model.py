@@ -57,9 +57,10 @@ The rules, as this model states them (one tick = ``sim.tick_minutes``):
   when the notice period is over, at the end of that day, if fewer than 8
   topics are open (else they wait); a topic closes ``vote_days`` days later
   at the end of the day.
-* **Homes.**  Each day a meter may drop out (``dropout_per_device_day``) or
-  stick at its last reading (``stuck_per_device_day``) for
-  ``repair_device_days``; an elder living alone may fall
+* **Homes.**  Each day a meter may drop out (``dropout_per_device_day``),
+  stick at its last reading (``stuck_per_device_day``) or drift (read 0.5
+  litre more for each day since the fault began, ``drift_per_device_day``),
+  for ``repair_device_days``; an elder living alone may fall
   (``incapacitation_per_elder_year / 365``, not while in care), be away from
   08:00 to 20:00 (``away_day_prob``); smoke (``smoke_per_household_year /
   365``) raises an alert at once.  Per tick, water is used with probability
@@ -68,7 +69,9 @@ The rules, as this model states them (one tick = ``sim.tick_minutes``):
   sees readings only: between the policy's day hours, a zero reading adds the
   tick to a dry spell, a positive one ends it, a missing one does neither;
   ``alert_hours_without_water`` dry hours raise one alert a day, at the end of
-  the tick.  A social worker (on call) attends; if the elder had fallen the
+  the tick.  Electricity: ``kwh_per_hour`` x (0.2 + 0.8 x size in ticks with
+  water use).  A social worker (on call) sets out ``alert_setout_minutes``
+  after the alert and stays ``alert_visit_minutes``; if the elder had fallen the
   worker's arrival ends the incident (2 days of care follow; the household
   feels rescued).  Nobody alerted: the family finds the elder after 36 hours.
 * **Buildings.**  A main bursts with ``pipe_burst_per_building_year / 365`` a
@@ -81,12 +84,12 @@ The rules, as this model states them (one tick = ``sim.tick_minutes``):
   are reported after the same kind of delay by a random resident; in-home
   faults (``household_faults_per_year / 365``; plumbing 55%, else electrical)
   after ``Exp(120)`` minutes by a random member.  Bins fill with use and are
-  emptied at 07:00 and 19:00.
+  emptied on the cleaners' rounds (``staff.cleaner_round_hours``).
 * **Staff.**  Jobs (tickets, alerts) are assigned in arrival order to the
   worker with the lowest dispatch score (ties to the lowest id; nobody able:
   whoever is free first); the worker starts when free and on shift, walks
   there at ``walk_m_per_min`` and works ``Exp(service mean)`` minutes
-  (alerts: 30).  Technicians each master two repair categories, round robin
+  (alerts: ``alert_visit_minutes``).  Technicians each master two repair categories, round robin
   (everyone everything when too few).  Priority: burst 2, elevator 1, else 0.
   The reporter rates a completed repair with ``rating_prob``, ``rating_delay``
   later: ``round(5 - wait/480 - resolution/2880 + 0.8 (U - 0.5))`` in 1..5.
