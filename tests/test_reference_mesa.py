@@ -21,7 +21,14 @@ import pytest
 from scipy import stats
 
 import twin
-from twin.reference.mesa_model import Building, Home, ReferenceModel, Resident, SocialWorker, Technician
+from twin.reference.mesa_model import (
+    Building,
+    Home,
+    ReferenceModel,
+    Resident,
+    SocialWorker,
+    Technician,
+)
 
 BASE = ["community.households=300", "community.buildings=6", "sim.days=45", "progress=false",
         "sensors.incapacitation_per_elder_year=20", "residents.propose_rate_per_month=6"]
@@ -112,3 +119,12 @@ def test_a_rule_changed_in_the_twin_only_fails_the_comparison(reference_runs, mu
     _, refs = reference_runs
     bad = disagreements(twin_runs([mutation]), refs)
     assert moved in bad, f"changing {mutation} for the twin only went unnoticed (failing: {sorted(bad)})"
+
+
+def test_reference_runs_the_queue_check_demand():
+    m = ReferenceModel(twin.load_scenario("queue_check", ["sim.days=3", "seed=4", "progress=false"]))
+    s = m.run()
+    assert 100 < s["tickets_opened"] < 200  # Poisson, 2 an hour for 72 hours, nothing else
+    assert all(tk["reporter"] is None for tk in m.tickets.values())
+    waits = m.repair_waits()
+    assert len(waits) > 90 and (waits >= 0).all() and s["repair_wait_minutes_mean"] == pytest.approx(waits.mean())

@@ -139,4 +139,4 @@ class CommunityModel(mesa.Model):
         return Result.from_twin(self.twin)
 
 
-__all__ = ["CommunityModel", "DAILY"]
+__all__ = ["DAILY", "CommunityModel"]

@@ -129,8 +129,8 @@ def _fmt(x, unit="") -> str:
 
 def table(r: dict) -> str:
     """The figures as an aligned table for terminals."""
-    rows = [("machine", f"{r['machine']['cpus']} CPUs, numba {r['machine']['numba']}, "
-                        f"Python {r['machine']['python']}")]
+    mach = r["machine"]
+    rows = [("machine", f"{mach['cpus']} CPUs, numba {mach['numba']}, Python {mach['python']}")]
     for s in r["resident_steps"]:
         if "skipped" in s:
             rows.append((f"resident rule, {s['residents']:,} residents", s["skipped"]))
@@ -139,7 +139,8 @@ def table(r: dict) -> str:
         rows.append((f"resident agent-steps/s, {s['residents']:,} residents", rates))
     y = r["community_year"]
     rows += [
-        (f"default community-year ({y['residents']:,} residents, {y['days']} days), warm", _fmt(y.get("community_year_warm_s"), " s")),
+        (f"default community-year ({y['residents']:,} residents, {y['days']} days), warm",
+         _fmt(y.get("community_year_warm_s"), " s")),
         ("  cold (fresh process, empty numba cache)", _fmt(y.get("community_year_cold_s"), " s")),
         ("  cache-warm (fresh process, populated cache)", _fmt(y.get("community_year_cache_warm_s"), " s")),
         ("  warm year by phase", ", ".join(f"{k} {v:.2f}" for k, v in y.get("community_year_phases_s", {}).items())),
@@ -147,7 +148,8 @@ def table(r: dict) -> str:
     m = r["mesa"]
     rows += [
         (f"twin vs Mesa, {m['residents']:,} residents, s per simulated day",
-         f"twin {_fmt(m['twin_s_per_day'])} ({m['twin_days']} d), Mesa {_fmt(m['mesa_s_per_day'])} ({m['mesa_days']} d)"),
+         f"twin {_fmt(m['twin_s_per_day'])} ({m['twin_days']} d), Mesa {_fmt(m['mesa_s_per_day'])}"
+         + f" ({m['mesa_days']} d)"),
         ("  speed-up vs Mesa (per day; a year incl. builds)",
          f"{_fmt(m['speedup_vs_mesa'])}x; {_fmt(m['speedup_vs_mesa_year_incl_build'])}x"),
     ]
@@ -160,8 +162,8 @@ def table(r: dict) -> str:
     mem = r["memory"]
     rows += [
         ("bytes of state per resident (community + twin arrays)", _fmt(mem["bytes_per_resident"])),
-        ("  + households, buildings; services' state", f"{_fmt(mem['bytes_per_resident_with_households_buildings'])}; "
-                                                        f"{_fmt(mem['bytes_per_resident_services'])}"),
+        ("  + households, buildings; services' state",
+         f"{_fmt(mem['bytes_per_resident_with_households_buildings'])}; {_fmt(mem['bytes_per_resident_services'])}"),
         ("peak RSS of the default run (fresh process)", _fmt(r.get("peak_rss_mb"), " MB")),
         ("ledger transfers/s (batched)", _fmt(r.get("ledger_transfers_per_s"))),
     ]

@@ -13,4 +13,4 @@ draw.  Neither imports the engine's kernels or ``twin.rng``.
 from twin.reference.mesa_model import ReferenceModel, run_reference
 from twin.reference.simpy_desk import DeskRun, erlang_c_wait, run_desk
 
-__all__ = ["ReferenceModel", "run_reference", "DeskRun", "run_desk", "erlang_c_wait"]
+__all__ = ["DeskRun", "ReferenceModel", "erlang_c_wait", "run_desk", "run_reference"]

@@ -104,6 +104,7 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import mesa
 import numpy as np
@@ -247,7 +248,8 @@ class Resident(mesa.Agent):
     def vote(self):
         m = self.model
         r = m.r
-        p = logistic(r.vote_base + r.vote_engagement_effect * self.engagement + (r.vote_app_effect if self.app else 0.0))
+        x = r.vote_base + r.vote_engagement_effect * self.engagement + (r.vote_app_effect if self.app else 0.0)
+        p = logistic(x)
         for topic in m.open_topics:
             if topic.id not in self.voted and m.random.random() < p:
                 self.voted.add(topic.id)
@@ -326,10 +328,9 @@ class Home(mesa.Agent):
         if self.fallen_at is not None:  # only the part of the tick before the fall
             present = min(1.0, max(0.0, (self.fallen_at - t0) / tick))
         use = 0.0
-        if not in_care and not (self.away and 8.0 <= hour < 20.0) and present > 0:
-            if m.random.random() < (0.9 if 7.0 <= hour < 22.0 else 0.05):
-                use = s.water_litres_per_hour * len(self.members) * (tick / 60.0) * present * \
-                    (0.5 + m.random.random())
+        if not in_care and not (self.away and 8.0 <= hour < 20.0) and present > 0 \
+                and m.random.random() < (0.9 if 7.0 <= hour < 22.0 else 0.05):
+            use = s.water_litres_per_hour * len(self.members) * (tick / 60.0) * present * (0.5 + m.random.random())
         self.use = use
         size = len(self.members)
         m.today["electricity_kwh"] += s.kwh_per_hour * (tick / 60.0) * (0.2 + (0.8 * size if use > 0 else 0.0))
@@ -396,8 +397,9 @@ class Building(mesa.Agent):
             self.burst_onset_today = True
         if m.cfg.queue_check.enabled or not self.residents:
             return
+        elevator = f.elevator_faults_per_building_year if self.has_elevator else 0.0
         for category, per_year in ((Category.public_area, f.public_faults_per_building_year),
-                                   (Category.elevator, f.elevator_faults_per_building_year if self.has_elevator else 0)):
+                                   (Category.elevator, elevator)):
             if rnd() < per_year / 365.0:
                 t = base + rnd() * 1440.0 + m.random.expovariate(1.0 / self.notice_delay_mean())
                 m.report(t, m.random.choice(self.residents), category, self.bid)
@@ -416,8 +418,8 @@ class Building(mesa.Agent):
             if overlap > 0:
                 flow += s.burst_litres_per_hour * overlap / 60.0
         lph = flow * 60.0 / tick
-        if pb.enabled and self.burst_since is not None and not self.burst_ticketed \
-                and lph > pb.threshold_litres_per_hour and self.burst_since < t1:
+        if pb.enabled and not m.cfg.queue_check.enabled and self.burst_since is not None \
+                and not self.burst_ticketed and lph > pb.threshold_litres_per_hour and self.burst_since < t1:
             self.burst_ticketed = self.burst_detected_today = True
             m.report(t1, self.residents[0], Category.plumbing, self.bid, channel="sensor", burst=True)
         if any(m.hour <= h < m.hour + tick / 60.0 for h in m.cfg.staff.cleaner_round_hours):
@@ -534,7 +536,7 @@ class ReferenceModel(mesa.Model):
         self.alerts = []          # (kind, true, response minutes)
         self.earners_by_month = {}
         self.turnouts = []
-        self.totals = dict(points_issued=0, points_redeemed=0, timebank_minutes=0, ratings=[])
+        self.totals = {"points_issued": 0, "points_redeemed": 0, "timebank_minutes": 0, "ratings": []}
         self.today = {}
         self.datacollector = mesa.DataCollector(model_reporters={
             "satisfaction": lambda m: m.adult_satisfaction(),
@@ -555,7 +557,7 @@ class ReferenceModel(mesa.Model):
         c, f = self.cfg.community, self.cfg.facilities
         rnd = self.random.random
         H, B = c.households, c.buildings
-        side = int(math.ceil(math.sqrt(B)))
+        side = math.ceil(math.sqrt(B))
         self.buildings = [Building(self, b, float((b % side) * c.spacing_m), float((b // side) * c.spacing_m),
                                    rnd() < f.elevator_share) for b in range(B)]
         elder_hh_share = min(0.95, c.elder_share * c.mean_household_size / 1.7)
@@ -618,7 +620,7 @@ class ReferenceModel(mesa.Model):
                                                                           self.policies.points.schedule())):
             units = max(1, round(minutes / 60.0)) if a.unit == "hour" else 1
             self.activities.append(Activity(code, hour, self.r.activity_base + self.r.reward_effect * a.points / 10.0
-                                            + appeal, int(units), 7 if per_week >= 7 else int(round(per_week))))
+                                            + appeal, int(units), 7 if per_week >= 7 else round(per_week)))
         self.item_costs = [item.cost for item in rules.catalog]
 
     def _build_staff(self):
@@ -683,8 +685,9 @@ class ReferenceModel(mesa.Model):
     def _dawn(self, day):
         self.day = day
         self.day_start = day * 1440.0
-        self.today = dict(participants=set(), points_issued=0, tickets_opened=0, tickets_completed=0, alerts=0,
-                          ballots=0, timebank_minutes=0, bin_overflow_hours=0.0, electricity_kwh=0.0)
+        self.today = {"participants": set(), "points_issued": 0, "tickets_opened": 0, "tickets_completed": 0,
+                      "alerts": 0, "ballots": 0, "timebank_minutes": 0, "bin_overflow_hours": 0.0,
+                      "electricity_kwh": 0.0}
         endow = self.policies.timebank.endowment_minutes_per_month
         if endow > 0 and day % 30 == 0:
             tb = self.services.timebank
@@ -789,7 +792,7 @@ class ReferenceModel(mesa.Model):
             self._waiting_topics.remove(topic)
             desk.open(topic.id, max(topic.opens_at, base))
             topic.appeal = [self.random.random() for _ in range(OPTIONS_PER_TOPIC)]
-            topic.close_day = day + max(1, int(round(self.cfg.policies.vote_days)))
+            topic.close_day = day + max(1, round(self.cfg.policies.vote_days))
             self.open_topics.append(topic)
 
     # ---------------------------------------------------------- alerts and care
@@ -850,7 +853,7 @@ class ReferenceModel(mesa.Model):
             priority = 2 if burst else (1 if category == int(Category.elevator) else 0)
             ticket = desk.submit(category=category, description="reported fault", building=building, unit=0,
                                  channel=channel, priority=priority, reporter=reporter.rid if reporter else 0, t=t)
-            self.tickets[ticket] = dict(submitted=t, started=math.nan, completed=math.nan, reporter=reporter)
+            self.tickets[ticket] = {"submitted": t, "started": math.nan, "completed": math.nan, "reporter": reporter}
             self.today["tickets_opened"] += 1
             if qc.enabled:
                 mean = qc.service_minutes_mean
@@ -890,7 +893,7 @@ class ReferenceModel(mesa.Model):
             except ServiceError:
                 continue
 
-    _ORDER = {"dispatch": 0, "start": 1, "complete": 2, "rate": 3}
+    _ORDER: ClassVar[dict] = {"dispatch": 0, "start": 1, "complete": 2, "rate": 3}
 
     def _schedule(self, t, action, ticket, arg=0):
         self._seq += 1
