@@ -647,6 +647,7 @@ class ReferenceModel(mesa.Model):
             for person in self.people:
                 if person.old_elder:
                     s.timebank.set_floor(person.rid + MEMBER_OFFSET, floor)
+        # the electorate is reference data from the residents' register, which the desk takes as one list
         s.voting.register_voters([p.rid for p in self.people], [p.home.hid for p in self.people],
                                  [p.adult for p in self.people])
         self.adults = [p for p in self.people if p.adult]
