@@ -15,7 +15,7 @@ from twin.services.events import Channel
 from twin.services.repair import Category
 
 (S_HH_FAULT, S_HH_FAULT_T, S_HH_CAT, S_REPORTER, S_DELAY, S_CHANNEL, S_PUB_FAULT, S_PUB_T,
- S_ELEV_FAULT, S_ELEV_T) = range(400, 410)
+ S_ELEV_FAULT, S_ELEV_T, S_PUB_DELAY, S_ELEV_DELAY, S_PUB_REPORTER, S_ELEV_REPORTER) = range(400, 414)
 
 _APP, _HOTLINE, _GRID = int(Channel.app), int(Channel.hotline), int(Channel.grid_worker)
 _PLUMBING, _ELECTRICAL, _ELEVATOR, _PUBLIC = (int(Category.plumbing), int(Category.electrical),
@@ -66,9 +66,11 @@ def building_faults(seed, day, p_public, p_elevator, has_elevator, res_start, re
         for slot in range(2):
             s = 2 * b + slot
             out_t[s] = -1.0
-            p = p_public if slot == 0 else (p_elevator if has_elevator[b] else 0.0)
-            if n_res > 0 and rng.uniform(seed, S_PUB_FAULT + slot, day, b) < p:
-                t = base + rng.uniform(seed, S_PUB_T + slot, day, b) * 1440.0
-                out_t[s] = t + rng.exponential(mean_delay, seed, S_DELAY + 100 + slot, day, b)
-                out_reporter[s] = res_start[b] + rng.choice(n_res, seed, S_REPORTER + 100 + slot, day, b)
-                out_category[s] = _PUBLIC if slot == 0 else _ELEVATOR
+            public = slot == 0
+            p = p_public if public else (p_elevator if has_elevator[b] else 0.0)
+            if n_res > 0 and rng.uniform(seed, S_PUB_FAULT if public else S_ELEV_FAULT, day, b) < p:
+                t = base + rng.uniform(seed, S_PUB_T if public else S_ELEV_T, day, b) * 1440.0
+                out_t[s] = t + rng.exponential(mean_delay, seed, S_PUB_DELAY if public else S_ELEV_DELAY, day, b)
+                out_reporter[s] = res_start[b] + rng.choice(n_res, seed, S_PUB_REPORTER if public else S_ELEV_REPORTER,
+                                                            day, b)
+                out_category[s] = _PUBLIC if public else _ELEVATOR

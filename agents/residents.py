@@ -44,18 +44,23 @@ def peer_share(indptr, indices, last_active, day, out):
 
 
 @parallel_kernel
-def residents_day(seed, day, tick_min, flags, engagement, fatigue, peer, last_active,
-                  act_offered, act_logit, act_hour, peer_effect, engagement_effect, fatigue_effect,
+def residents_day(seed, day, flags, engagement, fatigue, peer, last_active,
+                  act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
                   fatigue_gain, fatigue_decay,
                   balances, costs, redeem_prob,
                   help_prob, help_minutes_mean, indptr, indices,
                   open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
                   out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
-    """One day of every resident's decisions (see the module docstring)."""
-    n_act = act_offered.shape[0]
+    """One day of every resident's decisions (see the module docstring).
+
+    The day's ticks are walked event by event: ``act_order`` lists the
+    activities offered today in the order of their ticks (then by index);
+    time-bank help is decided in the 14:00 tick and redeeming in the 19:00 one.
+    Nothing else happens in the other ticks, so they cost nothing.
+    """
+    n_act = out_act.shape[1]
     n_topics = open_topics.shape[0]
     base = day * 1440.0
-    ticks = int(1440 // tick_min)
     for i in prange(flags.shape[0]):
         f = flags[i]
         fatigue[i] *= fatigue_decay
@@ -67,42 +72,38 @@ def residents_day(seed, day, tick_min, flags, engagement, fatigue, peer, last_ac
             out_vote[i, j] = False
         if not (f & FLAG_ADULT):
             continue
-        for k in range(ticks):
-            hour0 = k * tick_min / 60.0
-            hour1 = hour0 + tick_min / 60.0
-            # points activities offered in this tick
-            for a in range(n_act):
-                if act_offered[a] and hour0 <= act_hour[a] < hour1:
-                    x = act_logit[a] + peer_effect * peer[i] + engagement_effect * engagement[i] \
-                        - fatigue_effect * fatigue[i]
-                    if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
-                        out_act[i, a] = True
-                        fatigue[i] += fatigue_gain
-                        last_active[i] = day
-            # time-bank help from a younger elder, in the afternoon
-            if hour0 <= 14.0 < hour1 and (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) \
-                    and rng.uniform(seed, S_HELP, day, i) < help_prob:
-                # reservoir-pick an older elder among network neighbours
-                pick = -1
-                seen = 0
-                for e in range(indptr[i], indptr[i + 1]):
-                    j = indices[e]
-                    if flags[j] & FLAG_OLD_ELDER:
-                        seen += 1
-                        if rng.uniform(seed, S_HELP_PICK, day * 64 + seen, i) * seen < 1.0:
-                            pick = j
-                if pick >= 0:
-                    out_help[i] = pick
-                    m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
-                    out_help_minutes[i] = max(15, min(240, int(m / 15.0 + 0.5) * 15))
-                    out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
-            # redeem in the evening, the dearest item one can afford
-            if hour0 <= 19.0 < hour1 and rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:
-                best = -1
-                for c in range(costs.shape[0]):
-                    if costs[c] <= balances[i] and (best < 0 or costs[c] > costs[best]):
-                        best = c
-                out_redeem[i] = best
+        # points activities, in the order they are offered through the day
+        for q in range(act_order.shape[0]):
+            a = act_order[q]
+            x = act_logit[a] + peer_effect * peer[i] + engagement_effect * engagement[i] \
+                - fatigue_effect * fatigue[i]
+            if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
+                out_act[i, a] = True
+                fatigue[i] += fatigue_gain
+                last_active[i] = day
+        # time-bank help from a younger elder (the 14:00 tick)
+        if (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) and rng.uniform(seed, S_HELP, day, i) < help_prob:
+            # reservoir-pick an older elder among network neighbours
+            pick = -1
+            seen = 0
+            for e in range(indptr[i], indptr[i + 1]):
+                j = indices[e]
+                if flags[j] & FLAG_OLD_ELDER:
+                    seen += 1
+                    if rng.uniform(seed, S_HELP_PICK, day * 64 + seen, i) * seen < 1.0:
+                        pick = j
+            if pick >= 0:
+                out_help[i] = pick
+                m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
+                out_help_minutes[i] = max(15, min(240, int(m / 15.0 + 0.5) * 15))
+                out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
+        # redeem in the evening (the 19:00 tick), the dearest item one can afford
+        if rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:
+            best = -1
+            for c in range(costs.shape[0]):
+                if costs[c] <= balances[i] and (best < 0 or costs[c] > costs[best]):
+                    best = c
+            out_redeem[i] = best
         # votes: at most one per open topic per day, at a drawn minute between 08:00 and 22:00
         for j in range(n_topics):
             if open_topics[j] >= 0 and not (voted[i] >> j) & 1:
@@ -113,6 +114,56 @@ def residents_day(seed, day, tick_min, flags, engagement, fatigue, peer, last_ac
                     out_vote[i, j] = True
                     out_vote_t[i, j] = base + 480.0 + rng.uniform(seed, S_VOTE_T + 1000 * j, day, i) * 840.0
                     voted[i] |= np.uint8(1 << j)
+
+
+class ResidentRule:
+    """The resident rule of one community: its per-activity constants, state and output slots.
+
+    The engine calls :meth:`decide` once a day; so does the benchmark, so both
+    measure and run the very same call.
+    """
+
+    def __init__(self, community, residents_cfg, points_policy, tick_minutes: int, seed: int, max_topics: int):
+        self.c, self.r, self.seed = community, residents_cfg, int(seed)
+        self.tick_minutes = tick_minutes
+        rules = points_policy.rules()
+        sched = np.array(points_policy.schedule(), np.float64).reshape(-1, 4)
+        self.per_week, self.hour, self.minutes, appeal = sched.T
+        self.per_hour_unit = np.array([a.unit == "hour" for a in rules.activities])
+        points = np.array([a.points for a in rules.activities], np.float64)
+        self.logit = residents_cfg.activity_base + residents_cfg.reward_effect * points / 10.0 + appeal
+        self.costs = np.array([i.cost for i in rules.catalog], np.int64)
+        n, n_act = community.n_residents, len(points)
+        self.fatigue = np.zeros(n, np.float32)
+        self.peer = np.zeros(n, np.float32)
+        self.last_active = np.full(n, NEVER, np.int16)
+        self.act = np.empty((n, n_act), np.bool_)
+        self.redeem = np.empty(n, np.int8)
+        self.help, self.help_minutes, self.help_t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
+        self.vote = np.empty((n, max_topics), np.bool_)
+        self.vote_t = np.empty((n, max_topics))
+
+    def offered(self, day: int) -> np.ndarray:
+        """Activities offered today: one offered k times a week runs on the first k days of each week."""
+        return (day % 7 < np.round(self.per_week)) | (self.per_week >= 7)
+
+    def order_of_day(self, day: int) -> np.ndarray:
+        """Today's offered activities in the order of their ticks (then by index)."""
+        offered = np.flatnonzero(self.offered(day))
+        tick = np.floor(self.hour[offered] * 60.0 / self.tick_minutes)
+        return offered[np.lexsort((offered, tick))].astype(np.int64)
+
+    def decide(self, day: int, balances: np.ndarray, open_topics: np.ndarray, voted: np.ndarray) -> None:
+        """One day of decisions into ``act``, ``redeem``, ``help*`` and ``vote*``."""
+        c, r = self.c, self.r
+        peer_share(c.indptr, c.indices, self.last_active, day, self.peer)
+        residents_day(
+            self.seed, day, c.flags, c.engagement, self.fatigue, self.peer, self.last_active,
+            self.order_of_day(day), self.logit, r.peer_effect, r.engagement_effect, r.fatigue_effect,
+            r.fatigue_gain, r.fatigue_decay, balances, self.costs, r.redeem_prob, r.timebank_help_prob,
+            r.timebank_minutes_mean, c.indptr, c.indices, open_topics, r.vote_base, r.vote_app_effect,
+            r.vote_engagement_effect, voted, self.act, self.redeem, self.help, self.help_minutes, self.help_t,
+            self.vote[:, : len(open_topics)], self.vote_t[:, : len(open_topics)])
 
 
 @parallel_kernel

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from policies.dispatch import score as dispatch_score
 from twin._jit import kernel
 
 UNABLE = 1e300
@@ -61,20 +62,20 @@ def next_on_shift(t, start_min, end_min):
 
 @kernel
 def assign_jobs(t, x, y, skill, service, free_at, wx, wy, wskills, busy,
-                shift_start, shift_end, always_on, walk, travel_on, score,
+                shift_start, shift_end, always_on, walk, travel_on, policy,
                 out_worker, out_dispatch, out_start, out_done):
     """Assign jobs (sorted by ``t``) to workers; returns nothing, fills ``out_*``.
 
-    ``score`` is the dispatch policy's compiled score function; the lowest
-    score wins, ties to the lowest id; if no worker can take a job, the one
-    free first takes it.
+    ``policy`` is the dispatch policy's code (``policies.dispatch``); the
+    lowest score wins, ties to the lowest id; if no worker can take a job, the
+    one free first takes it.
     """
     n_w = free_at.shape[0]
     for k in range(t.shape[0]):
         best = -1
         best_s = UNABLE
         for w in range(n_w):
-            s = score(t[k], x[k], y[k], skill[k], free_at[w], wx[w], wy[w], wskills[w], walk)
+            s = dispatch_score(policy, t[k], x[k], y[k], skill[k], free_at[w], wx[w], wy[w], wskills[w], walk)
             if s < best_s:
                 best_s = s
                 best = w

@@ -1,16 +1,21 @@
 """Dispatch policies: which worker takes the next ticket.
 
-A dispatch policy is a compiled *score* function; the staff kernel gives each
-new ticket, in arrival order, to the worker with the lowest score (ties go to
-the lowest worker id).  Score signature, all plain numbers so the same
-function can be compiled for the GPU::
+A dispatch policy is a compiled *score*; the staff kernel gives each new
+ticket, in arrival order, to the worker with the lowest score (ties go to the
+lowest worker id).  Scores take plain numbers only, so the same functions can
+be compiled for the GPU::
 
     score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk_m_per_min) -> float
 
 ``t`` the ticket's arrival minute, ``(x, y)`` its place, ``free_at`` when the
 worker is next free, ``(wx, wy)`` where the worker will be then.
-A new policy is one more class here (or in its own module) registered with
-``@dispatch_policy``, plus its name in the scenario config.
+
+The staff kernel calls :func:`score` with the policy's ``code``, which
+branches to the policy's own kernel.  (Passing the kernel itself as an
+argument would be neater, but numba then misses its cache in every new
+process and the cache grows with each run.)  A new policy is one more class
+here, registered with ``@dispatch_policy``, one more branch in :func:`score`,
+and its name in the scenario config.
 """
 import math
 
@@ -51,12 +56,25 @@ def _skill_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk):
     return _nearest_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk)
 
 
+FIFO, NEAREST, SKILL = 0, 1, 2
+
+
+@kernel
+def score(code, t, x, y, skill_needed, free_at, wx, wy, wskills, walk):
+    """The score of policy ``code`` (lower wins)."""
+    if code == FIFO:
+        return _fifo_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk)
+    if code == NEAREST:
+        return _nearest_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk)
+    return _skill_score(t, x, y, skill_needed, free_at, wx, wy, wskills, walk)
+
+
 @dispatch_policy
 class FifoDispatch(Policy):
     """First come, first served to the first free worker (the M/M/c queue discipline)."""
 
     name = "fifo"
-    score = staticmethod(_fifo_score)
+    code = FIFO
 
 
 @dispatch_policy
@@ -64,7 +82,7 @@ class NearestDispatch(Policy):
     """The nearest free worker; if none is free, the one who can be there first."""
 
     name = "nearest"
-    score = staticmethod(_nearest_score)
+    code = NEAREST
 
 
 @dispatch_policy
@@ -72,4 +90,4 @@ class SkillDispatch(Policy):
     """The nearest free worker with the ticket category's skill (falls back to anyone)."""
 
     name = "skill"
-    score = staticmethod(_skill_score)
+    code = SKILL

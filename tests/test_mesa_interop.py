@@ -39,7 +39,7 @@ def test_datacollector_rows_are_the_twins_days():
 
 def test_custom_model_reporters_read_the_twins_arrays():
     model = CommunityModel("default", sim__days=3, community__households=60, community__buildings=2, seed=5,
-                           model_reporters={"mean_fatigue": lambda m: float(m.twin.fatigue.mean()), "seed": "seed"})
+                           model_reporters={"mean_fatigue": lambda m: float(m.twin.rule.fatigue.mean()), "seed": "seed"})
     model.run_model()
     frame = model.datacollector.get_model_vars_dataframe()
     assert len(frame) == 3 and (frame["mean_fatigue"] >= 0).all() and set(frame["seed"]) == {5}

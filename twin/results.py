@@ -62,7 +62,7 @@ class Result:
         times = desk.state.times[: desk.n_tickets]
         c = twin.community
         summary = summarise(
-            events, adults=int(c.adults().sum()),
+            events, days=twin.day, adults=int(c.adults().sum()),
             repair_times={"submitted": times[:, Status.submitted], "started": times[:, Status.in_progress],
                           "completed": times[:, Status.completed]},
             turnouts=twin.topics.turnouts, satisfaction_daily=kpis["satisfaction"].to_numpy())

@@ -1,8 +1,8 @@
 """Engine speed and memory: resident agent-steps per second, the community-year, bytes per resident.
 
-* :func:`resident_steps` — the resident rule alone (``agents.residents.peer_share``
-  then ``residents_day``, what the engine calls once per simulated day) on a
-  community of ``n`` residents, with 1 or more numba threads.  One resident
+* :func:`resident_steps` — the resident rule alone (``ResidentRule.decide``:
+  ``peer_share`` then ``residents_day``, the call the engine makes once per
+  simulated day) on a community of ``n`` residents, with 1 or more numba threads.  One resident
   agent-step is one resident in one tick, so the rate is residents x ticks per
   day x days / seconds.  The arrays handed to the rule are built as the Twin
   builds them (the community, the resident state, the activity table of the
@@ -52,59 +52,31 @@ def scenario_for(n_residents: int, extra=()):
 
 
 # ---------------------------------------------------------------- resident rule
-class ResidentRule:
-    """The resident rule's inputs for one community, as ``Twin`` prepares them, and a day's call."""
+class _RuleBench:
+    """The engine's own :class:`agents.residents.ResidentRule` on a community, with two topics open."""
 
     def __init__(self, cfg):
-        from agents import residents
         from agents.community import build_community
+        from agents.residents import ResidentRule
         from policies import PolicySet
+        from twin.engine.topics import MAX_OPEN
 
         self.cfg = cfg
-        self.c = c = build_community(cfg.community, int(cfg.seed))
-        n = c.n_residents
-        p = PolicySet.from_config(cfg.policies)
-        rules = p.points.rules()
-        per_week, self.act_hour, _, appeal = np.array(p.points.schedule(), np.float64).reshape(-1, 4).T
-        self.per_week = per_week
-        points = np.array([a.points for a in rules.activities], np.float64)
-        r = cfg.residents
-        self.act_logit = r.activity_base + r.reward_effect * points / 10.0 + appeal
-        self.costs = np.array([i.cost for i in rules.catalog], np.int64)
-        self.fatigue = np.zeros(n, np.float32)
-        self.peer = np.zeros(n, np.float32)
-        self.last_active = np.full(n, residents.NEVER, np.int16)
-        self.balances = np.zeros(n, np.int64)
-        self.voted = np.zeros(n, np.uint8)
-        self.open_slots = np.full(8, -1, np.int64)
+        c = build_community(cfg.community, int(cfg.seed), cfg.facilities.elevator_share)
+        self.rule = ResidentRule(c, cfg.residents, PolicySet.from_config(cfg.policies).points,
+                                 cfg.sim.tick_minutes, int(cfg.seed), MAX_OPEN)
+        self.n = c.n_residents
+        self.ticks_per_day = 1440 // cfg.sim.tick_minutes
+        self.balances = np.zeros(self.n, np.int64)
+        self.voted = np.zeros(self.n, np.uint8)
+        self.open_slots = np.full(MAX_OPEN, -1, np.int64)
         self.open_slots[:OPEN_TOPICS] = np.arange(OPEN_TOPICS)
-        n_act, n_top = len(self.act_logit), len(self.open_slots)
-        self.out = (np.empty((n, n_act), np.bool_), np.empty(n, np.int8), np.empty(n, np.int64),
-                    np.empty(n, np.int64), np.empty(n), np.empty((n, n_top), np.bool_), np.empty((n, n_top)))
-
-    @property
-    def n(self) -> int:
-        return self.c.n_residents
-
-    @property
-    def ticks_per_day(self) -> int:
-        return 1440 // self.cfg.sim.tick_minutes
 
     def day(self, d: int) -> None:
-        """One simulated day of the resident rule (what ``Twin`` calls per day)."""
-        from agents import residents
-
-        c, r = self.c, self.cfg.residents
-        residents.peer_share(c.indptr, c.indices, self.last_active, d, self.peer)
+        """One simulated day of the resident rule (the call ``Twin`` makes per day)."""
         if d % 7 == 0:
             self.voted[:] = 0  # topics turn over about weekly
-        offered = ((d % 7) < np.round(self.per_week)) | (self.per_week >= 7)
-        residents.residents_day(
-            int(self.cfg.seed), d, float(self.cfg.sim.tick_minutes), c.flags, c.engagement, self.fatigue,
-            self.peer, self.last_active, offered, self.act_logit, self.act_hour, r.peer_effect,
-            r.engagement_effect, r.fatigue_effect, r.fatigue_gain, r.fatigue_decay, self.balances, self.costs,
-            r.redeem_prob, r.timebank_help_prob, r.timebank_minutes_mean, c.indptr, c.indices, self.open_slots,
-            r.vote_base, r.vote_app_effect, r.vote_engagement_effect, self.voted, *self.out)
+        self.rule.decide(d, self.balances, self.open_slots, self.voted)
 
 
 def _days_for(n: int) -> int:
@@ -115,7 +87,7 @@ def resident_steps(n_residents: int, threads=(1, 2), repeats: int = 2) -> dict:
     """Resident agent-steps per second at ``n_residents``, for each thread count."""
     import numba
 
-    rule = ResidentRule(scenario_for(n_residents))
+    rule = _RuleBench(scenario_for(n_residents))
     rule.day(0)  # compile or load the kernels
     days = _days_for(rule.n)
     out = {"residents": rule.n, "days": days, "ticks_per_day": rule.ticks_per_day}
@@ -249,6 +221,10 @@ def state_bytes(cfg=None) -> dict:
     per = {"resident": 0, "household": 0, "building": 0}
     arrays = [a for a in vars(tw).values() if isinstance(a, np.ndarray)]
     arrays += [a for a in vars(tw.topics).values() if isinstance(a, np.ndarray) and a.shape[:1] == (n,)]
+    rule = tw.rule  # its persistent state; its output slots are one day's scratch, reported apart
+    arrays += [rule.fatigue, rule.peer, rule.last_active]
+    scratch = sum(a.nbytes for a in (rule.act, rule.redeem, rule.help, rule.help_minutes, rule.help_t, rule.vote,
+                                     rule.vote_t))
     for a in arrays:
         kind = {n: "resident", H: "household", B: "building"}.get(a.shape[0] if a.ndim else -1)
         if kind:
@@ -264,5 +240,6 @@ def state_bytes(cfg=None) -> dict:
         "bytes_per_resident_twin_arrays": per["resident"] / n,
         "bytes_per_resident_with_households_buildings": (community + sum(per.values())) / n,
         "bytes_per_resident_services": services / n,
+        "bytes_per_resident_daily_scratch": scratch / n,
         "residents": n,
     }

@@ -64,16 +64,20 @@ def _mean(a) -> float:
     return float(np.mean(a)) if len(a) else math.nan
 
 
-def summarise(events: np.ndarray, *, adults: int, repair_times: dict, turnouts: list,
+def participation_months(days: int) -> int:
+    """How many 30-day months ``participation_rate`` averages over: the whole ones (a run
+    shorter than a month counts as one).  A partial last month would dilute the share."""
+    return max(1, days // 30)
+
+
+def summarise(events: np.ndarray, *, days: int, adults: int, repair_times: dict, turnouts: list,
               satisfaction_daily) -> dict:
     """The run's headline figures (see DESIGN.md "KPI meanings")."""
     k = events["kind"]
     earned = events[k == EventKind.PointsEarned]
     months = (earned["t"] // (30 * 1440)).astype(np.int64)
-    n_months = int(math.ceil((events["t"].max() + 1) / (30 * 1440))) if len(events) else 0
-    shares = []
-    for m in range(n_months):
-        shares.append(len(np.unique(earned["actor"][months == m])) / max(1, adults))
+    shares = [len(np.unique(earned["actor"][months == m])) / max(1, adults)
+              for m in range(participation_months(days))]
     raised = events[k == EventKind.AlertRaised]
     inactivity = raised[raised["code"] == 0]
     incidents = events[k == EventKind.IncidentStarted]

@@ -16,7 +16,8 @@ from twin.services.voting import METHODS
 MAX_OPEN = 8
 N_OPTIONS = 3
 SCREEN_PASS = 0.85
-S_PROPOSE_N, S_PROPOSER, S_SCREEN, S_COMMON, S_TASTE, S_PROPOSE_T = range(600, 606)
+S_PROPOSE_N, S_PROPOSER, S_SCREEN, S_COMMON, S_PROPOSE_T = range(600, 605)
+S_TASTE = 650  # + option: one stream per option (options < 50)
 
 
 class TopicCycle:

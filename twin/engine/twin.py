@@ -13,7 +13,7 @@ from twin import rng
 from twin.engine import schedule
 from twin.engine.chainlink import ChainLink
 from twin.engine.kpis import DailyKpis
-from twin.engine.topics import TopicCycle
+from twin.engine.topics import MAX_OPEN, TopicCycle
 from twin.services import events as ev
 from twin.services.community import ServicePolicies, Services
 from twin.services.events import Channel, EventKind
@@ -60,9 +60,7 @@ class Twin:
             s.timebank.set_floor_batch(s.timebank.admin, self._old_elders + TB_OFFSET, p.timebank.elder_floor_minutes)
         self.topics = TopicCycle(s.voting, c, p.voting, self.seed, cfg.residents.propose_rate_per_month)
         # resident state beyond the community's static arrays
-        self.fatigue = np.zeros(n, np.float32)
-        self.peer = np.zeros(n, np.float32)
-        self.last_active = np.full(n, residents.NEVER, np.int16)
+        self.rule = residents.ResidentRule(c, cfg.residents, p.points, cfg.sim.tick_minutes, self.seed, MAX_OPEN)
         self.satisfaction = np.full(n, cfg.residents.satisfaction_baseline, np.float32)
         self.experience = np.zeros(n, np.float32)
         # sensors
@@ -92,15 +90,6 @@ class Twin:
         self.transitions = schedule.TransitionQueue()
         self.n_incidents = 0
         self.n_alerts = 0
-        # per-activity constants
-        sched = np.array(p.points.schedule(), np.float64).reshape(-1, 4)
-        rules = s.points.rules
-        self._act_points = s.points.per_unit.astype(np.float64)
-        self._act_hour_unit = np.array([a.unit == "hour" for a in rules.activities])
-        self._act_per_week, self._act_hour, self._act_minutes, appeal = sched.T
-        r = cfg.residents
-        self._act_logit = r.activity_base + r.reward_effect * self._act_points / 10.0 + appeal
-        self._costs = s.points.cost.copy()
         self.kpis = DailyKpis()
         self.extras = {}  # files a run adds to its folder (chain anchors, ...)
         self.chain = ChainLink(cfg.chain) if cfg.chain.mode != "off" else None
@@ -209,7 +198,7 @@ class Twin:
                           sw.free_at, sw.x, sw.y,
                           sw.skills, sw.busy_minutes, st.shift_start_hour * 60, st.shift_end_hour * 60,
                           st.on_call_social_workers, st.walk_m_per_min, True,
-                          self.policies.dispatch.score, worker, disp, start, done)
+                          self.policies.dispatch.code, worker, disp, start, done)
         self.log.append(ev.make(EventKind.AlertAttended, start, actor=worker, subject=ids, target=hh,
                                 amount=np.round(start - t).astype(np.int64), code=kind, extra=true))
         rescued = hh[(kind == ALERT_INACTIVITY) & true]
@@ -297,7 +286,7 @@ class Twin:
         worker, disp, start, done = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
         staff.assign_jobs(t, x, y, cat, service, tech.free_at, tech.x, tech.y, tech.skills, tech.busy_minutes,
                           st.shift_start_hour * 60, st.shift_end_hour * 60, qc, st.walk_m_per_min, not qc,
-                          self.policies.dispatch.score, worker, disp, start, done)
+                          self.policies.dispatch.code, worker, disp, start, done)
         q = self.transitions
         q.push(disp, Action.dispatch, ids, worker)
         q.push(start, Action.start, ids)
@@ -311,8 +300,8 @@ class Twin:
 
     def _flush_transitions(self, d):
         outcomes = schedule.apply(self.services.repair, self.transitions.pop_until((d + 1) * 1440.0))
-        for run, o in outcomes.get(Action.rate, []):
-            ok = o.accepted
+        for run, o in outcomes.get(Action.rate, []) if not self.cfg.queue_check.enabled else ():
+            ok = o.accepted  # (queue-check tickets have no real reporter to feel anything)
             who = self.services.repair.state.reporter[run["ticket"][ok]]
             np.add.at(self.experience, who, FEEL_RATING * (run["arg"][ok] - 3))
         for _, o in outcomes.get(Action.complete, []):
@@ -325,36 +314,22 @@ class Twin:
 
     # ------------------------------------------------------------ residents
     def _residents(self, d):
-        c, cfg, s = self.community, self.cfg, self.services
-        r = cfg.residents
-        n = c.n_residents
-        residents.peer_share(c.indptr, c.indices, self.last_active, d, self.peer)
-        weekday = d % 7
-        # an activity offered k times a week runs on the first k days of each week
-        offered = (weekday < np.round(self._act_per_week)) | (self._act_per_week >= 7)
-        n_act = len(offered)
-        out_act = np.empty((n, n_act), np.bool_)
-        out_redeem = np.empty(n, np.int8)
-        out_help, out_help_min, out_help_t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
-        open_slots = self.topics.open_slots()
-        out_vote = np.empty((n, len(open_slots)), np.bool_)
-        out_vote_t = np.empty((n, len(open_slots)))
-        balances = np.zeros(n, np.int64)
+        """The residents' decisions of the day, handed to the services as command batches."""
+        c, s = self.community, self.services
+        rule = self.rule
+        balances = np.zeros(c.n_residents, np.int64)
         rb = s.points.resident_balances()
         balances[: len(rb)] = rb
-        residents.residents_day(
-            self.seed, d, float(cfg.sim.tick_minutes), c.flags, c.engagement, self.fatigue, self.peer,
-            self.last_active, offered, self._act_logit, self._act_hour, r.peer_effect, r.engagement_effect,
-            r.fatigue_effect, r.fatigue_gain, r.fatigue_decay, balances, self._costs, r.redeem_prob,
-            r.timebank_help_prob, r.timebank_minutes_mean, c.indptr, c.indices,
-            open_slots, r.vote_base, r.vote_app_effect, r.vote_engagement_effect, self.topics.voted,
-            out_act, out_redeem, out_help, out_help_min, out_help_t, out_vote, out_vote_t)
+        open_slots = self.topics.open_slots()
+        rule.decide(d, balances, open_slots, self.topics.voted)
+        out_act, out_redeem = rule.act, rule.redeem
+        n_act = out_act.shape[1]
         base = d * 1440.0
         # points: one claim per resident per activity occurrence
         who, act = np.nonzero(out_act)
         if len(who):
-            units = np.where(self._act_hour_unit[act], np.maximum(1, np.round(self._act_minutes[act] / 60.0)), 1)
-            t = base + self._act_hour[act] * 60.0
+            units = np.where(rule.per_hour_unit[act], np.maximum(1, np.round(rule.minutes[act] / 60.0)), 1)
+            t = base + rule.hour[act] * 60.0
             order = np.argsort(t, kind="stable")
             o = s.points.earn_batch(who[order], act[order], d * n_act + act[order], units[order].astype(np.int64),
                                     t[order])
@@ -363,8 +338,8 @@ class Twin:
         if len(red):
             o = s.points.redeem_batch(red, out_redeem[red], base + 19 * 60.0)
             self.experience[red[o.accepted]] += FEEL_REDEEM
-        self._timebank(d, out_help, out_help_min, out_help_t)
-        self.topics.cast(d, out_vote, out_vote_t)
+        self._timebank(d, rule.help, rule.help_minutes, rule.help_t)
+        self.topics.cast(d, rule.vote, rule.vote_t)
 
     def _timebank(self, d, out_help, out_help_min, out_help_t):
         cfg, tb = self.cfg, self.services.timebank

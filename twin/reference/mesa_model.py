@@ -110,6 +110,7 @@ import mesa
 import numpy as np
 
 from policies import PolicySet
+from twin.engine.kpis import participation_months  # a KPI definition (DESIGN.md), not a rule
 from twin.services.community import ServicePolicies, Services
 from twin.services.reasons import ServiceError
 from twin.services.repair import Category, RepairPolicy
@@ -907,7 +908,7 @@ class ReferenceModel(mesa.Model):
     def summary(self) -> dict:
         """The run's headline figures, with the meanings of DESIGN.md "KPI meanings"."""
         days = self.steps // self.ticks_per_day
-        months = max(1, math.ceil(days / 30))
+        months = participation_months(days)
         adults = max(1, len(self.adults))
         tickets = list(self.tickets.values())
         waits = [tk["started"] - tk["submitted"] for tk in tickets if not math.isnan(tk["started"])]
