@@ -121,7 +121,7 @@ class SensorsConfig:
     kwh_per_hour: float = 0.3                    # per active person
     burst_litres_per_hour: float = 2000.0
     smoke_per_household_year: float = 0.01
-    bin_fill_per_hour: float = 0.075
+    bin_fill_per_hour: float = 0.085
 
     def __post_init__(self):
         for name in ("away_day_prob", "dropout_per_device_day", "stuck_per_device_day", "drift_per_device_day"):
