@@ -38,7 +38,8 @@ def peer_share(indptr, indices, last_active, day, out):
         deg = indptr[i + 1] - indptr[i]
         c = 0
         for e in range(indptr[i], indptr[i + 1]):
-            if day - last_active[indices[e]] < PEER_WINDOW_DAYS:
+            # (compared this way round, an int16 "never" cannot overflow without the JIT either)
+            if last_active[indices[e]] > day - PEER_WINDOW_DAYS:
                 c += 1
         out[i] = c / deg if deg > 0 else 0.0
 
