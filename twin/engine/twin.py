@@ -87,6 +87,8 @@ class Twin:
                                           staff.technician_skills(st.technicians, len(Category)))
         self.social_workers = staff.Staff.at(max(1, st.social_workers), ox, oy)
         self.office = (ox, oy)
+        self._service_mean = np.array([st.service_minutes.get(k.name, st.service_minutes.get("other", 60.0))
+                                       for k in Category])  # minutes, by repair category
         self.transitions = schedule.TransitionQueue()
         self.n_incidents = 0
         self.n_alerts = 0
@@ -213,51 +215,10 @@ class Twin:
 
     # --------------------------------------------------------------- repair
     def _repair_demand(self, d):
-        """New tickets of the day (faults residents report, bursts sensors detect), then dispatch."""
-        c, cfg = self.community, self.cfg
-        base = d * 1440.0
-        if cfg.queue_check.enabled:
-            qc = cfg.queue_check
-            k = int(rng.poisson(qc.arrivals_per_hour * 24.0, self.seed, S_QUEUE_N, d, 0))
-            t = np.sort(base + rng.uniforms(self.seed, S_QUEUE_T, d, k) * 1440.0)
-            reporter = np.zeros(k, np.int64)
-            cat = np.full(k, int(Category.other))
-            building = np.zeros(k, np.int64)
-            channel = np.full(k, int(Channel.app))
-            burst = np.zeros(k, np.bool_)
-        else:
-            H, B = c.n_households, c.n_buildings
-            fc = cfg.facilities
-            t_h, rep_h, cat_h = np.empty(H), np.empty(H, np.int64), np.empty(H, np.int64)
-            facilities.household_faults(self.seed, d, fc.household_faults_per_year / 365.0, c.hh_first,
-                                        c.hh_size, 120.0, t_h, rep_h, cat_h)
-            t_b, rep_b, cat_b = np.empty(2 * B), np.empty(2 * B, np.int64), np.empty(2 * B, np.int64)
-            facilities.building_faults(self.seed, d, fc.public_faults_per_building_year / 365.0,
-                                       fc.elevator_faults_per_building_year / 365.0, c.has_elevator,
-                                       self.res_start, self.res_end, cfg.residents.fault_notice_per_hour,
-                                       t_b, rep_b, cat_b)
-            hi, bi = np.flatnonzero(t_h >= 0), np.flatnonzero(t_b >= 0)
-            # bursts: detected by the sensor policy, or noticed by residents after a while
-            detect_t, onset_b = self._burst_reports
-            new_burst = np.flatnonzero((onset_b >= 0) & (detect_t < 0))
-            n_res = (self.res_end - self.res_start)[new_burst]
-            mean_delay = 60.0 / np.maximum(1e-9, cfg.residents.fault_notice_per_hour * np.maximum(n_res, 1))
-            u = rng.uniforms(self.seed, S_BURST_NOTICE, d, c.n_buildings)[new_burst]
-            noticed_t = onset_b[new_burst] - mean_delay * np.log1p(-u)
-            burst_b = np.concatenate((np.flatnonzero(detect_t >= 0), new_burst))
-            burst_t = np.concatenate((detect_t[detect_t >= 0], noticed_t))
-            by_sensor = np.concatenate((np.ones((detect_t >= 0).sum(), bool), np.zeros(len(new_burst), bool)))
-            self.burst_ticketed[burst_b] = True
-            burst_rep = self.res_start[burst_b]  # a sensor ticket is filed in the building's name
-            t = np.concatenate((t_h[hi], t_b[bi], burst_t))
-            reporter = np.concatenate((rep_h[hi], rep_b[bi], burst_rep))
-            cat = np.concatenate((cat_h[hi], cat_b[bi], np.full(len(burst_b), int(Category.plumbing))))
-            building = np.concatenate((c.hh_building[hi], bi // 2, burst_b)).astype(np.int64)
-            channel = np.concatenate((facilities.channel_of(self.seed, c.flags, reporter[: len(hi) + len(bi)], d),
-                                      np.where(by_sensor, int(Channel.sensor), int(Channel.hotline))))
-            burst = np.concatenate((np.zeros(len(hi) + len(bi), bool), np.ones(len(burst_b), bool)))
-            order = np.argsort(t, kind="stable")
-            t, reporter, cat, building, channel, burst = (a[order] for a in (t, reporter, cat, building, channel, burst))
+        """New tickets of the day, submitted to the desk in time order, then dispatched."""
+        arrivals = self._textbook_arrivals(d) if self.cfg.queue_check.enabled else self._reported_faults(d)
+        order = np.argsort(arrivals[0], kind="stable")
+        t, reporter, cat, building, channel, burst = (a[order] for a in arrivals)
         if len(t) == 0:
             return
         priority = np.where(burst, 2, np.where(cat == int(Category.elevator), 1, 0))
@@ -265,6 +226,54 @@ class Twin:
         ok = out.accepted  # a refused ticket (none expected: the engine fills every field) is not dispatched
         self.kpis.add(tickets_opened=int(ok.sum()))
         self._dispatch(d, out.ids[ok], t[ok], cat[ok], building[ok], burst[ok])
+
+    def _textbook_arrivals(self, d):
+        """``queue_check``: Poisson arrivals at the office, their minutes drawn uniformly in the day."""
+        qc = self.cfg.queue_check
+        k = int(rng.poisson(qc.arrivals_per_hour * 24.0, self.seed, S_QUEUE_N, d, 0))
+        t = d * 1440.0 + rng.uniforms(self.seed, S_QUEUE_T, d, k) * 1440.0
+        zeros = np.zeros(k, np.int64)
+        return (t, zeros, np.full(k, int(Category.other)), zeros, np.full(k, int(Channel.app)),
+                np.zeros(k, np.bool_))
+
+    def _reported_faults(self, d):
+        """Faults residents report (homes, public areas, elevators) and pipe bursts."""
+        c, cfg = self.community, self.cfg
+        H, B = c.n_households, c.n_buildings
+        fc = cfg.facilities
+        t_h, rep_h, cat_h = np.empty(H), np.empty(H, np.int64), np.empty(H, np.int64)
+        facilities.household_faults(self.seed, d, fc.household_faults_per_year / 365.0, c.hh_first,
+                                    c.hh_size, 120.0, t_h, rep_h, cat_h)
+        t_b, rep_b, cat_b = np.empty(2 * B), np.empty(2 * B, np.int64), np.empty(2 * B, np.int64)
+        facilities.building_faults(self.seed, d, fc.public_faults_per_building_year / 365.0,
+                                   fc.elevator_faults_per_building_year / 365.0, c.has_elevator,
+                                   self.res_start, self.res_end, cfg.residents.fault_notice_per_hour,
+                                   t_b, rep_b, cat_b)
+        hi, bi = np.flatnonzero(t_h >= 0), np.flatnonzero(t_b >= 0)
+        reporter = np.concatenate((rep_h[hi], rep_b[bi]))
+        burst_t, burst_b, by_sensor = self._burst_reports_today(d)
+        n_faults, n_bursts = len(reporter), len(burst_b)
+        return (np.concatenate((t_h[hi], t_b[bi], burst_t)),
+                np.concatenate((reporter, self.res_start[burst_b])),  # a burst is filed in the building's name
+                np.concatenate((cat_h[hi], cat_b[bi], np.full(n_bursts, int(Category.plumbing)))),
+                np.concatenate((c.hh_building[hi], bi // 2, burst_b)).astype(np.int64),
+                np.concatenate((facilities.channel_of(self.seed, c.flags, reporter, d),
+                                np.where(by_sensor, int(Channel.sensor), int(Channel.hotline)))),
+                np.concatenate((np.zeros(n_faults, bool), np.ones(n_bursts, bool))))
+
+    def _burst_reports_today(self, d):
+        """Bursts the sensor policy detected today, and new ones residents notice after a while."""
+        c, cfg = self.community, self.cfg
+        detect_t, onset_b = self._burst_reports
+        detected = np.flatnonzero(detect_t >= 0)
+        unseen = np.flatnonzero((onset_b >= 0) & (detect_t < 0))
+        n_res = np.maximum((self.res_end - self.res_start)[unseen], 1)
+        mean_delay = 60.0 / np.maximum(1e-9, cfg.residents.fault_notice_per_hour * n_res)
+        u = rng.uniforms(self.seed, S_BURST_NOTICE, d, c.n_buildings)[unseen]
+        buildings = np.concatenate((detected, unseen))
+        self.burst_ticketed[buildings] = True
+        return (np.concatenate((detect_t[detected], onset_b[unseen] - mean_delay * np.log1p(-u))), buildings,
+                np.concatenate((np.ones(len(detected), bool), np.zeros(len(unseen), bool))))
 
     def _dispatch(self, d, ids, t, cat, building, burst):
         c, cfg = self.community, self.cfg
@@ -275,9 +284,7 @@ class Twin:
             mean = np.full(n, cfg.queue_check.service_minutes_mean)
             x, y = np.full(n, self.office[0]), np.full(n, self.office[1])
         else:
-            by_cat = np.array([st.service_minutes.get(cc.name, st.service_minutes.get("other", 60.0))
-                               for cc in Category])
-            mean = by_cat[cat]
+            mean = self._service_mean[cat]
             x = c.building_x[building].astype(np.float64)
             y = c.building_y[building].astype(np.float64)
         u = rng.uniforms(self.seed, S_SERVICE, d, n)
