@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: $(STAMP)
 ## Speed and memory, side by side with the references.
 bench: $(STAMP)
 	$(BIN)/twin bench
+
+## Static checks (pyflakes-level errors and likely bugs).
+lint: $(STAMP)
+	$(BIN)/ruff check twin agents policies contracts live_bridge benchmarks tests
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache

@@ -77,7 +77,7 @@ def assert_valid_page(path: Path) -> str:
 
 def summary_texts(summary: dict):
     """The summary values as the table shows them: counts with separators, NaN as n/a."""
-    for key, value in summary.items():
+    for value in summary.values():
         if isinstance(value, float) and math.isnan(value):
             yield "n/a"
         elif isinstance(value, int):
