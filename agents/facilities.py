@@ -4,12 +4,14 @@ Each day every household may have an in-home fault and every building a
 public-area or elevator fault.  A fault becomes a ticket when a resident
 notices and reports it: the reporter, the delay and the channel are drawn
 here from the residents' state (who lives there, who uses the app).
+
+These kernels are sequential on purpose: a day's work is a draw or two per
+household, less than what waking the thread pool for a parallel loop costs.
 """
 import numpy as np
-from numba import prange
 
 from twin import rng
-from twin._jit import parallel_kernel
+from twin._jit import kernel
 from agents.community import FLAG_APP, FLAG_ELDER
 from twin.services.events import Channel
 from twin.services.repair import Category
@@ -22,11 +24,11 @@ _PLUMBING, _ELECTRICAL, _ELEVATOR, _PUBLIC = (int(Category.plumbing), int(Catego
                                               int(Category.elevator), int(Category.public_area))
 
 
-@parallel_kernel
+@kernel
 def channel_of(seed, flags, resident, key):
     """How a resident reports: the app if they use it, else the hotline or a grid worker."""
     out = np.empty(resident.shape[0], np.int8)
-    for k in prange(resident.shape[0]):
+    for k in range(resident.shape[0]):
         f = flags[resident[k]]
         if f & FLAG_APP:
             out[k] = _APP
@@ -37,12 +39,12 @@ def channel_of(seed, flags, resident, key):
     return out
 
 
-@parallel_kernel
+@kernel
 def household_faults(seed, day, p_fault, hh_first, hh_size, report_delay_mean,
                      out_t, out_reporter, out_category):
     """At most one in-home fault per household per day; ``out_t`` = report time or -1."""
     base = day * 1440.0
-    for h in prange(hh_first.shape[0]):
+    for h in range(hh_first.shape[0]):
         out_t[h] = -1.0
         if rng.uniform(seed, S_HH_FAULT, day, h) < p_fault:
             t = base + rng.uniform(seed, S_HH_FAULT_T, day, h) * 1440.0
@@ -51,7 +53,7 @@ def household_faults(seed, day, p_fault, hh_first, hh_size, report_delay_mean,
             out_category[h] = _PLUMBING if rng.uniform(seed, S_HH_CAT, day, h) < 0.55 else _ELECTRICAL
 
 
-@parallel_kernel
+@kernel
 def building_faults(seed, day, p_public, p_elevator, has_elevator, res_start, res_end, notice_per_hour,
                     out_t, out_reporter, out_category):
     """At most one public-area and one elevator fault per building per day (slots 2b, 2b+1).
@@ -60,7 +62,7 @@ def building_faults(seed, day, p_public, p_elevator, has_elevator, res_start, re
     exponential with rate ``notice_per_hour`` x residents.
     """
     base = day * 1440.0
-    for b in prange(has_elevator.shape[0]):
+    for b in range(has_elevator.shape[0]):
         n_res = res_end[b] - res_start[b]
         mean_delay = 60.0 / max(1e-9, notice_per_hour * n_res)
         for slot in range(2):

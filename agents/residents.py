@@ -16,7 +16,7 @@ import numpy as np
 from numba import prange
 
 from twin import rng
-from twin._jit import inline, parallel_kernel
+from twin._jit import inline, kernel, parallel_kernel
 from agents.community import FLAG_ADULT, FLAG_APP, FLAG_ELDER, FLAG_OLD_ELDER
 
 (S_ACT, S_ACT_T, S_REDEEM, S_HELP, S_HELP_PICK, S_HELP_MIN, S_HELP_T, S_VOTE, S_VOTE_T,
@@ -167,18 +167,19 @@ class ResidentRule:
             self.vote[:, : len(open_topics)], self.vote_t[:, : len(open_topics)])
 
 
-@parallel_kernel
+# the two below are sequential: their work per day is smaller than a parallel launch
+@kernel
 def ratings(seed, key, wait_min, resolution_min, out):
     """A resident's 1-5 rating of a completed repair: five stars, less for waiting and for slow fixes."""
-    for k in prange(wait_min.shape[0]):
+    for k in range(wait_min.shape[0]):
         r = 5.0 - wait_min[k] / 480.0 - resolution_min[k] / 2880.0 + 0.8 * (rng.uniform(seed, S_RATING, key, k) - 0.5)
         out[k] = max(1, min(5, int(round(r))))
 
 
-@parallel_kernel
+@kernel
 def update_satisfaction(satisfaction, baseline, memory, experience):
     """Satisfaction decays toward the baseline and moves with the day's experiences (0..100)."""
-    for i in prange(satisfaction.shape[0]):
+    for i in range(satisfaction.shape[0]):
         s = memory * satisfaction[i] + (1.0 - memory) * baseline + experience[i]
         satisfaction[i] = min(100.0, max(0.0, s))
         experience[i] = 0.0

@@ -17,8 +17,8 @@ from numba import prange
 from twin import rng
 from twin._jit import parallel_kernel
 
-(S_INCAP, S_INCAP_T, S_AWAY, S_USE, S_AMOUNT, S_FAULT, S_BURST, S_BURST_T, S_SMOKE, S_SMOKE_T,
- S_BIN) = range(300, 311)
+(S_INCAP, S_INCAP_T, S_AWAY, S_USE, S_FAULT, S_BURST, S_BURST_T, S_SMOKE, S_SMOKE_T,
+ S_BIN) = range(300, 310)
 
 NO_FAULT, DROPOUT, STUCK, DRIFT = 0, 1, 2, 3
 DRIFT_LITRES_PER_DAY = 0.5  # how fast a drifting meter's bias grows
@@ -78,10 +78,9 @@ def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fa
             use = 0.0
             if not in_care and not (away and 8.0 <= hour < 20.0) and present > 0:
                 p = 0.9 if 7.0 <= hour < 22.0 else 0.05
-                key = day * n_ticks + k
-                if rng.uniform(seed, S_USE, key, h) < p:
-                    use = litres * size[h] * (tick_min / 60.0) * present * \
-                        (0.5 + rng.uniform(seed, S_AMOUNT, key, h))
+                u = rng.uniform(seed, S_USE, day * n_ticks + k, h)
+                if u < p:  # water is used; given that, u / p is again uniform and sets the amount
+                    use = litres * size[h] * (tick_min / 60.0) * present * (0.5 + u / p)
             hourly_use[h, k] = use
             # electricity: standby, plus appliances in the ticks water is used
             electricity[h] += kwh * (tick_min / 60.0) * (0.2 + (0.8 * size[h] if use > 0 else 0.0))
