@@ -1,6 +1,8 @@
 """Conservation over a whole run: books balance, and the event log is the complete record."""
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import twin
 from twin.services.community import Services
@@ -64,3 +66,29 @@ def test_tickets_follow_their_lifecycle_in_time(run):
     for ticket, done in t[EventKind.TicketCompleted].items():
         assert t[EventKind.TicketSubmitted][ticket] <= t[EventKind.TicketDispatched][ticket] \
             <= t[EventKind.TicketStarted][ticket] <= done
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**32), households=st.integers(20, 120), days=st.integers(3, 20),
+       dispatch=st.sampled_from(["fifo", "nearest", "skill"]), method=st.sampled_from(["plurality", "approval",
+                                                                                       "borda", "irv"]),
+       floor=st.sampled_from([0, -120]), reward=st.floats(0.0, 2.0))
+def test_any_small_community_keeps_its_books_and_its_log(same_state, seed, households, days, dispatch, method, floor,
+                                                        reward):
+    """Whatever the seed, size and policies: books at zero, no floor broken, the log replays exactly."""
+    cfg = twin.load_scenario("default", [
+        f"seed={seed}", f"community.households={households}", f"community.buildings={max(1, households // 40)}",
+        f"sim.days={days}", f"policies.dispatch={dispatch}", f"policies.voting_method={method}",
+        f"policies.timebank_elder_floor_minutes={floor}", f"residents.reward_effect={reward}",
+        "residents.propose_rate_per_month=20", "progress=false"])
+    tw = twin.Twin(cfg)
+    result = tw.run()
+    p, tb = tw.services.points, tw.services.timebank
+    assert p.ledger.total() == 0 and tb.ledger.total() == 0
+    assert (p.resident_balances() >= 0).all()
+    n = len(tb.role)
+    parties = (tb.role == 0) | (tb.role == 1)
+    assert (tb.ledger.balances[:n][parties] >= tb.ledger.floors[:n][parties]).all()
+    replayed = Services(tw.services.policies)
+    replayed.replay(result.event_log)
+    same_state(replayed.snapshot(), tw.services.snapshot())
