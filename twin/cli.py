@@ -3,7 +3,7 @@
     twin run [-s SCENARIO] [key=value ...]    run a scenario, write its run folder
     twin compare [-s SCENARIO] --policy "k=v ..." [--baseline "k=v ..."] [-n N]
                                               a policy against today's, with 95% CIs
-    twin sweep [-s SCENARIO] [-j JOBS] key=a,b key2=range(1,4) ...
+    twin sweep [-s SCENARIO] [-j JOBS] key=a,b 'key2=range(1,4)' ...
                                               every combination, in parallel → summary.csv
     twin report RUN_DIR                       redraw a run folder's report.html
     twin verify RUN_DIR [--url URL]           check a run's chain anchors

@@ -1,6 +1,6 @@
 """Parameter sweeps: the cartesian product of Hydra sweep overrides, run in parallel.
 
-``twin sweep policies.dispatch=fifo,nearest,skill seed=range(1,6)`` runs every
+``twin sweep policies.dispatch=fifo,nearest,skill 'seed=range(1,6)'`` runs every
 combination as an independent run (joblib processes locally; each run is
 deterministic, so the order and the worker do not matter) and writes one
 ``summary.csv`` row per run, with the swept values as the first columns.
