@@ -5,6 +5,10 @@ screened (most pass), noticed for the policy's notice period, open for the
 voting window, then closed and resolved by the voting desk.  Up to
 ``MAX_OPEN`` topics are open at once; residents see them as slots, and a bit
 per slot remembers who already voted.
+
+Outcomes move satisfaction: when a topic is carried, each voter whose first
+choice won feels ``FEEL_WON`` and each whose first choice lost ``FEEL_LOST``;
+a tie or a topic not carried moves nobody.
 """
 import numpy as np
 
@@ -16,13 +20,16 @@ from twin.services.voting import METHODS
 MAX_OPEN = 8
 N_OPTIONS = 3
 SCREEN_PASS = 0.85
+FEEL_WON, FEEL_LOST = 1.0, -0.5
 S_PROPOSE_N, S_PROPOSER, S_SCREEN, S_COMMON, S_PROPOSE_T = range(600, 605)
 S_TASTE = 650  # + option: one stream per option (options < 50)
 
 
 class TopicCycle:
-    def __init__(self, desk, community, rule, seed: int, proposals_per_month: float = 1.5):
+    def __init__(self, desk, community, rule, seed: int, proposals_per_month: float = 1.5, experience=None):
         self.desk, self.c, self.rule, self.seed = desk, community, rule, seed
+        self.experience = experience if experience is not None else np.zeros(community.n_residents, np.float32)
+        self._first_choices = {}  # topic -> [(voters, their first choices)] of the counted ballots
         self.rate = proposals_per_month / 30.0
         n = community.n_residents
         desk.register_voters(np.arange(n), community.household, (community.flags & FLAG_ADULT) != 0)
@@ -50,7 +57,8 @@ class TopicCycle:
             voters, t = voters[order], t[order]
             prefs = self._preferences(topic, voters)
             channel = np.where((self.c.flags[voters] & FLAG_APP) != 0, int(Channel.app), int(Channel.offline))
-            self.desk.cast_batch(topic, voters, prefs, t, channel)
+            ok = self.desk.cast_batch(topic, voters, prefs, t, channel).accepted
+            self._first_choices.setdefault(topic, []).append((voters[ok], prefs[ok, 0]))
 
     def _preferences(self, topic: int, voters: np.ndarray) -> np.ndarray:
         """Each voter ranks the options by a shared appeal plus a personal taste."""
@@ -65,6 +73,14 @@ class TopicCycle:
         elif METHODS[self.method] == "plurality":
             ranking = ranking[:, :1]
         return ranking.astype(np.int64)
+
+    def _feel_outcome(self, topic: int, result) -> None:
+        ballots = self._first_choices.pop(topic, [])
+        if not (result.carried and result.winner >= 0) or not ballots:
+            return
+        voters = np.concatenate([v for v, _ in ballots])
+        first = np.concatenate([f for _, f in ballots])
+        np.add.at(self.experience, voters, np.where(first == result.winner, FEEL_WON, FEEL_LOST))
 
     def step(self, d: int) -> None:
         """Propose, screen, notice, open, close and resolve the topics whose time has come today."""
@@ -86,8 +102,10 @@ class TopicCycle:
             topic = int(self.slot_topic[j])
             desk.close_batch([topic], [end - 1.0])
             desk.resolve_batch([topic], [end - 0.5])
-            self.turnouts.append(desk.result(topic).turnout)
+            result = desk.result(topic)
+            self.turnouts.append(result.turnout)
             self.resolved_today.append(topic)
+            self._feel_outcome(topic, result)
             self.slot_topic[j], self.slot_close_day[j] = -1, -1
             self.voted &= np.uint8(~(1 << j) & 0xFF)
         due = sorted(w for w in self.waiting if w[0] < end)

@@ -58,11 +58,13 @@ class Twin:
         self._old_elders = np.flatnonzero((c.flags & FLAG_OLD_ELDER) != 0)
         if p.timebank.elder_floor_minutes < 0 and len(self._old_elders):
             s.timebank.set_floor_batch(s.timebank.admin, self._old_elders + TB_OFFSET, p.timebank.elder_floor_minutes)
-        self.topics = TopicCycle(s.voting, c, p.voting, self.seed, cfg.residents.propose_rate_per_month)
+
         # resident state beyond the community's static arrays
         self.rule = residents.ResidentRule(c, cfg.residents, p.points, cfg.sim.tick_minutes, self.seed, MAX_OPEN)
         self.satisfaction = np.full(n, cfg.residents.satisfaction_baseline, np.float32)
         self.experience = np.zeros(n, np.float32)
+        self.topics = TopicCycle(s.voting, c, p.voting, self.seed, cfg.residents.propose_rate_per_month,
+                                 self.experience)
         # sensors
         H, B = c.n_households, c.n_buildings
         self.incap_since = np.full(H, -1.0)

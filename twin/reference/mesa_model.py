@@ -56,7 +56,8 @@ The rules, as this model states them (one tick = ``sim.tick_minutes``):
   screening (1 hour later), are noticed 2 hours after the proposal and open
   when the notice period is over, at the end of that day, if fewer than 8
   topics are open (else they wait); a topic closes ``vote_days`` days later
-  at the end of the day.
+  at the end of the day.  If it is carried with a single winner, each voter
+  whose first choice won feels +1, each whose first choice lost -0.5.
 * **Homes.**  Each day a meter may drop out (``dropout_per_device_day``),
   stick at its last reading (``stuck_per_device_day``) or drift (read 0.5
   litre more for each day since the fault began, ``drift_per_device_day``),
@@ -127,6 +128,7 @@ FAMILY_FINDS_AFTER_MINUTES = 36 * 60.0
 HOME_REPORT_DELAY_MINUTES = 120.0
 HOME_PLUMBING_SHARE = 0.55
 FEEL_ACTIVITY, FEEL_REDEEM, FEEL_HELPED, FEEL_RESCUED, FEEL_RATING = 0.3, 1.5, 1.0, 4.0, 2.0
+FEEL_WON, FEEL_LOST = 1.0, -0.5  # a carried topic: one's first choice won / lost
 UNABLE = 1e300
 NEVER = -(10**9)
 MEMBER_OFFSET = 2  # time-bank member id = resident id + 2 (0 is the admin, 1 the endowment)
@@ -489,6 +491,7 @@ class Topic:
     opens_at: float
     appeal: list = field(default_factory=list)
     close_day: int = -1
+    first_choices: dict = field(default_factory=dict)  # person -> first choice of a counted ballot
 
 
 # ======================================================================= model
@@ -768,6 +771,7 @@ class ReferenceModel(mesa.Model):
             self.services.voting.cast(topic.id, person.rid, prefs, t, 1 if person.app else 5)
         except ServiceError:
             return
+        topic.first_choices[person] = prefs[0]
         self.today["ballots"] += 1
 
     def _topics(self, day):
@@ -785,7 +789,11 @@ class ReferenceModel(mesa.Model):
                 self._waiting_topics.append(Topic(topic, t + 120.0 + self.cfg.policies.notice_days * 1440.0))
         for topic in [tp for tp in self.open_topics if tp.close_day == day]:
             desk.close(topic.id, end - 1.0)
-            self.turnouts.append(desk.resolve(topic.id, end - 0.5).turnout)
+            result = desk.resolve(topic.id, end - 0.5)
+            self.turnouts.append(result.turnout)
+            if result.carried and result.winner >= 0:  # voters feel the outcome
+                for person, first in topic.first_choices.items():
+                    person.experience += FEEL_WON if first == result.winner else FEEL_LOST
             self.open_topics.remove(topic)
         self._waiting_topics.sort(key=lambda tp: (tp.opens_at, tp.id))
         for topic in [tp for tp in self._waiting_topics if tp.opens_at < end]:
