@@ -114,6 +114,12 @@ _PENDING, _CONFIRMED, _CANCELLED, _DISPUTED = 0, 1, 2, 3
 
 
 @kernel
+def _bad_minutes(minutes):
+    """Minutes one operation may not move (scalars in kernels, arrays in the vectorised checks)."""
+    return (minutes <= 0) | (minutes > MAX_MINUTES)
+
+
+@kernel
 def _role_of(role, m):
     return role[m] if 0 <= m < role.shape[0] else -1
 
@@ -154,7 +160,7 @@ def _record(role, rec, n_rec, by, provider, receiver, minutes, kind):
         return _UNAUTHORIZED
     if provider == receiver:
         return _SELF
-    if minutes <= 0 or minutes > MAX_MINUTES:
+    if _bad_minutes(minutes):
         return _INVALID_AMOUNT
     rec[n_rec, 0] = provider
     rec[n_rec, 1] = receiver
@@ -322,24 +328,21 @@ class TimeBank:
 
     def _ledger_move(self, kind, reasons_first, by, src, dst, minutes, t) -> Outcome:
         """A policy check (``reasons_first``) then a ledger transfer; logged as ``kind``."""
-        n = len(by)
+        t = column(t, len(by), np.float64)
         out = reasons_first.astype(np.int16)
         todo = out == 0
-        out[todo] = self.ledger.apply(src[todo], dst[todo], minutes[todo], column(t, n, np.float64)[todo])
+        out[todo] = self.ledger.apply(src[todo], dst[todo], minutes[todo], t[todo])
         # the ledger's own reasons are phrased for accounts; members are what callers know
         out[out == Reason.UnknownAccount] = Reason.UnknownMember
         ok = out == 0
-        return Outcome(out, self._emit(ev.make(kind, column(t, n, np.float64)[ok], actor=by[ok],
-                                               target=dst[ok],
-                                               amount=minutes[ok])))
+        return Outcome(out, self._emit(ev.make(kind, t[ok], actor=by[ok], target=dst[ok], amount=minutes[ok])))
 
     def endow_batch(self, by, member, minutes, t=0.0) -> Outcome:
         n = batch_length(by, member, minutes, t)
         by, member, minutes = (column(c, n, np.int64) for c in (by, member, minutes))
-        roles = self._roles(member)
         first = np.where(by != self.admin, _UNAUTHORIZED,
-                         np.where((roles != _MEMBER) & (roles != _COORD), _UNKNOWN_MEMBER,
-                                  np.where((minutes <= 0) | (minutes > MAX_MINUTES), _INVALID_AMOUNT, _OK)))
+                         np.where(~self._parties(member), _UNKNOWN_MEMBER,
+                                  np.where(_bad_minutes(minutes), _INVALID_AMOUNT, _OK)))
         return self._ledger_move(ev.EventKind.Endowed, first, by, np.full(n, self.endowment), member, minutes, t)
 
     def family_transfer_batch(self, by, to, minutes, t=0.0) -> Outcome:
@@ -349,15 +352,14 @@ class TimeBank:
         same = (hh_by >= 0) & (hh_by == hh_to) & (by != to)
         first = np.where(~same | (not self.policy.allow_family_transfer), _POLICY,
                          np.where((self._roles(by) < 0) | (self._roles(to) < 0), _UNKNOWN_MEMBER,
-                                  np.where((minutes <= 0) | (minutes > MAX_MINUTES), _INVALID_AMOUNT, _OK)))
+                                  np.where(_bad_minutes(minutes), _INVALID_AMOUNT, _OK)))
         return self._ledger_move(ev.EventKind.FamilyTransferred, first, by, by, to, minutes, t)
 
     def set_floor_batch(self, by, member, floor, t=0.0) -> Outcome:
         n = batch_length(by, member, floor, t)
         by, member, floor = (column(c, n, np.int64) for c in (by, member, floor))
-        roles = self._roles(member)
         out = np.where(by != self.admin, _UNAUTHORIZED,
-                       np.where((roles != _MEMBER) & (roles != _COORD), _UNKNOWN_MEMBER,
+                       np.where(~self._parties(member), _UNKNOWN_MEMBER,
                                 np.where((floor > 0) | (floor < MIN_FLOOR), _INVALID_AMOUNT, _OK))).astype(np.int16)
         ok = out == 0
         self.ledger.floors[member[ok]] = floor[ok]  # later commands in the batch win, as in order
@@ -367,6 +369,11 @@ class TimeBank:
     def _roles(self, ids):
         inside = (ids >= 0) & (ids < len(self.role))
         return np.where(inside, self.role[np.clip(ids, 0, max(len(self.role) - 1, 0))], -1)
+
+    def _parties(self, ids):
+        """Members and coordinators: who can take part in exchanges (vectorised ``_is_party``)."""
+        roles = self._roles(ids)
+        return (roles == _MEMBER) | (roles == _COORD)
 
     def _households(self, ids):
         inside = (ids >= 0) & (ids < len(self.household)) & (self._roles(ids) >= 0)
