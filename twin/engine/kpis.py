@@ -28,9 +28,6 @@ class DailyKpis:
         for k, v in figures.items():
             self._row[k] = self._row.get(k, 0) + v
 
-    def total(self, key: str) -> float:
-        return sum(r.get(key, 0) for r in self.rows) + (self._row or {}).get(key, 0)
-
     def end(self, events: np.ndarray, *, satisfaction: float, technician_busy_minutes: float,
             technician_shift_minutes: float, backlog: int) -> None:
         day = events[self._first_event:]

@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from agents import facilities, residents, sensors, staff
-from agents.community import FLAG_ADULT, FLAG_ELDER, FLAG_OLD_ELDER, build_community
+from agents.community import FLAG_ADULT, FLAG_ELDER, build_community
 from policies import PolicySet
 from twin import rng
 from twin.engine import schedule
@@ -17,7 +17,7 @@ from twin.engine.topics import MAX_OPEN, TopicCycle
 from twin.services import events as ev
 from twin.services.community import ServicePolicies, Services
 from twin.services.events import Channel, EventKind
-from twin.services.repair import Action, Category, RepairPolicy
+from twin.services.repair import Action, Category, RepairPolicy, Status
 from twin.services.timebank import ServiceKind, TimeBankPolicy
 
 # engine-level draw streams
@@ -55,7 +55,7 @@ class Twin:
         s.points.enroll_batch(adults)
         elders = np.flatnonzero((c.flags & FLAG_ELDER) != 0)
         s.timebank.register_batch(s.timebank.admin, elders + TB_OFFSET, 0, c.household[elders])
-        self._old_elders = np.flatnonzero((c.flags & FLAG_OLD_ELDER) != 0)
+        self._old_elders = np.flatnonzero(c.age >= p.timebank.elder_age)  # the overdraft policy's elders
         if p.timebank.elder_floor_minutes < 0 and len(self._old_elders):
             s.timebank.set_floor_batch(s.timebank.admin, self._old_elders + TB_OFFSET, p.timebank.elder_floor_minutes)
 
@@ -389,4 +389,10 @@ class Twin:
         self.kpis.end(self.log.events, satisfaction=float(self.satisfaction[adults].mean()),
                       technician_busy_minutes=float(tech.busy_minutes.sum()),
                       technician_shift_minutes=len(tech) * shift,
-                      backlog=int(self.services.repair.n_tickets) - int(self.kpis.total("tickets_completed")))
+                      backlog=self._open_tickets())
+
+    def _open_tickets(self) -> int:
+        """Tickets submitted, dispatched or in progress right now (read off the desk)."""
+        desk = self.services.repair
+        status = desk.state.status[: desk.n_tickets]
+        return int((status <= Status.in_progress).sum())
