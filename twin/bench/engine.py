@@ -219,12 +219,12 @@ def state_bytes(cfg=None) -> dict:
     c = tw.community
     n, H, B = c.n_residents, c.n_households, c.n_buildings
     per = {"resident": 0, "household": 0, "building": 0}
-    arrays = [a for a in vars(tw).values() if isinstance(a, np.ndarray)]
+    arrays = [a for a in vars(tw).values() if isinstance(a, np.ndarray) and a is not tw._hourly_use]
     arrays += [a for a in vars(tw.topics).values() if isinstance(a, np.ndarray) and a.shape[:1] == (n,)]
     rule = tw.rule  # its persistent state; its output slots are one day's scratch, reported apart
     arrays += [rule.fatigue, rule.peer, rule.last_active]
     scratch = sum(a.nbytes for a in (rule.act, rule.redeem, rule.help, rule.help_minutes, rule.help_t, rule.vote,
-                                     rule.vote_t))
+                                     rule.vote_t, tw._hourly_use))
     for a in arrays:
         kind = {n: "resident", H: "household", B: "building"}.get(a.shape[0] if a.ndim else -1)
         if kind:

@@ -77,6 +77,7 @@ class Twin:
         self.burst_until = np.full(B, math.inf)
         self.burst_ticketed = np.zeros(B, np.bool_)
         self.bin_fill = np.zeros(B, np.float32)
+        self._hourly_use = np.empty((H, 1440 // cfg.sim.tick_minutes), np.float32)  # one day's, reused
         self.hh_start = np.searchsorted(c.hh_building, np.arange(B)).astype(np.int64)
         self.hh_end = np.searchsorted(c.hh_building, np.arange(B), side="right").astype(np.int64)
         res_building = c.hh_building[c.household]
@@ -142,8 +143,6 @@ class Twin:
         sc = cfg.sensors
         H = c.n_households
         tick = cfg.sim.tick_minutes
-        n_ticks = 1440 // tick
-        self._hourly_use = np.empty((H, n_ticks), np.float32)
         alert_t, alert_true = np.empty(H), np.empty(H, np.bool_)
         onset_t, smoke_t = np.empty(H), np.empty(H)
         electricity = np.empty(H)
@@ -210,9 +209,8 @@ class Twin:
         self.incap_since[rescued] = -1.0
         self.incident_id[rescued] = -1
         self.care_until[rescued] = when + sensors.CARE_DAYS * 1440.0
-        members = np.concatenate([np.arange(c.hh_first[h], c.hh_first[h] + c.hh_size[h]) for h in rescued]) \
-            if len(rescued) else np.zeros(0, np.int64)
-        self.experience[members] += FEEL_RESCUED
+        if len(rescued):
+            self.experience[np.isin(c.household, rescued)] += FEEL_RESCUED  # the whole household is relieved
         self.kpis.add(alerts=n, alert_response_minutes_sum=float((start - t).sum()))
 
     # --------------------------------------------------------------- repair
