@@ -223,6 +223,7 @@ def state_bytes(cfg=None) -> dict:
     arrays += [a for a in vars(tw.topics).values() if isinstance(a, np.ndarray) and a.shape[:1] == (n,)]
     rule = tw.rule  # its persistent state; its output slots are one day's scratch, reported apart
     arrays += [rule.fatigue, rule.peer, rule.last_active]
+    arrays = list({id(a): a for a in arrays}.values())  # an array shared by two owners counts once
     scratch = sum(a.nbytes for a in (rule.act, rule.redeem, rule.help, rule.help_minutes, rule.help_t, rule.vote,
                                      rule.vote_t, tw._hourly_use))
     for a in arrays:
