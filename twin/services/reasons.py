@@ -47,6 +47,17 @@ class Reason(IntEnum):
     NoticePeriodNotOver = 30
     # time bank (appended)
     InvalidRole = 31
+    # service inputs, any service (appended)
+    InvalidTime = 32            # a time that is not a finite number
+    BeforeSubmission = 33       # a ticket step timestamped before the ticket was submitted
+    NotAnInteger = 34           # a count, id, rating or minutes with a fraction, or not a number
+    UnknownKind = 35            # an enum code outside its members (service kind, role, ...)
+    UnknownCategory = 36        # a repair category the desk does not know
+    InvalidId = 37              # a resident or member id that is negative or above the bound
+    TextTooLong = 38            # free text over the service's limit
+    # time bank governance (appended)
+    EndowmentExhausted = 39     # the endowment's budget is spent
+    ConfirmationRequired = 40   # the receiver (or a second staff member) must confirm
 
 
 class ServiceError(Exception):
