@@ -1,8 +1,11 @@
-"""The SQLite event store: round trips, reopening, schema versions, and a crash mid-stream.
+"""The SQLite event store: round trips, reopening, schema versions, one writer, failed
+writes, damaged files, and a crash mid-stream.
 
 The crash test runs a real writer process that acknowledges each command on
 stdout only after the command returned, SIGKILLs it mid-stream, and checks
 that the reopened store holds every acknowledged command and consistent books.
+Failed writes are real SQLite failures: a full disk (``max_page_count``), a
+lock held by a foreign connection, a trigger that aborts the details insert.
 """
 import os
 import queue
@@ -20,7 +23,7 @@ import pytest
 
 from twin.services import events as ev
 from twin.services.events import EVENT_DTYPE, EventKind, EventLog
-from twin.services.store import SCHEMA_VERSION, EventStore, StoreVersionError
+from twin.services.store import SCHEMA_VERSION, EventStore, StoreCorrupt, StoreLocked, StoreVersionError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,8 +52,8 @@ def test_events_round_trip_exactly(tmp_path):
     assert loaded.dtype == EVENT_DTYPE
     assert np.array_equal(loaded, np.concatenate(batches))  # floats and int64 extremes bit for bit
     store.close()
-    again = EventStore(tmp_path / "s.db")
-    assert np.array_equal(again.load(), np.concatenate(batches))
+    with EventStore(tmp_path / "s.db") as again:
+        assert np.array_equal(again.load(), np.concatenate(batches))
 
 
 def test_a_new_store_is_empty_and_records_the_schema_version(tmp_path):
@@ -65,7 +68,7 @@ def test_the_store_as_a_log_sink_sees_every_batch_before_it_is_in_memory(tmp_pat
     store = EventStore(tmp_path / "s.db")
     log = EventLog(capacity=2)
     seen = []
-    log.sinks += [store.sink, lambda batch: seen.append((len(log), len(batch)))]
+    log.sinks += [store.sink, lambda batch, details: seen.append((len(log), len(batch)))]
     for seed in range(5):
         log.append(_random_events(3, seed))
     assert seen == [(0, 3), (3, 3), (6, 3), (9, 3), (12, 3)]  # the sink ran before the append
@@ -78,7 +81,7 @@ def test_a_failing_sink_leaves_the_in_memory_log_unchanged(tmp_path):
     log.sinks.append(store.sink)
     log.append(_random_events(2, 0))
     store.close()  # the next write cannot be made durable
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(ev.WriteFailed):
         log.append(_random_events(2, 1))
     assert len(log) == 2  # nothing is in the log that is not in the store
 
@@ -114,8 +117,10 @@ def test_open_services_refuses_a_newer_store(tmp_path):
 
 def test_a_store_of_the_current_version_reopens(tmp_path):
     path = tmp_path / "now.db"
-    EventStore(path).sink(_random_events(4, 2))
-    assert len(EventStore(path).load()) == 4
+    with EventStore(path) as store:
+        store.sink(_random_events(4, 2))
+    with EventStore(path) as store:
+        assert len(store.load()) == 4
 
 
 # ---------------------------------------------------------------- reopening
@@ -158,6 +163,7 @@ def test_reopening_a_store_reproduces_the_services(tmp_path, same_state):
     # and it carries on where it stopped: the next ticket id follows, the events land in the store
     assert reopened.repair.submit("gas", "smell", building=2, unit=1, t=500.0) == 2
     assert len(reopened.store.load()) == len(logged) + 1
+    reopened.close()
 
 
 def test_reopening_a_store_with_ballots(tmp_path, same_state):
@@ -172,8 +178,9 @@ def test_reopening_a_store_with_ballots(tmp_path, same_state):
     live.voting.open(topic, t=7 * 1440.0)
     live.voting.cast(topic, 2, [1], t=7 * 1440.0 + 1)
     expected = live.snapshot()
-    live.store.close()
-    same_state(open_services(path).snapshot(), expected)
+    live.close()
+    with open_services(path) as again:
+        same_state(again.snapshot(), expected)
 
 
 # ------------------------------------------------------------------- crash
@@ -293,26 +300,311 @@ def test_every_acknowledged_command_survives_a_sigkill(tmp_path):
     # and the reopened store takes new commands
     s.points.earn(0, 0, occurrence=10**9)
     assert len(s.store.load()) == len(stored) + 1
+    s.close()
 
 
-def test_ticket_free_text_stays_in_the_store_not_in_events(tmp_path):
-    """Descriptions, contacts and comments survive a reopen, and no event carries them."""
+# ------------------------------------------------------------- free text
+def test_ticket_free_text_stays_in_the_details_table_and_nowhere_else(tmp_path):
+    """Descriptions, contacts and comments survive a reopen; no other table holds them."""
     from twin.services.community import open_services
 
     path = tmp_path / "desk.db"
-    live = open_services(path)
-    ticket = live.repair.submit(category="plumbing", description="leak under the sink", building=3, unit=402,
-                                contact="138-0000-0000")
-    live.repair.dispatch(ticket, 0, t=1.0)
-    live.repair.start(ticket, t=2.0)
-    live.repair.complete(ticket, t=3.0)
-    live.repair.rate(ticket, 5, comment="quick and tidy", t=4.0)
-    live.store.close()
-    again = open_services(path).repair.get(ticket)
-    assert (again["description"], again["contact"], again["comment"]) == \
-        ("leak under the sink", "138-0000-0000", "quick and tidy")
-    raw = path.read_bytes() + (tmp_path / "desk.db-wal").read_bytes() if (tmp_path / "desk.db-wal").exists() \
-        else path.read_bytes()
-    assert b"leak under the sink" in raw  # in the details table ...
-    events = open_services(path).store.load()
-    assert events.dtype.names and all(np.issubdtype(events.dtype[f], np.number) for f in events.dtype.names)
+    with open_services(path) as live:
+        ticket = live.repair.submit(category="plumbing", description="leak under the sink", building=3,
+                                    unit=402, contact="138-0000-0000")
+        live.repair.dispatch(ticket, 0, t=1.0)
+        live.repair.start(ticket, t=2.0)
+        live.repair.complete(ticket, t=3.0)
+        live.repair.rate(ticket, 5, comment="quick and tidy", t=4.0)
+    with open_services(path) as again:
+        got = again.repair.get(ticket)
+        assert (got["description"], got["contact"], got["comment"]) == \
+            ("leak under the sink", "138-0000-0000", "quick and tidy")
+        dump = list(again.store.conn.iterdump())
+    texts = ("leak under the sink", "138-0000-0000", "quick and tidy")
+    in_details = [line for line in dump if line.startswith('INSERT INTO "details"')]
+    elsewhere = [line for line in dump if not line.startswith('INSERT INTO "details"')]
+    assert all(any(t in line for line in in_details) for t in texts)
+    assert not any(t in line for t in texts for line in elsewhere)
+
+
+# ------------------------------------------------------------- one writer
+def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
+    path = tmp_path / "one.db"
+    with EventStore(path) as first:
+        first.sink(_random_events(3, 0))
+        with pytest.raises(StoreLocked) as info:
+            EventStore(path)
+        assert f"pid {os.getpid()}" in str(info.value) and "read-only" in str(info.value)
+        with EventStore(path, readonly=True) as reader:  # looking on stays possible
+            assert len(reader.load()) == 3
+    with EventStore(path) as again:  # closing released the lock
+        assert len(again.load()) == 3
+
+
+def test_a_writer_in_another_process_is_refused(tmp_path):
+    from twin.services.community import open_services
+
+    path = tmp_path / "two.db"
+    other = ("import sys\nfrom twin.services.community import open_services\n"
+             "try:\n    open_services(sys.argv[1])\nexcept Exception as e:\n"
+             "    print(type(e).__name__, e); sys.exit(3)\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    with open_services(path) as live:
+        live.points.enroll(1)
+        done = subprocess.run([sys.executable, "-c", other, str(path)], env=env, cwd=REPO,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 3, done.stderr[-2000:]
+        assert done.stdout.startswith("StoreLocked") and f"pid {os.getpid()}" in done.stdout
+    done = subprocess.run([sys.executable, "-c", other, str(path)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr[-2000:]
+
+
+def test_a_read_only_open_cannot_write_and_stays_unchanged(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    path = tmp_path / "ro.db"
+    with open_services(path) as live:
+        live.points.enroll(1)
+        with open_services(path, readonly=True) as looking:
+            with pytest.raises(ev.WriteFailed, match="read-only"):
+                looking.points.enroll(2)
+            same_state(looking.snapshot(), live.snapshot())
+            assert len(looking.log) == 1 and len(looking.store.load()) == 1
+
+
+# ------------------------------------------------------------ failed writes
+def _disk_full(store):
+    pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+    store.conn.execute(f"PRAGMA max_page_count={pages}")
+
+
+def _disk_freed(store):
+    store.conn.execute("PRAGMA max_page_count=1073741823")
+
+
+def _memory_equals_store(services, same_state):
+    with EventStore(services.store.path, readonly=True) as reader:
+        assert np.array_equal(reader.load(), services.log.events)
+    from twin.services.community import Services
+
+    fresh = Services(services.policies)
+    fresh.replay(services.log.events.copy())
+    same_state(services.snapshot(), fresh.snapshot())
+
+
+def test_a_full_disk_leaves_memory_equal_to_the_store_and_the_command_retryable(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    with open_services(tmp_path / "full.db") as s:
+        points = s.points  # a reference held across the failure stays valid
+        points.enroll_batch(np.arange(3))
+        _disk_full(s.store)
+        with pytest.raises(ev.WriteFailed, match="full"):
+            for occurrence in range(10_000):  # fill the last page, then fail
+                points.earn(0, 0, occurrence=occurrence, t=float(occurrence))
+        failed_at = occurrence
+        _memory_equals_store(s, same_state)
+        assert (0, 0, failed_at) not in points.claims
+        _disk_freed(s.store)
+        points.earn(0, 0, occurrence=failed_at, t=float(failed_at))  # a retry, not a DuplicateClaim
+        assert (0, 0, failed_at) in s.points.claims
+        _memory_equals_store(s, same_state)
+
+
+def test_ticket_ids_do_not_run_ahead_of_the_store_after_a_failed_submit(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    path = tmp_path / "ids.db"
+    with open_services(path) as s:
+        desk = s.repair
+        assert desk.submit("plumbing", "leak", building=1, unit=101, t=1.0) == 0
+        _disk_full(s.store)
+        with pytest.raises(ev.WriteFailed):
+            for i in range(10_000):
+                desk.submit("plumbing", "x" * 500, building=1, unit=101, t=2.0 + i)
+        stored = i + 1  # tickets 0 .. i were durable before the failure
+        assert desk.n_tickets == stored
+        _disk_freed(s.store)
+        assert desk.submit("gas", "smell", building=2, unit=1, t=9e4) == stored
+    with open_services(path) as again:  # and the store reopens
+        assert again.repair.n_tickets == stored + 1
+        assert again.repair.get(stored)["description"] == "smell"
+
+
+def test_a_foreign_lock_fails_the_command_cleanly(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    path = tmp_path / "busy.db"
+    with open_services(path) as s:
+        s.points.enroll(1)
+        s.store.conn.execute("PRAGMA busy_timeout=50")
+        intruder = sqlite3.connect(path, isolation_level=None)
+        intruder.execute("BEGIN IMMEDIATE")  # a tool holding the write lock, outside our lock file
+        with pytest.raises(ev.WriteFailed, match="locked"):
+            s.points.earn(1, 0, occurrence=7, t=1.0)
+        assert s.points.balance(1) == 0
+        _memory_equals_store(s, same_state)
+        intruder.execute("ROLLBACK")
+        intruder.close()
+        s.points.earn(1, 0, occurrence=7, t=1.0)
+        assert s.points.balance(1) > 0
+
+
+def test_a_ticket_and_its_description_commit_together_or_not_at_all(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    path = tmp_path / "atomic.db"
+    with open_services(path) as s:
+        s.store.conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON details "
+                             "BEGIN SELECT RAISE(ABORT, 'details table unavailable'); END")
+        with pytest.raises(ev.WriteFailed, match="details table unavailable"):
+            s.repair.submit("plumbing", "leak", building=1, unit=101, t=1.0)
+        assert s.repair.n_tickets == 0 and len(s.store.load()) == 0
+        s.store.conn.execute("DROP TRIGGER refuse")
+        assert s.repair.submit("plumbing", "leak", building=1, unit=101, t=2.0) == 0
+    with open_services(path) as again:
+        assert again.repair.get(0)["description"] == "leak"
+
+
+def test_a_unit_that_raises_keeps_nothing(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    with open_services(tmp_path / "unit.db") as s:
+        s.points.enroll_batch(np.arange(2))
+        before = s.snapshot()
+        with pytest.raises(RuntimeError, match="changed my mind"):
+            with s.unit():
+                s.points.earn(0, 0, occurrence=1)
+                s.repair.submit("plumbing", "leak", building=1, unit=1)
+                raise RuntimeError("changed my mind")
+        same_state(s.snapshot(), before)
+        _memory_equals_store(s, same_state)
+        with s.unit():  # and a unit that ends well keeps everything, in one transaction
+            s.points.earn(0, 0, occurrence=1)
+            s.repair.submit("plumbing", "leak", building=1, unit=1)
+        assert len(s.store.load()) == len(s.log) == 4
+
+
+# ------------------------------------------------------- logs that do not replay
+def _tamper_points(log):  # the same occurrence claimed twice: DuplicateClaim
+    i = int(np.flatnonzero(log["kind"] == EventKind.PointsEarned)[0])
+    return np.insert(log, i + 1, log[i]), i + 1
+
+
+def _tamper_timebank(log):  # a record confirmed twice: NotPending
+    i = int(np.flatnonzero(log["kind"] == EventKind.ServiceConfirmed)[0])
+    return np.insert(log, i + 1, log[i]), i + 1
+
+
+def _tamper_repair(log):  # work started on a ticket that was never dispatched
+    i = int(np.flatnonzero(log["kind"] == EventKind.TicketDispatched)[0])
+    return np.delete(log, i), i
+
+
+def _tamper_voting(log):  # a ballot for a topic that does not exist
+    i = int(np.flatnonzero(log["kind"] == EventKind.BallotCast)[0])
+    bad = log.copy()
+    bad[i]["subject"] = 99
+    return bad, i
+
+
+def _votes(s):
+    s.voting.register_voters([1, 2, 3], [1, 2, 3], [True, True, True])
+    topic = s.voting.propose(1, "plurality", 2)
+    s.voting.screen(topic)
+    s.voting.notice(topic, t=0.0)
+    s.voting.open(topic, t=7 * 1440.0)
+    s.voting.cast(topic, 2, [1], t=7 * 1440.0 + 1)
+
+
+@pytest.mark.parametrize("tamper", [_tamper_points, _tamper_timebank, _tamper_repair, _tamper_voting],
+                         ids=["points", "timebank", "repair", "voting"])
+def test_a_log_that_does_not_replay_fails_loudly_naming_the_event(tamper, tmp_path):
+    from twin.services.community import ReplayMismatch, Services, open_services
+
+    s = Services()
+    _operate(s)
+    _votes(s)
+    bad, position = tamper(s.log.events.copy())
+    with pytest.raises(ReplayMismatch) as info:
+        Services().replay(bad)
+    assert info.value.position == position
+    assert f"event #{position} {EventKind(int(bad[position]['kind'])).name}(" in str(info.value)
+
+    path = tmp_path / "tampered.db"  # a store holding it does not open silently either
+    with EventStore(path) as store:
+        store.sink(bad)
+    with pytest.raises(ReplayMismatch):
+        open_services(path)
+    Services().replay(s.log.events.copy())  # while the untouched log replays
+
+
+# ------------------------------------------------------------ damaged files
+def test_a_copy_without_its_wal_is_refused(tmp_path):
+    import shutil
+
+    path = tmp_path / "live.db"
+    with EventStore(path) as store:
+        store.sink(_random_events(5, 1))
+        shutil.copy(path, tmp_path / "copy.db")  # the main file only, while open
+        store.backup(tmp_path / "backup.db")
+    with pytest.raises(StoreCorrupt, match="-wal"):
+        EventStore(tmp_path / "copy.db")
+    with EventStore(tmp_path / "backup.db") as backup:  # a backup is complete
+        assert len(backup.load()) == 5
+    shutil.copy(path, tmp_path / "closed.db")  # after a clean close the main file is complete
+    with EventStore(tmp_path / "closed.db") as closed:
+        assert len(closed.load()) == 5
+
+
+def test_a_store_without_its_schema_version_row_is_refused(tmp_path):
+    path = tmp_path / "nover.db"
+    EventStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM meta WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorrupt, match="schema-version"):
+        EventStore(path)
+    with pytest.raises(StoreCorrupt, match="schema-version"):
+        EventStore(path, readonly=True)
+
+
+@pytest.mark.parametrize("cut", [1, 100, 4096 + 10])
+def test_a_truncated_store_is_a_clear_error(tmp_path, cut):
+    path = tmp_path / "trunc.db"
+    with EventStore(path) as store:
+        for seed in range(40):
+            store.sink(_random_events(50, seed))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - cut])
+    with pytest.raises(StoreCorrupt, match=str(path)):
+        EventStore(path).load()
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("shopping list\n" * 100)
+    with pytest.raises(StoreCorrupt, match="notes.db"):
+        EventStore(path)
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorrupt, match="not a community-twin store"):
+        EventStore(other)
+
+
+# ---------------------------------------------------------------- README
+def test_the_readme_live_snippet_runs_twice(tmp_path):
+    text = (REPO / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```python")[1:]]
+    snippet = next(b for b in blocks if "open_services" in b)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]

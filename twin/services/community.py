@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from twin.services import events as ev
-from twin.services.events import EventKind, EventLog
+from twin.services.events import EventKind, EventLog, WriteFailed
 from twin.services.points import Points, PointsRules
 from twin.services.reasons import Reason, ServiceError
 from twin.services.repair import RepairDesk, RepairPolicy
@@ -29,31 +29,115 @@ class ServicePolicies:
 
 
 class Services:
-    """Points, time bank, repair desk and voting sharing one event log."""
+    """Points, time bank, repair desk and voting sharing one event log.
 
-    def __init__(self, policies: ServicePolicies | None = None, log: EventLog | None = None):
+    Memory equals the log: if a command's durable write fails, or a unit of
+    commands (:meth:`unit`) raises after appending, the services rebuild
+    their state from the committed events (see :meth:`_rollback`), so a
+    failed command leaves nothing behind and can simply be retried.
+    """
+
+    def __init__(self, policies: ServicePolicies | None = None, log: EventLog | None = None,
+                 n_workers: int | None = None):
         self.policies = policies or ServicePolicies()
         self.log = log if log is not None else EventLog()
+        self.store = None
         p = self.policies
-        self.points = Points(self.log, p.points)
-        self.timebank = TimeBank(self.log, p.timebank)
-        self.repair = RepairDesk(self.log, p.repair)
-        self.voting = VotingDesk(self.log, p.voting)
-        self._by_kind = {}
-        for service, module_kinds in ((self.points, _kinds("points")), (self.timebank, _kinds("timebank")),
-                                      (self.repair, _kinds("repair")), (self.voting, _kinds("voting"))):
-            self._by_kind.update({k: service for k in module_kinds})
+        self._builders = {
+            "points": lambda: (Points, (self.log, p.points), {}),
+            "timebank": lambda: (TimeBank, (self.log, p.timebank), {}),
+            "repair": lambda: (RepairDesk, (self.log, p.repair), {"n_workers": n_workers}),
+            "voting": lambda: (VotingDesk, (self.log, p.voting), {}),
+        }
+        for name, build in self._builders.items():
+            cls, args, kwargs = build()
+            setattr(self, name, cls(*args, **kwargs))
+        self._by_kind = {k: getattr(self, name) for name in SERVICE_NAMES for k in _kinds(name)}
+        self._by_kind_name = {k: name for name in SERVICE_NAMES for k in _kinds(name)}
+        self.log.on_failure.append(self._rollback)
+
+    def unit(self):
+        """Several commands as one durable unit: all are kept, or none (``EventLog.unit``)."""
+        return self.log.unit()
 
     def replay(self, events: np.ndarray) -> None:
-        """Re-execute a log through the services, in order (events of other kinds are skipped)."""
+        """Re-execute a log through the services, in order, and keep it as this log.
+
+        Events of other kinds (the engine's) are kept as they are.  Every
+        service event must come out of its service exactly as logged: a
+        command the rules now refuse, or one that comes out different, is
+        :class:`ReplayMismatch` naming the event.
+        """
+        position = 0
         for kind, rows in ev.runs(events):
-            service = self._by_kind.get(kind)
-            if service is not None:
-                service.replay(rows)
+            name = self._by_kind_name.get(kind)
+            if name is not None:
+                with self.log.capture() as made:
+                    try:
+                        getattr(self, name).replay(rows)
+                    except (ValueError, ServiceError) as exc:
+                        raise ReplayMismatch(position, rows[0], f"{name} refused it ({exc})") from exc
+                _check_reproduced(name, position, rows, made)
+            self.log.restore(rows)
+            position += len(rows)
+
+    def _rollback(self) -> None:
+        """Rebuild every service from the log's committed events (memory = store again).
+
+        Services are re-initialised in place, so references callers hold
+        (``services.points`` ...) stay valid.
+        """
+        committed = self.log.events.copy()
+        self.log.clear()
+        for name, build in self._builders.items():
+            cls, args, kwargs = build()
+            getattr(self, name).__init__(*args, **kwargs)
+        self.replay(committed)
 
     def snapshot(self) -> dict:
         """Everything that defines the services' state, for comparisons."""
-        return {name: getattr(self, name).snapshot() for name in ("points", "timebank", "repair", "voting")}
+        return {name: getattr(self, name).snapshot() for name in SERVICE_NAMES}
+
+    def close(self) -> None:
+        """Close the store (if any), releasing its writer lock; idempotent."""
+        if self.store is not None:
+            self.store.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+SERVICE_NAMES = ("points", "timebank", "repair", "voting")
+
+
+def _check_reproduced(name: str, position: int, rows: np.ndarray, made: list) -> None:
+    got = np.concatenate(made) if made else ev.empty()
+    if len(got) == len(rows) and np.array_equal(got, rows):
+        return
+    k = min(len(got), len(rows))
+    differ = np.flatnonzero(got[:k] != rows[:k])
+    first = int(differ[0]) if len(differ) else k
+    what = ("was refused or not re-emitted" if first >= len(got)
+            else f"came out as {_describe(got[first])}")
+    raise ReplayMismatch(position + first, rows[first], f"{name} {what}")
+
+
+def _describe(row) -> str:
+    kind = EventKind(int(row["kind"])).name
+    cols = ", ".join(f"{f}={row[f]}" for f in ev.FIELDS if f != "kind" and row[f] != 0)
+    return f"{kind}({cols})"
+
+
+class ReplayMismatch(ValueError):
+    """The log does not reproduce through the services (a log from other rules, or damaged)."""
+
+    def __init__(self, position: int, row, why: str):
+        self.position = position
+        super().__init__(f"event #{position} {_describe(row)} did not replay: {why}; "
+                         "open the store with the policies that wrote it, or restore it from a backup")
 
 
 def _kinds(module: str) -> frozenset:
@@ -62,18 +146,27 @@ def _kinds(module: str) -> frozenset:
     return importlib.import_module(f"twin.services.{module}").KINDS
 
 
-def open_services(path, policies: ServicePolicies | None = None) -> Services:
-    """Services backed by the SQLite store at ``path``: state is rebuilt from it, new events go to it."""
-    store = EventStore(path)
-    services = Services(policies)
-    services.replay(store.load())
-    services.log.sinks.append(store.sink)
-    services.repair.load_details(store.details())
-    services.repair.details_sink = store.put_detail
+def open_services(path, policies: ServicePolicies | None = None, *, readonly: bool = False,
+                  n_workers: int | None = None) -> Services:
+    """Services backed by the SQLite store at ``path``: state is rebuilt from it, new events go to it.
+
+    The returned services hold the store's writer lock until :meth:`Services.close`
+    (or the end of a ``with`` block); a second writer gets ``StoreLocked``.
+    ``readonly=True`` opens beside a writer, without the lock, for looking only.
+    """
+    store = EventStore(path, readonly=readonly)
+    try:
+        services = Services(policies, n_workers=n_workers)
+        services.log.restore(ev.empty(), store.details())
+        services.replay(store.load())
+    except BaseException:
+        store.close()
+        raise
+    services.log.sinks.append(store.sink)  # read-only: every write fails cleanly (WriteFailed)
     services.store = store
     return services
 
 
-__all__ = ["Services", "ServicePolicies", "open_services", "EventLog", "EventKind", "Reason", "ServiceError",
+__all__ = ["Services", "ServicePolicies", "open_services", "ReplayMismatch", "WriteFailed", "EventLog", "EventKind", "Reason", "ServiceError",
            "Points", "PointsRules", "TimeBank", "TimeBankPolicy", "RepairDesk", "RepairPolicy", "VotingDesk",
            "VotingPolicy"]

@@ -24,6 +24,7 @@ Columns (all numeric; events carry ids, never names or free text):
 Each :class:`EventKind` member's docstring-style comment names what its columns
 mean.
 """
+from contextlib import contextmanager
 from enum import IntEnum
 
 import numpy as np
@@ -92,6 +93,10 @@ class EventKind(IntEnum):
     Endowed = 27
     # time bank: actor=giver, target=family member, amount=minutes
     FamilyTransferred = 28
+    # time bank: actor=admin, target=coordinator made a plain member again, code=new role
+    RoleRevoked = 29
+    # time bank: actor=old admin (retired), target=new admin
+    AdminRotated = 30
     # repair: actor=reporter, subject=ticket, target=location, code=category, amount=priority
     TicketSubmitted = 40
     # repair: subject=ticket, target=worker
@@ -155,28 +160,128 @@ def make(kind, t, *, actor=0, subject=0, target=0, amount=0, code=0, extra=0,
     return ev
 
 
+class WriteFailed(RuntimeError):
+    """A command could not be made durable; nothing of it was kept, so it can be retried.
+
+    Raised by :class:`EventLog` when a sink (the live store) fails: a full disk,
+    an I/O error, a lock.  The services have been rolled back to the log's
+    committed state before this is raised, so memory still equals the store.
+    """
+
+
 class EventLog:
-    """An append-only log of events with optional durable sinks.
+    """An append-only log of events, with free-text details, and optional durable sinks.
 
     ``append`` hands each batch to every sink (the SQLite store commits it)
-    before it returns, so a caller that acknowledges after ``append`` never
-    acknowledges something that is not durable.
+    before it keeps it, so a caller that acknowledges after ``append`` never
+    acknowledges something that is not durable.  Inside :meth:`unit`, the
+    events and details of several calls are held back and reach the sinks
+    together, in one call (one transaction), when the unit ends.
+
+    A failed write, or an error inside a unit after something was appended,
+    runs the ``on_failure`` callbacks (the services rebuild their state from
+    the committed log) so that memory always equals what the sinks hold.
+
+    Sinks are called as ``sink(events, details)`` with ``details`` a list of
+    ``(subject, field, text)``: the free text some commands keep beside their
+    events (events carry ids only).
     """
 
     def __init__(self, capacity: int = 1024):
         self._buf = empty(capacity)
         self._n = 0
         self.sinks = []
+        self.on_failure = []
+        #: Committed free text: ``details[field][subject] = text``.
+        self.details: dict[str, dict[int, str]] = {}
+        self._pending = None  # (event batches, details) while a unit is open
+        self._captured = None  # a list that takes appends instead (see :meth:`capture`)
 
     def __len__(self) -> int:
         return self._n
 
     def append(self, events: np.ndarray) -> None:
-        k = len(events)
-        if k == 0:
+        if len(events) == 0:
             return
-        for sink in self.sinks:
-            sink(events)
+        if self._captured is not None:
+            self._captured.append(events.copy())
+        elif self._pending is not None:
+            self._pending[0].append(events.copy())
+        else:
+            self._commit([events], [])
+
+    def detail(self, subject: int, field: str, text: str) -> None:
+        """Keep a free-text detail of ``subject``, committed with the events around it."""
+        row = (int(subject), str(field), str(text))
+        if self._captured is not None:
+            return  # replay: details are restored from the store, not re-made
+        if self._pending is not None:
+            self._pending[1].append(row)
+        else:
+            self._commit([], [row])
+
+    @contextmanager
+    def unit(self):
+        """Make the appends and details inside one durable unit: all of them or none.
+
+        Nested units join the outermost one.  If the body raises, nothing it
+        appended is kept (and the services roll back when something was).
+        """
+        if self._pending is not None or self._captured is not None:
+            yield
+            return
+        self._pending = pending = ([], [])
+        try:
+            yield
+        except BaseException:
+            self._pending = None
+            if pending[0] or pending[1]:
+                self._fail()
+            raise
+        self._pending = None
+        self._commit(*pending)
+
+    @contextmanager
+    def capture(self):
+        """Collect what is appended in the body into the yielded list, bypassing sinks and memory.
+
+        Replay uses it to compare what the services re-emit with the log.
+        """
+        outer, self._captured = self._captured, []
+        try:
+            yield self._captured
+        finally:
+            self._captured = outer
+
+    def restore(self, events: np.ndarray, details=()) -> None:
+        """Keep already-durable events and details in memory without writing them again."""
+        self._keep(events)
+        self._keep_details(details)
+
+    def clear(self) -> None:
+        """Forget the events in memory (details stay; see ``Services``' rollback)."""
+        self._n = 0
+
+    def _commit(self, batches, details) -> None:
+        events = np.concatenate(batches) if batches else empty()
+        if len(events) == 0 and not details:
+            return
+        try:
+            for sink in self.sinks:
+                sink(events, details)
+        except Exception as exc:
+            self._fail()
+            raise WriteFailed(f"the command was not recorded ({type(exc).__name__}: {exc}); "
+                              "nothing of it was kept, so it can be retried") from exc
+        self._keep(events)
+        self._keep_details(details)
+
+    def _fail(self) -> None:
+        for callback in self.on_failure:
+            callback()
+
+    def _keep(self, events: np.ndarray) -> None:
+        k = len(events)
         need = self._n + k
         if need > len(self._buf):
             grown = empty(max(need, 2 * len(self._buf)))
@@ -184,6 +289,10 @@ class EventLog:
             self._buf = grown
         self._buf[self._n : need] = events
         self._n = need
+
+    def _keep_details(self, details) -> None:
+        for subject, field, text in details:
+            self.details.setdefault(field, {})[int(subject)] = text
 
     @property
     def events(self) -> np.ndarray:
@@ -209,7 +318,7 @@ _KIND_INDEX = {int(k): i for i, k in enumerate(EventKind)}
 def to_frame(events: np.ndarray):
     """Any event array as a DataFrame (see :meth:`EventLog.to_frame`)."""
     log = EventLog(max(1, len(events)))
-    log.append(events)
+    log.restore(events)
     return log.to_frame()
 
 

@@ -35,6 +35,7 @@ Batch methods run the module-level kernels, which take a :data:`Tickets` tuple
 of arrays and scalars only, so the engine can call ``_submit`` and
 ``_transition`` from inside its own compiled loop.
 """
+import contextlib
 import math
 from collections import namedtuple
 from dataclasses import dataclass
@@ -368,20 +369,19 @@ class RepairDesk:
                                    for name, fill, dtype in zip(Tickets._fields, _FILL, _DTYPES))
         self._rules = (-1 if n_workers is None else int(n_workers), int(policy.max_priority),
                        int(policy.escalation_step), float(policy.reopen_window_minutes))
-        self._details: dict[str, dict[int, str]] = {"description": {}, "contact": {}, "comment": {}}
-        #: Called as ``sink(ticket, field, text)`` for every free-text detail (the live
-        #: store keeps them in its own table: events carry ids only).
-        self.details_sink = None
+        # Free text (description, contact, comment) is kept by the log beside the events
+        # and committed with them (the live store puts it in its own table: events carry
+        # ids only); a desk without a log keeps it here.
+        self._details: dict[str, dict[int, str]] = log.details if log is not None else {}
 
     def _set_detail(self, ticket: int, field: str, text: str) -> None:
-        self._details[field][ticket] = text
-        if self.details_sink is not None:
-            self.details_sink(ticket, field, text)
+        if self.log is not None:
+            self.log.detail(ticket, field, text)
+        else:
+            self._details.setdefault(field, {})[ticket] = text
 
-    def load_details(self, rows) -> None:
-        """Restore free-text details, ``(ticket, field, text)`` rows, from a store."""
-        for ticket, field, text in rows:
-            self._details[field][int(ticket)] = text
+    def _detail(self, ticket: int, field: str):
+        return self._details.get(field, {}).get(ticket)
 
     # ---------------------------------------------------------------- batches
     def submit_batch(self, reporter, category, building, unit, channel, priority,
@@ -473,6 +473,10 @@ class RepairDesk:
         if self.log is not None:
             self.log.append(events)
 
+    def _unit(self):
+        """One durable unit for a command's event and its free text (see ``EventLog.unit``)."""
+        return self.log.unit() if self.log is not None else contextlib.nullcontext()
+
     def _reserve(self, need: int) -> None:
         if need > len(self.state.status):
             self.state = Tickets._make(grow(a, need, fill) for a, fill in zip(self.state, _FILL))
@@ -490,13 +494,14 @@ class RepairDesk:
         what = (f"submit ticket (required: category, description, building, unit with "
                 f"0 <= unit < {LOCATION_BASE}; got category={category!r}, building={building!r}, "
                 f"unit={unit!r}, description {'given' if has_description else 'missing'})")
-        ticket = self.submit_batch(
-            [reporter], [category_code], [-1 if building is None else building],
-            [-1 if unit is None else unit], [int(_member(Channel, channel, "channel"))], [priority],
-            [has_description], [t]).single(what)
-        self._set_detail(ticket, "description", description)
-        if contact is not None:
-            self._set_detail(ticket, "contact", contact)
+        with self._unit():  # the ticket and its free text are durable together or not at all
+            ticket = self.submit_batch(
+                [reporter], [category_code], [-1 if building is None else building],
+                [-1 if unit is None else unit], [int(_member(Channel, channel, "channel"))], [priority],
+                [has_description], [t]).single(what)
+            self._set_detail(ticket, "description", description)
+            if contact is not None:
+                self._set_detail(ticket, "contact", contact)
         return ticket
 
     def dispatch(self, ticket: int, worker: int, t: float = 0.0) -> None:
@@ -511,10 +516,11 @@ class RepairDesk:
 
     def rate(self, ticket: int, rating: int, comment: str = "", t: float = 0.0) -> None:
         """Rate once, after completion; the comment stays in this desk's side table."""
-        self._single(Action.rate, ticket, t, arg=rating,
-                     detail=f" with {rating} (allowed {MIN_RATING}-{MAX_RATING})")
-        if comment:
-            self._set_detail(ticket, "comment", comment)
+        with self._unit():
+            self._single(Action.rate, ticket, t, arg=rating,
+                         detail=f" with {rating} (allowed {MIN_RATING}-{MAX_RATING})")
+            if comment:
+                self._set_detail(ticket, "comment", comment)
 
     def cancel(self, ticket: int, actor: int = 0, t: float = 0.0) -> None:
         self._single(Action.cancel, ticket, t, actor=actor)
@@ -544,7 +550,7 @@ class RepairDesk:
             "id": ticket,
             "status": Status(s.status[ticket]).name,
             "category": Category(s.category[ticket]).name,
-            "description": self._details["description"].get(ticket),
+            "description": self._detail(ticket, "description"),
             "building": int(s.building[ticket]),
             "unit": int(s.unit[ticket]),
             "location": int(s.building[ticket]) * LOCATION_BASE + int(s.unit[ticket]),
@@ -553,10 +559,10 @@ class RepairDesk:
             "escalations": int(s.escalations[ticket]),
             "reopens": int(s.reopens[ticket]),
             "reporter": int(s.reporter[ticket]),
-            "contact": self._details["contact"].get(ticket),
+            "contact": self._detail(ticket, "contact"),
             "worker": _or_none(int(s.worker[ticket]), NO_WORKER),
             "rating": _or_none(int(s.rating[ticket]), NO_RATING),
-            "comment": self._details["comment"].get(ticket),
+            "comment": self._detail(ticket, "comment"),
             **{name: None if math.isnan(times[status]) else float(times[status])
                for status, name in _TIME_NAMES.items()},
         }

@@ -1,19 +1,31 @@
-"""Live persistence: the event log in a SQLite file (WAL mode).
+"""Live persistence: the event log and its free-text details in a SQLite file (WAL mode).
 
-Live systems open the services on a store.  Every batch of events is written
-and committed (``synchronous=FULL``) inside ``EventLog.append``, i.e. before the
-command returns, so anything acknowledged survives a crash of the process.
-Reopening the store replays the log through the services and so reproduces
-their state exactly.
+Live systems open the services on a store (``open_services``).  Each command's
+events, and the free text beside them (a repair ticket's description, contact
+and comment: events carry ids only, so the log can be shared or anchored
+without personal data), are written in ONE transaction committed with
+``synchronous=FULL`` before the command returns: anything acknowledged
+survives a crash of the process, and nothing is half-written.  Reopening
+replays the log through the services and so reproduces their state exactly.
 
-Free text a service keeps beside its events (a repair ticket's description,
-contact and comment) lives in the store's own ``details`` table: events carry
-ids only, so the log can be shared or anchored without personal data.
+Trust rules, each a clear error rather than a silent misread:
 
-The store carries a schema version; opening a store written by a newer
-version of this code is a clear error rather than a silent misread.
+- **One writer.** A writer holds an exclusive lock on ``<store>.lock`` for as
+  long as the store is open (the operating system drops it if the process
+  dies).  A second writer, in this process or another, gets
+  :class:`StoreLocked` naming the holder; read-only opens stay possible.
+- **Schema version.** A store written by newer code is :class:`StoreVersionError`.
+- **Damage.** A file that is not a store, lacks its schema-version row, is
+  truncated, or is a copy of an open store made without its ``-wal`` file
+  (detected by the open-flag the writer sets and clears on a clean close) is
+  :class:`StoreCorrupt`, naming the file.  Copy a live store with
+  :meth:`EventStore.backup`, or after closing it.
 """
+import fcntl
+import os
+import socket
 import sqlite3
+import time
 from pathlib import Path
 
 import numpy as np
@@ -23,52 +35,233 @@ from twin.services.events import EVENT_DTYPE, FIELDS
 SCHEMA_VERSION = 1
 
 
-class StoreVersionError(RuntimeError):
+class StoreError(RuntimeError):
+    """The store cannot be used as asked; the message says why and what to do."""
+
+
+class StoreVersionError(StoreError):
     """The store was written by a newer schema than this code understands."""
 
 
-class EventStore:
-    """An append-only SQLite table of events; use :meth:`sink` as an ``EventLog`` sink."""
+class StoreLocked(StoreError):
+    """Another writer holds the store."""
 
-    def __init__(self, path):
+
+class StoreCorrupt(StoreError):
+    """The file is not a complete community-twin store."""
+
+
+class EventStore:
+    """An append-only SQLite table of events plus a details table; use :meth:`sink` as an ``EventLog`` sink.
+
+    ``readonly=True`` opens without the writer lock (a report, a second
+    process looking on); writing through it is an error.
+    """
+
+    def __init__(self, path, *, readonly: bool = False):
         self.path = Path(path)
-        self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=FULL")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) > SCHEMA_VERSION:
-            self.conn.close()
-            raise StoreVersionError(
-                f"{self.path} has schema version {row[0]}; this code reads up to {SCHEMA_VERSION}. "
-                "Upgrade community-twin to open it.")
-        cols = ", ".join(f"{f} {'REAL' if f == 't' else 'INTEGER'} NOT NULL" for f in FIELDS)
-        self.conn.execute(f"CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, {cols})")
-        self.conn.execute("CREATE TABLE IF NOT EXISTS details (subject INTEGER NOT NULL, field TEXT NOT NULL, "
-                          "value TEXT NOT NULL, PRIMARY KEY (subject, field))")
+        self.readonly = readonly
+        self.conn = None
+        self._lock = None
+        if readonly:
+            if not self.path.exists():
+                raise StoreCorrupt(f"{self.path} does not exist (a read-only open cannot create a store)")
+            _check_file_size(self.path)
+            self._connect(f"file:{self.path}?mode=ro", uri=True)
+            self._check_schema(existing=True)
+            return
+        self._lock = _take_writer_lock(self.path)
+        try:
+            existing = self.path.exists() and self.path.stat().st_size > 0
+            wal = Path(f"{self.path}-wal")
+            wal_found = wal.exists()  # looked at before SQLite opens (and so creates) it
+            if existing:
+                _check_file_size(self.path)
+            self._connect(str(self.path))
+            if existing:
+                self._check_schema(existing=True)
+                if self._meta("open") == "1" and not wal_found:
+                    raise StoreCorrupt(
+                        f"{self.path} was open for writing when it was copied and its {wal.name} file is "
+                        "missing: commands acknowledged since the last checkpoint would be lost. Copy the "
+                        "-wal file with it, or copy a live store with EventStore.backup.")
+            else:
+                self._create()
+            self._set_meta("open", "1")
+            self._checkpoint()  # the open-flag (and a new schema) reach the main file now
+        except BaseException:
+            self._release()
+            raise
         self._insert = f"INSERT INTO events ({', '.join(FIELDS)}) VALUES ({', '.join('?' * len(FIELDS))})"
 
-    def sink(self, events: np.ndarray) -> None:
-        """Write a batch of events in one transaction; returns only once it is durable."""
-        rows = [tuple(r) for r in events.tolist()]
+    # ---------------------------------------------------------------- opening
+    def _connect(self, target: str, uri: bool = False) -> None:
+        try:
+            self.conn = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+            self.conn.execute("PRAGMA busy_timeout=5000")
+            if not self.readonly:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                self.conn.execute("PRAGMA synchronous=FULL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreCorrupt(f"{self.path} is not a readable SQLite store ({exc})") from exc
+
+    def _create(self) -> None:
+        cols = ", ".join(f"{f} {'REAL' if f == 't' else 'INTEGER'} NOT NULL" for f in FIELDS)
         with self.conn:
             self.conn.execute("BEGIN")
-            self.conn.executemany(self._insert, rows)
+            self.conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.conn.execute(f"CREATE TABLE events (seq INTEGER PRIMARY KEY, {cols})")
+            self.conn.execute("CREATE TABLE details (subject INTEGER NOT NULL, field TEXT NOT NULL, "
+                              "value TEXT NOT NULL, PRIMARY KEY (subject, field))")
+            self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
 
-    def put_detail(self, subject: int, field: str, value: str) -> None:
-        """Keep one free-text detail (durable on return)."""
+    def _check_schema(self, existing: bool) -> None:
+        try:
+            tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            row = (self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+                   if "meta" in tables else None)
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
+        if not {"meta", "events", "details"} <= tables:
+            raise StoreCorrupt(f"{self.path} is not a community-twin store (tables: {sorted(tables) or 'none'}); "
+                               "if it is a copy, was its -wal file left behind?")
+        if row is None:
+            raise StoreCorrupt(f"{self.path} has no schema-version row: it was damaged or not written by "
+                               "community-twin; restore it from a backup")
+        try:
+            version = int(row[0])
+        except ValueError:
+            raise StoreCorrupt(f"{self.path} has a malformed schema version {row[0]!r}") from None
+        if version > SCHEMA_VERSION:
+            raise StoreVersionError(
+                f"{self.path} has schema version {version}; this code reads up to {SCHEMA_VERSION}. "
+                "Upgrade community-twin to open it.")
+
+    def _meta(self, key: str):
+        row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def _set_meta(self, key: str, value: str) -> None:
         with self.conn:
-            self.conn.execute("INSERT OR REPLACE INTO details VALUES (?, ?, ?)", (int(subject), field, value))
+            self.conn.execute("BEGIN")
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
 
+    def _checkpoint(self) -> None:
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _damaged(self, exc: Exception) -> StoreCorrupt:
+        return StoreCorrupt(f"{self.path} is damaged ({exc}); restore it from a backup")
+
+    # ---------------------------------------------------------------- writing
+    def sink(self, events: np.ndarray, details=()) -> None:
+        """Write a batch of events and their details in one transaction; returns once it is durable."""
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        rows = [tuple(r) for r in events.tolist()]
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            if rows:
+                self.conn.executemany(self._insert, rows)
+            if details:
+                self.conn.executemany("INSERT OR REPLACE INTO details VALUES (?, ?, ?)",
+                                      [(int(s), f, v) for s, f, v in details])
+
+    # ---------------------------------------------------------------- reading
     def details(self) -> list[tuple]:
-        return self.conn.execute("SELECT subject, field, value FROM details ORDER BY subject").fetchall()
+        """Every free-text detail, ``(subject, field, text)``."""
+        try:
+            return self.conn.execute("SELECT subject, field, value FROM details ORDER BY subject").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
 
     def load(self) -> np.ndarray:
         """Every stored event, in order."""
-        rows = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq").fetchall()
-        return np.array(rows, dtype=EVENT_DTYPE) if rows else np.zeros(0, EVENT_DTYPE)
+        try:
+            rows = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq").fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
+        if not rows:
+            return np.zeros(0, EVENT_DTYPE)
+        try:
+            return np.array(rows, dtype=EVENT_DTYPE)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise self._damaged(exc) from exc
 
+    def backup(self, dest) -> Path:
+        """A consistent copy of the store (events and details up to now) at ``dest``."""
+        dest = Path(dest)
+        target = sqlite3.connect(dest)
+        try:
+            self.conn.backup(target)
+            target.execute("UPDATE meta SET value='0' WHERE key='open'")
+            target.commit()
+        finally:
+            target.close()
+        return dest
+
+    # ---------------------------------------------------------------- closing
     def close(self) -> None:
-        self.conn.close()
+        """Checkpoint, mark the store closed cleanly and release the writer lock (idempotent)."""
+        if self.conn is not None:
+            try:
+                if not self.readonly:
+                    self._set_meta("open", "0")
+                    self._checkpoint()
+            except sqlite3.Error:
+                pass  # closing a store whose disk failed: the flag stays set, which is the safe side
+            finally:
+                self.conn.close()
+                self.conn = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+def _check_file_size(path: Path) -> None:
+    """A SQLite file is whole pages, at least as many as its header counts; else it was cut short.
+
+    SQLite itself reads a cut last page as zeros, silently losing rows.
+    """
+    with open(path, "rb") as f:
+        header = f.read(100)
+    size = path.stat().st_size
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise StoreCorrupt(f"{path} is not a SQLite store (no SQLite header)")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if page_size < 512 or size % page_size or size < pages * page_size:
+        raise StoreCorrupt(f"{path} is truncated ({size} bytes; its header says {pages} pages of {page_size}); "
+                           "restore it from a backup")
+
+
+def _take_writer_lock(path: Path) -> int:
+    """An exclusive ``flock`` on ``<path>.lock``, with the holder written in it; StoreLocked if taken."""
+    lock_path = Path(f"{path}.lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 512, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise StoreLocked(f"{path} is already open for writing by {holder}; one writer per store: stop "
+                          "that writer, or open this one read-only (readonly=True)") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+    return fd
