@@ -1,11 +1,14 @@
 """Time bank (时间银行): every operation and every refusal in the module docstring's order.
 
 ``NaiveTimeBank`` restates the rules with dicts and a list of records; the
-compiled kernels are checked against it on random command sequences.  The
-source texts' contract checked the *provider's* balance before crediting it
-and let the receiver's unsigned balance underflow; the tests marked "source
-contract" would fail on that behaviour.
+compiled kernels are checked against it on random command sequences (fractions,
+NaN and out-of-range ids and kinds among them).  The source texts' contract
+checked the *provider's* balance before crediting it and let the receiver's
+unsigned balance underflow; the tests marked "source contract" would fail on
+that behaviour.
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -14,7 +17,8 @@ from hypothesis import strategies as st
 from twin.services import reasons
 from twin.services.events import EventKind, EventLog
 from twin.services.reasons import Reason
-from twin.services.timebank import MAX_MINUTES, MIN_FLOOR, RecordStatus, Role, ServiceKind, TimeBank, TimeBankPolicy
+from twin.services.timebank import (DEFAULT_ENDOWMENT_BUDGET, MAX_MEMBER_ID, MAX_MINUTES, MIN_FLOOR, RecordStatus, Role,
+                                    ServiceKind, TimeBank, TimeBankPolicy)
 
 R = Reason
 ADMIN, ENDOW = 0, 1
@@ -69,14 +73,19 @@ def test_a_coordinator_may_register_plain_members_only(tb):
     _raises(R.Unauthorized, tb.register, 7, Role.coordinator, by=COORDINATOR)
 
 
-@pytest.mark.parametrize("by", [ANN, STRANGER, ENDOW, -1])
+@pytest.mark.parametrize("by", [ANN, STRANGER, ENDOW])
 def test_only_staff_may_register(tb, by):
     _raises(R.Unauthorized, tb.register, 6, by=by)
 
 
-@pytest.mark.parametrize("role", [Role.endowment, Role.admin, Role.none, 7])
+@pytest.mark.parametrize("role", [Role.endowment, Role.admin, Role.none, Role.retired, "admin"])
 def test_only_member_and_coordinator_roles_can_be_registered(tb, role):
     _raises(R.InvalidRole, tb.register, 6, role)
+
+
+@pytest.mark.parametrize("role", [7, -2, 99, "chair"])
+def test_a_role_outside_the_enum_is_an_unknown_kind(tb, role):
+    _raises(R.UnknownKind, tb.register, 6, role)
 
 
 def test_register_accepts_role_names(tb):
@@ -95,16 +104,32 @@ def test_register_refusals_come_in_order(tb):
     assert list(out.reasons) == [R.InvalidRole, R.Unauthorized, R.AlreadyRegistered]
 
 
-def test_negative_member_ids_are_an_error(tb):
-    with pytest.raises(ValueError):
-        tb.register(-3)
+@pytest.mark.parametrize("member", [-3, MAX_MEMBER_ID + 1, 10**9, 2**63 - 1, 10**30])
+def test_member_ids_outside_the_bound_are_refused_without_allocating(tb, member):
+    before = len(tb.role)
+    _raises(R.InvalidId, tb.register, member)
+    assert list(tb.register_batch(ADMIN, [member, 6], MEMBER).reasons) == [R.InvalidId, R.Accepted]
+    assert len(tb.role) == before
+
+
+def test_the_highest_member_id_is_registered():
+    tb = TimeBank()
+    tb.register(MAX_MEMBER_ID)
+    assert tb.balance(MAX_MEMBER_ID) == 0 and len(tb.role) == MAX_MEMBER_ID + 1
 
 
 def test_policy_and_constructor_validation():
     with pytest.raises(ValueError, match="member_floor"):
         TimeBankPolicy(member_floor=5)
+    with pytest.raises(ValueError, match="member_floor"):
+        TimeBankPolicy(member_floor=-10.5)
+    for budget in (-1, 1.5, -MIN_FLOOR + 1, True):
+        with pytest.raises(ValueError, match="endowment_budget"):
+            TimeBankPolicy(endowment_budget=budget)
     with pytest.raises(ValueError):
         TimeBank(admin=1, endowment=1)
+    with pytest.raises(ValueError):
+        TimeBank(admin=10**9)   # would allocate gigabytes
 
 
 # ----------------------------------------------------------------- record
@@ -146,6 +171,66 @@ def test_serving_oneself_is_refused(tb):
 @pytest.mark.parametrize("minutes", [0, -15])
 def test_non_positive_minutes_are_refused(tb, minutes):
     _raises(R.InvalidAmount, tb.record, ANN, BOB, minutes)
+
+
+@pytest.mark.parametrize("minutes", [10.9, 0.5, -0.5, math.nan, math.inf, "30", None, 1 + 2j])
+def test_minutes_that_are_no_integer_are_refused_not_truncated(tb, minutes):
+    _raises(R.NotAnInteger, tb.record, ANN, BOB, minutes)
+    assert tb.n_records == 0
+
+
+def test_integral_floats_are_integers(tb):
+    rid = tb.record(ANN, BOB, 30.0, kind=2.0)
+    assert tb.records[rid, 2] == 30 and tb.records[rid, 3] == ServiceKind.cleaning
+
+
+@pytest.mark.parametrize("kind", [6, -1, 99, "massage"])
+def test_a_service_kind_outside_the_enum_is_refused(tb, kind):
+    _raises(R.UnknownKind, tb.record, ANN, BOB, 30, kind)
+
+
+def test_input_checks_come_first_and_in_order(tb):
+    out = tb.record_batch(by=[ANN, ANN, ANN, -1, STRANGER],
+                          provider=np.array([ANN, -1, ANN, ANN, STRANGER], dtype=object),
+                          receiver=[BOB, BOB, BOB, BOB, BOB],
+                          minutes=np.array([10.5, 10.5, 30, 30, 30], dtype=object),
+                          kind=[99, 99, 99, 0, 0])
+    # not an integer beats invalid id beats unknown kind beats everything else
+    assert list(out.reasons) == [R.NotAnInteger, R.NotAnInteger, R.UnknownKind, R.InvalidId, R.UnknownMember]
+    assert tb.n_records == 0
+
+
+BAD_INPUTS = [   # (operation, arguments, reason): every one a ServiceError named after its reason
+    ("register", dict(member=2.5), R.NotAnInteger),
+    ("register", dict(member=6, household=1.5), R.NotAnInteger),
+    ("register", dict(member=6, by=-1), R.InvalidId),
+    ("record", dict(provider=ANN, receiver=BOB, minutes=10, by=10**12), R.InvalidId),
+    ("record", dict(provider=ANN, receiver=-4, minutes=10), R.InvalidId),
+    ("confirm", dict(record=0.5, by=BOB), R.NotAnInteger),
+    ("confirm", dict(record=0, by=-2), R.InvalidId),
+    ("cancel", dict(record="0", by=ANN), R.NotAnInteger),
+    ("dispute", dict(record=0, by=MAX_MEMBER_ID + 1), R.InvalidId),
+    ("resolve", dict(record=0, uphold=0.5, by=COORDINATOR), R.NotAnInteger),
+    ("set_floor", dict(member=ANN, floor=-10.25), R.NotAnInteger),
+    ("set_floor", dict(member=-1, floor=-10), R.InvalidId),
+    ("endow", dict(member=ANN, minutes=math.nan), R.NotAnInteger),
+    ("endow", dict(member=2**40, minutes=10), R.InvalidId),
+    ("family_transfer", dict(by=ANN, to=BOB, minutes=1.5), R.NotAnInteger),
+    ("family_transfer", dict(by=ANN, to=-7, minutes=1), R.InvalidId),
+    ("revoke", dict(member=-1), R.InvalidId),
+    ("rotate_admin", dict(new_admin=10**9), R.InvalidId),
+    ("rotate_admin", dict(new_admin=6.5), R.NotAnInteger),
+    ("balance", dict(member=-1), R.InvalidId),
+    ("balance", dict(member=2.5), R.NotAnInteger),
+    ("record_status", dict(record=0.5), R.NotAnInteger),
+]
+
+
+@pytest.mark.parametrize("op, kwargs, reason", BAD_INPUTS)
+def test_bad_inputs_are_refusals_named_after_their_reason(tb, op, kwargs, reason):
+    tb.record(ANN, BOB, 10)
+    error = _raises(reason, getattr(tb, op), **kwargs)
+    assert not isinstance(error, (ValueError, TypeError))
 
 
 def test_record_refusals_come_in_order(tb):
@@ -218,19 +303,53 @@ def test_only_the_receiver_or_staff_may_confirm(tb, by):
 
 
 @pytest.mark.parametrize("by", [COORDINATOR, ADMIN])
-def test_staff_may_confirm(tb, by):
+def test_by_default_staff_cannot_confirm_in_the_receivers_place(tb, by):
     tb.endow(BOB, 100)
-    tb.confirm(tb.record(ANN, BOB, 10), by=by)
-    assert tb.balance(ANN) == 10
+    rid = tb.record(ANN, BOB, 10, by=by)
+    _raises(R.ConfirmationRequired, tb.confirm, rid, by=COORDINATOR if by == ADMIN else ADMIN)
+    _raises(R.ConfirmationRequired, tb.confirm, tb.record(ANN, BOB, 10), by=by)
+    assert tb.balance(ANN) == 0 and tb.balance(BOB) == 100
+
+
+@pytest.mark.parametrize("staff_confirm", [False, True])
+def test_a_coordinator_alone_cannot_move_a_members_minutes(staff_confirm):
+    """The issue's attack: record a service for any provider, then confirm it oneself."""
+    tb = _bank(staff_confirm=staff_confirm)
+    tb.endow(BOB, 100)
+    for provider in (ANN, COORDINATOR):
+        rid = tb.record(provider, BOB, 60, by=COORDINATOR)
+        _raises(R.ConfirmationRequired, tb.confirm, rid, by=COORDINATOR)
+        # nor by a dispute it raises and resolves itself
+        if provider == COORDINATOR:
+            tb.dispute(rid, by=COORDINATOR)
+            _raises(R.Unauthorized, tb.resolve, rid, True, by=COORDINATOR)
+    assert tb.balance(BOB) == 100
+
+
+def test_a_second_staff_member_may_confirm_when_the_policy_says_so():
+    tb = _bank(staff_confirm=True)
+    tb.endow(BOB, 100)
+    rid = tb.record(ANN, BOB, 30, by=COORDINATOR)   # a coordinator records for ANN ...
+    tb.confirm(rid, by=ADMIN)                       # ... and the admin, another staff member, confirms
+    assert (tb.balance(ANN), tb.balance(BOB)) == (30, 70)
+    # a record its provider made has no first staff member: only the receiver confirms it
+    _raises(R.ConfirmationRequired, tb.confirm, tb.record(ANN, BOB, 10), by=COORDINATOR)
+    # the provider, even as staff, is no second pair of eyes
+    _raises(R.ConfirmationRequired, tb.confirm, tb.record(COORDINATOR, BOB, 10, by=ADMIN), by=COORDINATOR)
+    # a recorder whose role was revoked no longer counts as staff
+    late = tb.record(ANN, BOB, 10, by=COORDINATOR)
+    tb.revoke(COORDINATOR)
+    _raises(R.ConfirmationRequired, tb.confirm, late, by=ADMIN)
+    tb.confirm(late, by=BOB)
 
 
 def test_confirm_refusals_come_in_order(tb):
     pending = tb.record(ANN, BOB, 10)            # BOB has nothing: would be InsufficientBalance
     cancelled = tb.record(ANN, BOB, 10)
     tb.cancel(cancelled, by=ANN)
-    out = tb.confirm_batch([CAT, CAT, CAT], [99, cancelled, pending])
-    # unknown record beats not pending beats unauthorized beats insufficient balance
-    assert list(out.reasons) == [R.UnknownRecord, R.NotPending, R.Unauthorized]
+    out = tb.confirm_batch([CAT, CAT, CAT, COORDINATOR], [99, cancelled, pending, pending])
+    # unknown record beats not pending beats unauthorized beats confirmation required beats insufficient balance
+    assert list(out.reasons) == [R.UnknownRecord, R.NotPending, R.Unauthorized, R.ConfirmationRequired]
     assert tb.confirm_batch([BOB], [pending]).reasons[0] == R.InsufficientBalance
 
 
@@ -314,12 +433,46 @@ def test_only_staff_may_resolve(tb, by):
     _raises(R.Unauthorized, tb.resolve, _disputed(tb), True, by=by)
 
 
+def test_neither_a_party_nor_the_recorder_resolves(tb):
+    tb.endow(ANN, 100)
+    own = tb.record(COORDINATOR, ANN, 10)
+    tb.dispute(own, by=ANN)
+    _raises(R.Unauthorized, tb.resolve, own, False, by=COORDINATOR)   # a party
+    recorded = tb.record(BOB, ANN, 10, by=COORDINATOR)
+    tb.dispute(recorded, by=ANN)
+    _raises(R.Unauthorized, tb.resolve, recorded, True, by=COORDINATOR)   # the recorder
+    tb.resolve(recorded, True, by=ADMIN)
+    assert tb.balance(BOB) == 10
+
+
+def test_upholding_a_dispute_the_receiver_did_not_raise_needs_a_second_staff_member():
+    for staff_confirm in (False, True):
+        tb = _bank(staff_confirm=staff_confirm)
+        tb.endow(BOB, 100)
+        rid = tb.record(ANN, BOB, 20)
+        tb.dispute(rid, by=ANN)   # the provider complains that BOB will not confirm
+        _raises(R.ConfirmationRequired, tb.resolve, rid, True, by=COORDINATOR)
+        tb.resolve(rid, False, by=COORDINATOR)   # rejecting moves nothing
+        staffed = tb.record(ANN, BOB, 20, by=COORDINATOR)
+        tb.dispute(staffed, by=ANN)
+        if staff_confirm:
+            tb.resolve(staffed, True, by=ADMIN)   # recorded by one staff member, upheld by another
+            assert tb.balance(BOB) == 80
+        else:
+            _raises(R.ConfirmationRequired, tb.resolve, staffed, True, by=ADMIN)
+            assert tb.balance(BOB) == 100
+
+
 def test_resolve_refusals_come_in_order(tb):
     pending = tb.record(ANN, BOB, 10)
     disputed = _disputed(tb)
-    out = tb.resolve_batch([ANN, ANN, ANN, COORDINATOR], [8, pending, disputed, disputed], [1, 1, 1, 1])
-    # unknown record beats not disputed beats unauthorized beats insufficient balance
-    assert list(out.reasons) == [R.UnknownRecord, R.NotDisputed, R.Unauthorized, R.InsufficientBalance]
+    by_provider = tb.record(ANN, BOB, 10)
+    tb.dispute(by_provider, by=ANN)
+    out = tb.resolve_batch([ANN, ANN, ANN, COORDINATOR, COORDINATOR], [8, pending, disputed, by_provider, disputed],
+                           [1, 1, 1, 1, 1])
+    # unknown record beats not disputed beats unauthorized beats confirmation required beats insufficient balance
+    assert list(out.reasons) == [R.UnknownRecord, R.NotDisputed, R.Unauthorized, R.ConfirmationRequired,
+                                 R.InsufficientBalance]
 
 
 # --------------------------------------------------------------- set_floor
@@ -348,12 +501,27 @@ def test_set_floor_on_a_coordinator(tb):
 
 
 # ------------------------------------------------------------------ endow
-def test_endowing_draws_on_the_endowment_which_has_no_floor(tb):
+def test_endowing_draws_on_the_endowment_up_to_its_budget():
+    tb = _bank(endowment_budget=2 * 10**9)
     tb.endow(ANN, 10**9)
     tb.endow(BOB, 10**9, t=3.0)
-    assert tb.balance(ENDOW) == -2 * 10**9 and tb.ledger.total() == 0
+    assert tb.balance(ENDOW) == -2 * 10**9 and tb.ledger.total() == 0 and tb.endowment_left() == 0
     e = _last(tb)
     assert (e["kind"], e["actor"], e["target"], e["amount"], e["t"]) == (EventKind.Endowed, ADMIN, BOB, 10**9, 3.0)
+    _raises(R.EndowmentExhausted, tb.endow, CAT, 1)
+
+
+def test_the_endowment_budget_is_spent_in_command_order():
+    tb = _bank(endowment_budget=100)
+    out = tb.endow_batch(ADMIN, [ANN, BOB, CAT, COORDINATOR], [60, 50, 40, 0])
+    # the budget check comes last: an invalid amount is refused as such
+    assert list(out.reasons) == [R.Accepted, R.EndowmentExhausted, R.Accepted, R.InvalidAmount]
+    assert tb.balance(ENDOW) == -100 and tb.endowment_left() == 0
+
+
+def test_the_default_budget():
+    assert TimeBankPolicy().endowment_budget == DEFAULT_ENDOWMENT_BUDGET == 360_000
+    assert TimeBank().endowment_left() == DEFAULT_ENDOWMENT_BUDGET
 
 
 @pytest.mark.parametrize("by, member, minutes, reason", [
@@ -363,9 +531,63 @@ def test_endowing_draws_on_the_endowment_which_has_no_floor(tb):
     (ADMIN, ANN, -5, R.InvalidAmount),
     (ADMIN, ADMIN, 5, R.UnknownMember),           # the admin takes no part in exchanges
     (ADMIN, ENDOW, 5, R.UnknownMember),           # nor is the endowment endowed
+    (ADMIN, ANN, DEFAULT_ENDOWMENT_BUDGET + 1, R.EndowmentExhausted),
 ])
 def test_endow_refusals_in_order(tb, by, member, minutes, reason):
     _raises(reason, tb.endow, member, minutes, by=by)
+
+
+# ---------------------------------------------------- revoke and rotate
+def test_the_admin_revokes_a_coordinator(tb):
+    rid = tb.record(ANN, BOB, 10)
+    tb.revoke(COORDINATOR, t=7.0)
+    assert tb.role[COORDINATOR] == MEMBER
+    e = _last(tb)
+    assert (e["kind"], e["actor"], e["target"], e["code"], e["t"]) == (EventKind.RoleRevoked, ADMIN, COORDINATOR,
+                                                                        MEMBER, 7.0)
+    _raises(R.Unauthorized, tb.register, 6, by=COORDINATOR)     # no longer staff
+    _raises(R.Unauthorized, tb.cancel, rid, by=COORDINATOR)
+    _raises(R.Unauthorized, tb.record, ANN, BOB, 10, by=COORDINATOR)
+    tb.endow(ANN, 10)
+    tb.confirm(tb.record(COORDINATOR, ANN, 5), by=ANN)   # still a member who takes part
+    assert tb.balance(COORDINATOR) == 5 and tb.ledger.floors[COORDINATOR] == 0
+
+
+@pytest.mark.parametrize("by, member, reason", [
+    (COORDINATOR, ANN, R.Unauthorized),     # only the admin revokes
+    (ADMIN, STRANGER, R.UnknownMember),
+    (ADMIN, ENDOW, R.UnknownMember),
+    (ADMIN, ADMIN, R.UnknownMember),
+    (ADMIN, ANN, R.InvalidRole),            # a plain member has no role to lose
+])
+def test_revoke_refusals_in_order(tb, by, member, reason):
+    _raises(reason, tb.revoke, member, by=by)
+
+
+def test_admin_rotation_hands_over_every_admin_power(tb):
+    tb.rotate_admin(20, t=3.0)
+    assert tb.admin == 20 and tb.role[20] == Role.admin and tb.role[ADMIN] == Role.retired
+    e = _last(tb)
+    assert (e["kind"], e["actor"], e["target"]) == (EventKind.AdminRotated, ADMIN, 20)
+    for call in (lambda: tb.endow(ANN, 10, by=ADMIN), lambda: tb.set_floor(ANN, -5, by=ADMIN),
+                 lambda: tb.register(6, by=ADMIN), lambda: tb.revoke(COORDINATOR, by=ADMIN),
+                 lambda: tb.rotate_admin(21, by=ADMIN)):
+        _raises(R.Unauthorized, call)
+    _raises(R.AlreadyRegistered, tb.register, ADMIN)   # a retired id never comes back
+    _raises(R.UnknownMember, tb.endow, ADMIN, 5)       # nor takes part
+    tb.endow(ANN, 10)          # by=None: the admin now
+    tb.register(6, Role.coordinator, by=20)
+    assert tb.balance(ANN) == 10 and tb.ledger.total() == 0
+
+
+@pytest.mark.parametrize("by, new_admin, reason", [
+    (COORDINATOR, 20, R.Unauthorized),
+    (ADMIN, ANN, R.AlreadyRegistered),     # the new admin is a fresh id, with no balance
+    (ADMIN, ENDOW, R.AlreadyRegistered),
+    (ADMIN, ADMIN, R.AlreadyRegistered),
+])
+def test_rotate_admin_refusals_in_order(tb, by, new_admin, reason):
+    _raises(reason, tb.rotate_admin, new_admin, by=by)
 
 
 # -------------------------------------------------------- family transfer
@@ -424,14 +646,30 @@ def test_history_of_a_member_shows_confirmed_and_endowed_minutes(tb):
 
 
 # --------------------------------------------------------- the naive twin
+def _integral(v):
+    return isinstance(v, (int, np.integer)) or (isinstance(v, (float, np.floating)) and float(v).is_integer())
+
+
 class NaiveTimeBank:
-    """The docstring's rules with dicts: role, household, balance, floor (None = no floor), records."""
+    """The docstring's rules with dicts: role, household, balance, floor, records."""
 
     def __init__(self, policy):
         self.policy = policy
+        self.admin = ADMIN
         self.role, self.household = {ADMIN: 3, ENDOW: 2}, {ADMIN: -1, ENDOW: -1}
-        self.balance, self.floor = {ADMIN: 0, ENDOW: 0}, {ADMIN: 0, ENDOW: None}
-        self.records = []  # [provider, receiver, minutes, kind, status]
+        self.balance, self.floor = {ADMIN: 0, ENDOW: 0}, {ADMIN: 0, ENDOW: -policy.endowment_budget}
+        self.records = []  # [provider, receiver, minutes, kind, status, recorder, receiver disputed]
+
+    @staticmethod
+    def _inputs(values, ids=(), kinds=()):
+        """NotAnInteger, then InvalidId, then UnknownKind ((value, lowest, highest) each)."""
+        if not all(_integral(v) for v in values):
+            return R.NotAnInteger
+        if not all(0 <= i <= MAX_MEMBER_ID for i in ids):
+            return R.InvalidId
+        if not all(low <= v <= high for v, low, high in kinds):
+            return R.UnknownKind
+        return R.Accepted
 
     def _staff(self, m):
         return self.role.get(m) in (COORD, 3)
@@ -440,25 +678,30 @@ class NaiveTimeBank:
         return self.role.get(m) in (MEMBER, COORD)
 
     def _pay(self, src, dst, minutes):
-        floor = self.floor[src]
-        if floor is not None and self.balance[src] - minutes < floor:
-            return R.InsufficientBalance
+        if self.balance[src] - minutes < self.floor[src]:
+            return R.EndowmentExhausted if src == ENDOW else R.InsufficientBalance
         self.balance[src] -= minutes
         self.balance[dst] += minutes
         return R.Accepted
 
     def register(self, by, member, role, household, t):
+        bad = self._inputs([by, member, role, household], [by, member], [(role, -1, 4)])
+        if bad:
+            return bad
         if role not in (MEMBER, COORD):
             return R.InvalidRole
         if not (self.role.get(by) == 3 or (self.role.get(by) == COORD and role == MEMBER)):
             return R.Unauthorized
         if member in self.role:
             return R.AlreadyRegistered
-        self.role[member], self.household[member], self.balance[member] = role, household, 0
+        self.role[member], self.household[member], self.balance[member] = int(role), int(household), 0
         self.floor[member] = self.policy.member_floor if role == MEMBER else 0
         return R.Accepted
 
     def record(self, by, provider, receiver, minutes, kind, t):
+        bad = self._inputs([by, provider, receiver, minutes, kind], [by, provider, receiver], [(kind, 0, 5)])
+        if bad:
+            return bad
         if not (self._party(provider) and self._party(receiver)):
             return R.UnknownMember
         if by != provider and not self._staff(by):
@@ -467,30 +710,51 @@ class NaiveTimeBank:
             return R.SelfService
         if not 0 < minutes <= MAX_MINUTES:
             return R.InvalidAmount
-        self.records.append([provider, receiver, minutes, kind, 0])
+        self.records.append([int(provider), int(receiver), int(minutes), int(kind), 0, int(by), 0])
         return R.Accepted
 
+    def _second_staff(self, by, rec):
+        provider, receiver, recorder = rec[0], rec[1], rec[5]
+        return (self.policy.staff_confirm and self._staff(by) and self._staff(recorder)
+                and by not in (provider, receiver, recorder))
+
     def _settle(self, action, by, rid, uphold=1):
+        bad = self._inputs([by, rid, uphold], [by])
+        if bad:
+            return bad
         if not 0 <= rid < len(self.records):
             return R.UnknownRecord
-        rec = self.records[rid]
-        provider, receiver, minutes, _, status = rec
+        rec = self.records[int(rid)]
+        provider, receiver, minutes, _, status, recorder, _ = rec
         if action == "resolve":
             if status != 3:
                 return R.NotDisputed
         elif status != 0:
             return R.NotPending
         party = by in (provider, receiver)
-        allowed = {"confirm": by == receiver or self._staff(by), "cancel": party or self._staff(by),
-                   "dispute": party, "resolve": self._staff(by)}[action]
-        if not allowed:
+        if action == "confirm" and by != receiver:
+            if not self._staff(by):
+                return R.Unauthorized
+            if not self._second_staff(by, rec):
+                return R.ConfirmationRequired
+        if action == "cancel" and not (party or self._staff(by)):
             return R.Unauthorized
+        if action == "dispute" and not party:
+            return R.Unauthorized
+        if action == "resolve":
+            if not self._staff(by) or party or by == recorder:
+                return R.Unauthorized
+            if uphold and not rec[6] and not self._second_staff(by, rec):
+                return R.ConfirmationRequired
         if action == "confirm" or (action == "resolve" and uphold):
             reason = self._pay(receiver, provider, minutes)
             if reason == R.Accepted:
                 rec[4] = 1
             return reason
-        rec[4] = 3 if action == "dispute" else 2
+        if action == "dispute":
+            rec[4], rec[6] = 3, int(by == receiver)
+        else:
+            rec[4] = 2
         return R.Accepted
 
     def confirm(self, by, rid, t):
@@ -506,40 +770,78 @@ class NaiveTimeBank:
         return self._settle("resolve", by, rid, uphold)
 
     def set_floor(self, by, member, floor, t):
-        if by != ADMIN:
+        bad = self._inputs([by, member, floor], [by, member])
+        if bad:
+            return bad
+        if by != self.admin:
             return R.Unauthorized
         if not self._party(member):
             return R.UnknownMember
         if not MIN_FLOOR <= floor <= 0:
             return R.InvalidAmount
-        self.floor[member] = floor
+        self.floor[member] = int(floor)
         return R.Accepted
 
     def endow(self, by, member, minutes, t):
-        if by != ADMIN:
+        bad = self._inputs([by, member, minutes], [by, member])
+        if bad:
+            return bad
+        if by != self.admin:
             return R.Unauthorized
         if not self._party(member):  # only members and coordinators are endowed
             return R.UnknownMember
         if not 0 < minutes <= MAX_MINUTES:
             return R.InvalidAmount
-        return self._pay(ENDOW, member, minutes)
+        return self._pay(ENDOW, member, int(minutes))
 
     def family_transfer(self, by, to, minutes, t):
+        bad = self._inputs([by, to, minutes], [by, to])
+        if bad:
+            return bad
         hh = self.household.get(by, -1)
         if not self.policy.allow_family_transfer or hh < 0 or hh != self.household.get(to, -1) or by == to:
             return R.PolicyForbids
         if not 0 < minutes <= MAX_MINUTES:
             return R.InvalidAmount
-        return self._pay(by, to, minutes)
+        return self._pay(by, to, int(minutes))
+
+    def revoke(self, by, member, t):
+        bad = self._inputs([by, member], [by, member])
+        if bad:
+            return bad
+        if by != self.admin:
+            return R.Unauthorized
+        if not self._party(member):
+            return R.UnknownMember
+        if self.role[member] != COORD:
+            return R.InvalidRole
+        self.role[member] = MEMBER
+        return R.Accepted
+
+    def rotate_admin(self, by, new_admin, t):
+        bad = self._inputs([by, new_admin], [by, new_admin])
+        if bad:
+            return bad
+        if by != self.admin:
+            return R.Unauthorized
+        if new_admin in self.role:
+            return R.AlreadyRegistered
+        new_admin = int(new_admin)
+        self.role[new_admin], self.household[new_admin], self.balance[new_admin], self.floor[new_admin] = 3, -1, 0, 0
+        self.role[by], self.admin = 4, new_admin
+        return R.Accepted
 
 
-IDS = st.integers(-1, 8)
-MINUTES = st.integers(-5, 90)
+#: mostly valid ids; sometimes negative or beyond the bound (never a huge valid one: arrays grow to it)
+IDS = st.one_of(st.integers(-1, 8), st.integers(-1, 8), st.integers(-1, 8), st.sampled_from([MAX_MEMBER_ID + 1, -2**40]))
+#: mostly integers; sometimes fractions, NaN and integral floats
+MINUTES = st.one_of(st.integers(-5, 90), st.integers(-5, 90), st.sampled_from([10.5, math.nan, 30.0, -0.25]))
+KINDS = st.one_of(st.integers(0, 5), st.sampled_from([-1, 6, 99]))
 T = st.floats(0, 1e4, allow_nan=False)
 COMMANDS = st.lists(st.one_of(
-    st.tuples(st.just("register"), IDS, st.integers(0, 8), st.sampled_from([-1, 0, 1, 2, 3]),
+    st.tuples(st.just("register"), IDS, st.integers(0, 8), st.sampled_from([-1, 0, 1, 2, 3, 4, 5, -2]),
               st.sampled_from([-1, 10, 11]), T),
-    st.tuples(st.just("record"), IDS, IDS, IDS, MINUTES, st.integers(0, 5), T),
+    st.tuples(st.just("record"), IDS, IDS, IDS, MINUTES, KINDS, T),
     st.tuples(st.just("confirm"), IDS, st.integers(-1, 6), T),
     st.tuples(st.just("cancel"), IDS, st.integers(-1, 6), T),
     st.tuples(st.just("dispute"), IDS, st.integers(-1, 6), T),
@@ -547,8 +849,12 @@ COMMANDS = st.lists(st.one_of(
     st.tuples(st.just("set_floor"), st.sampled_from([ADMIN, COORDINATOR, ANN]), IDS, st.integers(-80, 3), T),
     st.tuples(st.just("endow"), st.sampled_from([ADMIN, ADMIN, COORDINATOR]), IDS, MINUTES, T),
     st.tuples(st.just("family_transfer"), IDS, IDS, MINUTES, T),
+    st.tuples(st.just("revoke"), st.sampled_from([ADMIN, ADMIN, COORDINATOR, 9]), IDS, T),
+    st.tuples(st.just("rotate_admin"), st.sampled_from([ADMIN, ADMIN, 9, COORDINATOR]), st.sampled_from([9, 9, ANN, 12]),
+              T),
 ), max_size=60)
-POLICIES = st.builds(TimeBankPolicy, member_floor=st.sampled_from([0, -30]), allow_family_transfer=st.booleans())
+POLICIES = st.builds(TimeBankPolicy, member_floor=st.sampled_from([0, -30]), allow_family_transfer=st.booleans(),
+                     endowment_budget=st.sampled_from([DEFAULT_ENDOWMENT_BUDGET, 150]), staff_confirm=st.booleans())
 
 
 def _setup(bank):
@@ -598,6 +904,7 @@ def test_kernels_match_the_naive_rules(policy, cmds):
     assert {m: tb.balance(m) for m in naive.balance} == naive.balance
     assert [list(r) for r in tb.records[: tb.n_records]] == naive.records
     assert {m: int(tb.role[m]) for m in naive.role} == naive.role
+    assert tb.admin == naive.admin
     assert tb.ledger.total() == 0
 
 
@@ -611,7 +918,8 @@ def test_books_sum_to_zero_and_no_floor_is_broken(policy, cmds):
     assert (tb.ledger.balances[:n] >= tb.ledger.floors[:n]).all()
 
 
-OPS = ["register", "record", "confirm", "cancel", "dispute", "resolve", "set_floor", "endow", "family_transfer"]
+OPS = ["register", "record", "confirm", "cancel", "dispute", "resolve", "set_floor", "endow", "family_transfer",
+       "revoke", "rotate_admin"]
 
 
 @pytest.mark.parametrize("op", OPS)

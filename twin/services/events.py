@@ -97,6 +97,10 @@ class EventKind(IntEnum):
     RoleRevoked = 29
     # time bank: actor=old admin (retired), target=new admin
     AdminRotated = 30
+    # time bank: actor=admin, target=coordinator made a plain member again, code=new role
+    RoleRevoked = 29
+    # time bank: actor=old admin (retired), target=new admin
+    AdminRotated = 30
     # repair: actor=reporter, subject=ticket, target=location, code=category, amount=priority
     TicketSubmitted = 40
     # repair: subject=ticket, target=worker

@@ -1,45 +1,77 @@
 """Time bank (时间银行): service minutes recorded, confirmed and spent, on a ledger.
 
 A provider records minutes of service given to a receiver; the record stays
-*pending* until the receiver (or a coordinator) confirms it, and confirming
-moves the minutes from the receiver's account to the provider's.  Balances are
-signed: the books always sum to zero, and each member may overdraw down to a
-floor (0 by default).  An *endowment* account with no floor lets the admin
-back eligible elders (``endow``) without ever minting from nowhere.
+*pending* until the receiver confirms it, and confirming moves the minutes from
+the receiver's account to the provider's.  Balances are signed: the books
+always sum to zero, and each member may overdraw down to a floor (0 by
+default).  An *endowment* account lets the admin back eligible elders
+(``endow``) without ever minting from nowhere; it may go negative by at most
+the policy's ``endowment_budget`` (its floor is ``-endowment_budget``).
 
 The time-bank contract in the source texts checks the provider's balance
 before crediting it and underflows the receiver's unsigned balance; here the
 *receiver* pays and the floor is checked on the receiver, which is also what
 ``contracts/TimeBank.sol`` does.
 
-Checks run in a fixed order per operation (the contract follows the same
-order, so both refuse with the same reason):
+**Who moves a member's minutes.**  Minutes leave a member's account only by
+the member's own act (confirming as the receiver, bringing a dispute to
+mediation as the receiver, a family transfer) or by two staff members: when
+the policy sets ``staff_confirm``, a staff member may confirm (or uphold a
+dispute) in the receiver's place if the record was made by *another* staff
+member, still staff, and the confirmer is not a party to it.  By default
+(``staff_confirm=False``) staff cannot confirm at all.  A dispute is resolved
+by a staff member who is neither a party nor the record's recorder.
 
-* ``register(by, member, role, household)``: InvalidRole (role not member or
-  coordinator) → Unauthorized (``by`` not admin; coordinators may register
-  plain members) → AlreadyRegistered.
-* ``record(by, provider, receiver, minutes, kind)``: UnknownMember (provider or
-  receiver not a member or coordinator) → Unauthorized (``by`` is neither the
-  provider nor a coordinator/admin) → SelfService → InvalidAmount.
-* ``confirm(by, record)``: UnknownRecord → NotPending → Unauthorized (not the
-  receiver, a coordinator or the admin) → InsufficientBalance.
+**Inputs.**  Every integer argument (ids, minutes, floors, kinds, roles,
+households, record ids, ``uphold``) must be an integer: a fraction, NaN or text
+is refused with NotAnInteger (minutes of 10.9 never become 10).  Member ids
+(``by`` and every member named) must lie in ``0..MAX_MEMBER_ID``, or the
+command is refused with InvalidId: state arrays are indexed by member id, so
+the bound caps their size (about 26 bytes per id up to the highest
+registered, at most ~440 MB).  Enum codes outside their enum (a service kind
+other than 0..5, a role other than -1..4) are refused with UnknownKind.  These
+three checks come first, in that order, for every operation; then each
+operation checks in a fixed order (the contract follows the same order, so
+both refuse with the same reason; NotAnInteger and InvalidId are the
+binding's, since the chain sees int64 values and addresses):
+
+* ``register(by, member, role, household)``: UnknownKind (role) → InvalidRole
+  (role not member or coordinator) → Unauthorized (``by`` not admin;
+  coordinators may register plain members) → AlreadyRegistered.
+* ``record(by, provider, receiver, minutes, kind)``: UnknownKind (kind) →
+  UnknownMember (provider or receiver not a member or coordinator) →
+  Unauthorized (``by`` is neither the provider nor a coordinator/admin) →
+  SelfService → InvalidAmount.
+* ``confirm(by, record)``: UnknownRecord → NotPending → Unauthorized (neither
+  the receiver nor staff) → ConfirmationRequired (staff, but not a second staff
+  member as above) → InsufficientBalance.
 * ``cancel(by, record)``: UnknownRecord → NotPending → Unauthorized (not a
   party, a coordinator or the admin).
 * ``dispute(by, record)``: UnknownRecord → NotPending → Unauthorized (not a party).
 * ``resolve(by, record, uphold)``: UnknownRecord → NotDisputed → Unauthorized
-  (not a coordinator/admin) → InsufficientBalance (when upheld).
+  (not staff, or a party, or the recorder) → ConfirmationRequired (upholding a
+  dispute the receiver did not raise, without a second staff member) →
+  InsufficientBalance (when upheld).
 * ``set_floor(by, member, floor)``: Unauthorized (not admin) → UnknownMember →
   InvalidAmount (floor > 0 or below ``MIN_FLOOR``).
-
-Every InvalidAmount for minutes means ``minutes <= 0`` or ``minutes > MAX_MINUTES``:
-with floors bounded too, no balance can leave int64 (the contract's int256 and
-the service's int64 agree everywhere).
 * ``endow(by, member, minutes)``: Unauthorized (not admin) → UnknownMember (not
   a member or coordinator: the admin and the endowment cannot be endowed) →
-  InvalidAmount.
+  InvalidAmount → EndowmentExhausted (the budget would be exceeded).
 * ``family_transfer(by, to, minutes)``: PolicyForbids (policy off, or not one
   household) → UnknownMember → InvalidAmount → InsufficientBalance.
+* ``revoke(by, member)``: Unauthorized (not admin) → UnknownMember (not a member
+  or coordinator) → InvalidRole (not a coordinator).  A coordinator becomes a
+  plain member, keeping balance and floor.
+* ``rotate_admin(by, new_admin)``: Unauthorized (not admin) → AlreadyRegistered
+  (``new_admin`` is any registered id).  The new id becomes the admin and the
+  old one is *retired* (registered, takes part in nothing, cannot come back).
+
+Every InvalidAmount for minutes means ``minutes <= 0`` or ``minutes > MAX_MINUTES``:
+with floors and the endowment's budget bounded too, no balance can leave int64
+(the contract's int256 and the service's int64 agree everywhere).
 """
+import math
+import numbers
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -48,7 +80,7 @@ import numpy as np
 from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import Outcome, batch_length, column, grow
-from twin.services.ledger import NO_FLOOR, Ledger, _check_transfer
+from twin.services.ledger import Ledger, _check_transfer
 from twin.services.reasons import Reason, raise_for
 
 
@@ -58,6 +90,7 @@ class Role(IntEnum):
     coordinator = 1
     endowment = 2
     admin = 3
+    retired = 4   # a former admin (see ``rotate_admin``)
 
 
 class RecordStatus(IntEnum):
@@ -76,20 +109,40 @@ class ServiceKind(IntEnum):
     other = 5
 
 
+#: Bounds that keep every balance far inside int64 (the contract has the same):
+#: one operation moves at most MAX_MINUTES, and no floor is below MIN_FLOOR.
+MAX_MINUTES = 1_000_000_000
+MIN_FLOOR = -1_000_000_000_000
+#: Member ids are 0..MAX_MEMBER_ID (2**24 - 1): arrays are indexed by id.
+MAX_MEMBER_ID = 2**24 - 1
+#: The endowment's default budget: 6,000 hours, about 10 hours (hOurworld's debt cap) for
+#: each of the ~600 residents aged 75+ in the default 2,000-household community.
+DEFAULT_ENDOWMENT_BUDGET = 360_000
+
+
 @dataclass
 class TimeBankPolicy:
     """What a community decides about its time bank.
 
     member_floor : the lowest balance (minutes, <= 0) a newly registered member may reach.
     allow_family_transfer : whether members may give minutes to their own household.
+    endowment_budget : minutes the endowment may issue in all (0..-MIN_FLOOR); ``endow``
+        beyond it is refused with EndowmentExhausted.
+    staff_confirm : whether a second staff member may confirm in the receiver's place (see
+        the module docstring); False: only the receiver confirms.
     """
 
     member_floor: int = 0
     allow_family_transfer: bool = False
+    endowment_budget: int = DEFAULT_ENDOWMENT_BUDGET
+    staff_confirm: bool = False
 
     def __post_init__(self):
-        if not MIN_FLOOR <= self.member_floor <= 0:
-            raise ValueError(f"TimeBankPolicy.member_floor must be in {MIN_FLOOR}..0 minutes, got {self.member_floor}")
+        for name, low, high in (("member_floor", MIN_FLOOR, 0), ("endowment_budget", 0, -MIN_FLOOR)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not low <= value <= high:
+                raise ValueError(f"TimeBankPolicy.{name} must be an integer in {low}..{high} minutes, got {value!r}")
+            setattr(self, name, int(value))
 
 
 _OK = 0
@@ -103,14 +156,20 @@ _UNAUTHORIZED = int(Reason.Unauthorized)
 _POLICY = int(Reason.PolicyForbids)
 _INVALID_AMOUNT = int(Reason.InvalidAmount)
 _INVALID_ROLE = int(Reason.InvalidRole)
+_NOT_INTEGER = int(Reason.NotAnInteger)
+_UNKNOWN_KIND = int(Reason.UnknownKind)
+_INVALID_ID = int(Reason.InvalidId)
+_INSUFFICIENT = int(Reason.InsufficientBalance)
+_EXHAUSTED = int(Reason.EndowmentExhausted)
+_CONFIRMATION = int(Reason.ConfirmationRequired)
 
-_MEMBER, _COORD, _ENDOW, _ADMIN = 0, 1, 2, 3
-
-#: Bounds that keep every balance far inside int64 (the contract has the same):
-#: one operation moves at most MAX_MINUTES, and no floor is below MIN_FLOOR.
-MAX_MINUTES = 1_000_000_000
-MIN_FLOOR = -1_000_000_000_000
+_MEMBER, _COORD, _ENDOW, _ADMIN, _RETIRED = 0, 1, 2, 3, 4
 _PENDING, _CONFIRMED, _CANCELLED, _DISPUTED = 0, 1, 2, 3
+#: Columns of ``TimeBank.records``: who gave, who received, minutes, service kind, status,
+#: who recorded it, and whether the receiver raised its dispute (1) or not (0).
+PROVIDER, RECEIVER, MINUTES, KIND, STATUS, RECORDER, RECEIVER_DISPUTED = range(7)
+_INT64_MAX = np.iinfo(np.int64).max
+_INT64_MIN = np.iinfo(np.int64).min
 
 
 @kernel
@@ -153,7 +212,7 @@ def _register(role, household, floors, member_floor, by, member, new_role, hh):
 
 @kernel
 def _record(role, rec, n_rec, by, provider, receiver, minutes, kind):
-    """Append a pending record at row ``n_rec`` of ``rec`` (provider, receiver, minutes, kind, status)."""
+    """Append a pending record at row ``n_rec`` of ``rec`` (see the column names above)."""
     if not _is_party(role, provider) or not _is_party(role, receiver):
         return _UNKNOWN_MEMBER
     if by != provider and not _is_staff(role, by):
@@ -162,22 +221,32 @@ def _record(role, rec, n_rec, by, provider, receiver, minutes, kind):
         return _SELF
     if _bad_minutes(minutes):
         return _INVALID_AMOUNT
-    rec[n_rec, 0] = provider
-    rec[n_rec, 1] = receiver
-    rec[n_rec, 2] = minutes
-    rec[n_rec, 3] = kind
-    rec[n_rec, 4] = _PENDING
+    rec[n_rec, PROVIDER] = provider
+    rec[n_rec, RECEIVER] = receiver
+    rec[n_rec, MINUTES] = minutes
+    rec[n_rec, KIND] = kind
+    rec[n_rec, STATUS] = _PENDING
+    rec[n_rec, RECORDER] = by
+    rec[n_rec, RECEIVER_DISPUTED] = 0
     return _OK
 
 
 @kernel
-def _settle(role, rec, n_rec, balances, floors, n_acc, by, r, action, uphold):
+def _second_staff(role, rec, r, by, staff_confirm):
+    """Whether staff member ``by`` may pay record ``r`` in its receiver's place (four eyes)."""
+    recorder = rec[r, RECORDER]
+    return (staff_confirm and _is_staff(role, by) and _is_staff(role, recorder) and by != recorder
+            and by != rec[r, PROVIDER] and by != rec[r, RECEIVER])
+
+
+@kernel
+def _settle(role, rec, n_rec, balances, floors, n_acc, by, r, action, uphold, staff_confirm):
     """Confirm, cancel, dispute or resolve record ``r``; see the module docstring for the order."""
     if r < 0 or r >= n_rec:
         return _UNKNOWN_RECORD
-    status = rec[r, 4]
-    provider = rec[r, 0]
-    receiver = rec[r, 1]
+    status = rec[r, STATUS]
+    provider = rec[r, PROVIDER]
+    receiver = rec[r, RECEIVER]
     if action == 3:  # resolve
         if status != _DISPUTED:
             return _NOT_DISPUTED
@@ -185,76 +254,185 @@ def _settle(role, rec, n_rec, balances, floors, n_acc, by, r, action, uphold):
         return _NOT_PENDING
     party = by == provider or by == receiver
     if action == 0:  # confirm
-        ok = by == receiver or _is_staff(role, by)
+        if by != receiver:
+            if not _is_staff(role, by):
+                return _UNAUTHORIZED
+            if not _second_staff(role, rec, r, by, staff_confirm):
+                return _CONFIRMATION
     elif action == 1:  # cancel
-        ok = party or _is_staff(role, by)
+        if not (party or _is_staff(role, by)):
+            return _UNAUTHORIZED
     elif action == 2:  # dispute
-        ok = party
+        if not party:
+            return _UNAUTHORIZED
     else:
-        ok = _is_staff(role, by)
-    if not ok:
-        return _UNAUTHORIZED
-    if action == 0 or (action == 3 and uphold):
-        reason = _check_transfer(balances, floors, n_acc, receiver, provider, rec[r, 2])
+        if not _is_staff(role, by) or party or by == rec[r, RECORDER]:
+            return _UNAUTHORIZED
+        if uphold != 0 and rec[r, RECEIVER_DISPUTED] == 0 and not _second_staff(role, rec, r, by, staff_confirm):
+            return _CONFIRMATION
+    if action == 0 or (action == 3 and uphold != 0):
+        reason = _check_transfer(balances, floors, n_acc, receiver, provider, rec[r, MINUTES])
         if reason != 0:
             return reason
-        balances[receiver] -= rec[r, 2]
-        balances[provider] += rec[r, 2]
-        rec[r, 4] = _CONFIRMED
+        balances[receiver] -= rec[r, MINUTES]
+        balances[provider] += rec[r, MINUTES]
+        rec[r, STATUS] = _CONFIRMED
     elif action == 2:
-        rec[r, 4] = _DISPUTED
+        rec[r, STATUS] = _DISPUTED
+        rec[r, RECEIVER_DISPUTED] = by == receiver
     else:
-        rec[r, 4] = _CANCELLED
+        rec[r, STATUS] = _CANCELLED
     return _OK
 
 
 @kernel
-def _register_batch(role, household, floors, member_floor, by, member, new_role, hh, out):
-    for i in range(by.shape[0]):
-        out[i] = _register(role, household, floors, member_floor, by[i], member[i], new_role[i], hh[i])
+def _revoke(role, by, member):
+    if _role_of(role, by) != _ADMIN:
+        return _UNAUTHORIZED
+    if not _is_party(role, member):
+        return _UNKNOWN_MEMBER
+    if role[member] != _COORD:
+        return _INVALID_ROLE
+    role[member] = _MEMBER
+    return _OK
 
 
 @kernel
-def _record_batch(role, rec, n_rec, by, provider, receiver, minutes, kind, out, ids):
+def _rotate_admin(role, household, floors, by, new_admin):
+    if _role_of(role, by) != _ADMIN:
+        return _UNAUTHORIZED
+    if role[new_admin] != -1:
+        return _ALREADY
+    role[new_admin] = _ADMIN
+    household[new_admin] = -1
+    floors[new_admin] = 0
+    role[by] = _RETIRED
+    return _OK
+
+
+# Batch loops: rows refused by the input checks (``first``) keep that reason and touch nothing.
+@kernel
+def _register_batch(role, household, floors, member_floor, by, member, new_role, hh, first, out):
     for i in range(by.shape[0]):
-        out[i] = _record(role, rec, n_rec, by[i], provider[i], receiver[i], minutes[i], kind[i])
+        out[i] = first[i] if first[i] else _register(role, household, floors, member_floor, by[i], member[i],
+                                                     new_role[i], hh[i])
+
+
+@kernel
+def _record_batch(role, rec, n_rec, by, provider, receiver, minutes, kind, first, out, ids):
+    for i in range(by.shape[0]):
+        out[i] = first[i] if first[i] else _record(role, rec, n_rec, by[i], provider[i], receiver[i], minutes[i],
+                                                   kind[i])
         ids[i] = n_rec if out[i] == 0 else -1
         n_rec += out[i] == 0
     return n_rec
 
 
 @kernel
-def _settle_batch(role, rec, n_rec, balances, floors, n_acc, by, r, action, uphold, out):
+def _settle_batch(role, rec, n_rec, balances, floors, n_acc, by, r, action, uphold, staff_confirm, first, out):
     for i in range(by.shape[0]):
-        out[i] = _settle(role, rec, n_rec, balances, floors, n_acc, by[i], r[i], action, uphold[i])
+        out[i] = first[i] if first[i] else _settle(role, rec, n_rec, balances, floors, n_acc, by[i], r[i], action,
+                                                   uphold[i], staff_confirm)
+
+
+@kernel
+def _revoke_batch(role, by, member, first, out):
+    for i in range(by.shape[0]):
+        out[i] = first[i] if first[i] else _revoke(role, by[i], member[i])
+
+
+@kernel
+def _rotate_admin_batch(role, household, floors, by, new_admin, first, out):
+    for i in range(by.shape[0]):
+        out[i] = first[i] if first[i] else _rotate_admin(role, household, floors, by[i], new_admin[i])
 
 
 _SETTLE_KIND = {0: ev.EventKind.ServiceConfirmed, 1: ev.EventKind.ServiceCancelled,
                 2: ev.EventKind.ServiceDisputed, 3: ev.EventKind.DisputeResolved}
 
 
+def _clamp(value: int) -> int:
+    return min(max(value, _INT64_MIN), _INT64_MAX)
+
+
+def integers(values, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """An int64 column of ``n`` rows from ``values`` (a scalar broadcasts), and which rows were no integers.
+
+    Integral floats (10.0) count as integers; fractions, NaN, infinities, text and other
+    objects do not (their slot in the column is 0).  Integers beyond int64 saturate at its
+    bounds, so that range checks refuse them for what they are (too large), not as fractions.
+    """
+    a = np.asarray(values)
+    if a.ndim == 0:
+        a = np.broadcast_to(a, (n,))
+    elif a.shape != (n,):
+        raise ValueError(f"expected {n} values, got shape {a.shape}")
+    if a.dtype.kind in "bi":
+        return a.astype(np.int64), np.zeros(n, bool)
+    if a.dtype.kind == "u":
+        return np.minimum(a, np.uint64(_INT64_MAX)).astype(np.int64), np.zeros(n, bool)
+    if a.dtype.kind == "f":
+        f = a.astype(np.float64)
+        bad = ~np.isfinite(f) | (np.floor(f) != f)
+        # beyond +-9.2e18 (near int64's ends) values saturate: out of every range all the same
+        return np.clip(np.where(bad, 0.0, f), -9.2e18, 9.2e18).astype(np.int64), bad
+    col, bad = np.zeros(n, np.int64), np.zeros(n, bool)
+    for i, v in enumerate(a.tolist()):
+        if isinstance(v, numbers.Integral):
+            col[i] = _clamp(int(v))
+        elif isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer():
+            col[i] = _clamp(int(v))
+        else:
+            bad[i] = True
+    return col, bad
+
+
+def _code(enum, value, what: str):
+    """An enum code from a name or a number; an unknown name is refused (UnknownKind)."""
+    if isinstance(value, str):
+        if value not in enum.__members__:
+            raise_for(Reason.UnknownKind, f"{what}: no {enum.__name__} {value!r}")
+        return enum[value]
+    return value
+
+
+def _label(enum, value) -> str:
+    try:
+        return enum(value).name
+    except (ValueError, TypeError):
+        return repr(value)
+
+
+def _one_id(value, what: str) -> int:
+    """A single member id or record id argument of a query, checked like the batch columns."""
+    (col,), (bad,) = integers([value], 1)
+    if bad:
+        raise_for(Reason.NotAnInteger, what)
+    return int(col)
+
+
 class TimeBank:
     """The time bank service.  ``*_batch`` methods take arrays; the rest are single commands.
 
-    Member ids are non-negative integers chosen by the caller (a resident id,
-    say).  The admin (``admin``) and the endowment account (``endowment``)
-    exist from construction.
+    Member ids are integers in ``0..MAX_MEMBER_ID`` chosen by the caller (a resident id,
+    say).  The admin (``admin``) and the endowment account (``endowment``) exist from
+    construction; ``admin`` follows :meth:`rotate_admin`.
     """
 
     def __init__(self, log=None, policy: TimeBankPolicy | None = None, admin: int = 0, endowment: int = 1):
-        if admin == endowment or min(admin, endowment) < 0:
-            raise ValueError("admin and endowment must be two distinct non-negative ids")
+        if admin == endowment or not (0 <= min(admin, endowment) and max(admin, endowment) <= MAX_MEMBER_ID):
+            raise ValueError(f"admin and endowment must be two distinct ids in 0..{MAX_MEMBER_ID}")
         self.log = log
         self.policy = policy or TimeBankPolicy()
         self.admin, self.endowment = admin, endowment
         self.ledger = Ledger()
         self.role = np.zeros(0, np.int8)
         self.household = np.zeros(0, np.int64)
-        self.records = np.zeros((16, 5), np.int64)
+        self.records = np.zeros((16, 7), np.int64)
         self.n_records = 0
         self._ensure(max(admin, endowment))
         self.role[admin], self.role[endowment] = _ADMIN, _ENDOW
-        self.ledger.floors[endowment] = NO_FLOOR
+        self.ledger.floors[endowment] = -self.policy.endowment_budget
 
     def _ensure(self, member_max: int) -> None:
         """Make room for member ids up to ``member_max`` (unregistered slots have role -1)."""
@@ -270,17 +448,33 @@ class TimeBank:
             self.log.append(events)
         return events
 
+    @staticmethod
+    def _inputs(n, columns: dict, ids=(), kinds=None):
+        """The columns as int64 and each row's first refusal from its inputs alone (0: none).
+
+        NotAnInteger (any column), then InvalidId (the member id columns ``ids``), then
+        UnknownKind (``kinds``: column name -> (lowest, highest) code).
+        """
+        cols, first = {}, np.zeros(n, np.int16)
+        for name, values in columns.items():
+            cols[name], bad = integers(values, n)
+            first[bad & (first == 0)] = _NOT_INTEGER
+        for name in ids:
+            first[((cols[name] < 0) | (cols[name] > MAX_MEMBER_ID)) & (first == 0)] = _INVALID_ID
+        for name, (low, high) in (kinds or {}).items():
+            first[((cols[name] < low) | (cols[name] > high)) & (first == 0)] = _UNKNOWN_KIND
+        return cols, first
+
     # -------------------------------------------------------------- batch API
     def register_batch(self, by, member, role=Role.member, household=-1, t=0.0) -> Outcome:
         n = batch_length(by, member, role, household, t)
-        by, member = column(by, n, np.int64), column(member, n, np.int64)
-        role, household = column(role, n, np.int64), column(household, n, np.int64)
-        if n and member.min() < 0:
-            raise ValueError("member ids must be non-negative")
-        self._ensure(member.max(initial=0))
+        c, first = self._inputs(n, {"by": by, "member": member, "role": role, "household": household},
+                                ids=("by", "member"), kinds={"role": (min(Role), max(Role))})
+        by, member, role, household = c["by"], c["member"], c["role"], c["household"]
+        self._ensure(member[first == 0].max(initial=0))
         out = np.empty(n, np.int16)
         _register_batch(self.role, self.household, self.ledger.floors, self.policy.member_floor,
-                        by, member, role, household, out)
+                        by, member, role, household, first, out)
         ok = out == 0
         return Outcome(out, self._emit(ev.make(
             ev.EventKind.MemberRegistered, column(t, n, np.float64)[ok], actor=by[ok], target=member[ok],
@@ -288,12 +482,14 @@ class TimeBank:
 
     def record_batch(self, by, provider, receiver, minutes, kind=ServiceKind.other, t=0.0) -> Outcome:
         n = batch_length(by, provider, receiver, minutes, kind, t)
-        by, provider, receiver = (column(c, n, np.int64) for c in (by, provider, receiver))
-        minutes, kind = column(minutes, n, np.int64), column(kind, n, np.int64)
+        c, first = self._inputs(n, {"by": by, "provider": provider, "receiver": receiver, "minutes": minutes,
+                                    "kind": kind},
+                                ids=("by", "provider", "receiver"), kinds={"kind": (min(ServiceKind), max(ServiceKind))})
+        by, provider, receiver, minutes, kind = (c[k] for k in ("by", "provider", "receiver", "minutes", "kind"))
         self.records = grow(self.records, self.n_records + n)
         out, ids = np.empty(n, np.int16), np.empty(n, np.int64)
         self.n_records = int(_record_batch(self.role, self.records, self.n_records, by, provider, receiver,
-                                           minutes, kind, out, ids))
+                                           minutes, kind, first, out, ids))
         ok = out == 0
         return Outcome(out, self._emit(ev.make(
             ev.EventKind.ServiceRecorded, column(t, n, np.float64)[ok], actor=by[ok], subject=ids[ok],
@@ -301,18 +497,20 @@ class TimeBank:
 
     def _settle(self, action, by, record, t, uphold=1) -> Outcome:
         n = batch_length(by, record, t, uphold)
-        by, record, uphold = (column(c, n, np.int64) for c in (by, record, uphold))
+        c, first = self._inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",))
+        by, record, uphold = c["by"], c["record"], (c["uphold"] != 0).astype(np.int64)
         out = np.empty(n, np.int16)
         _settle_batch(self.role, self.records, self.n_records, self.ledger.balances, self.ledger.floors,
-                      self.ledger.n, by, record, action, uphold, out)
+                      self.ledger.n, by, record, action, uphold, bool(self.policy.staff_confirm), first, out)
         ok = out == 0
+        t = column(t, n, np.float64)
         if action == 0 or action == 3:
             moved = ok & (uphold != 0) if action == 3 else ok
             rec = self.records[record[moved]]
-            self.ledger.journal(column(t, n, np.float64)[moved], rec[:, 1], rec[:, 0], rec[:, 2])
+            self.ledger.journal(t[moved], rec[:, RECEIVER], rec[:, PROVIDER], rec[:, MINUTES])
         return Outcome(out, self._emit(ev.make(
-            _SETTLE_KIND[action], column(t, n, np.float64)[ok], actor=by[ok], subject=record[ok],
-            amount=self.records[record[ok], 2] if ok.any() else 0, extra=uphold[ok])))
+            _SETTLE_KIND[action], t[ok], actor=by[ok], subject=record[ok],
+            amount=self.records[record[ok], MINUTES] if ok.any() else 0, extra=uphold[ok])))
 
     def confirm_batch(self, by, record, t=0.0) -> Outcome:
         return self._settle(0, by, record, t)
@@ -326,45 +524,80 @@ class TimeBank:
     def resolve_batch(self, by, record, uphold, t=0.0) -> Outcome:
         return self._settle(3, by, record, t, uphold)
 
-    def _ledger_move(self, kind, reasons_first, by, src, dst, minutes, t) -> Outcome:
-        """A policy check (``reasons_first``) then a ledger transfer; logged as ``kind``."""
+    def _ledger_move(self, kind, first, by, src, dst, minutes, t, short=_INSUFFICIENT) -> Outcome:
+        """Checks done (``first``), then a ledger transfer; logged as ``kind``.
+
+        ``short`` is the reason given when the source would go below its floor.
+        """
         t = column(t, len(by), np.float64)
-        out = reasons_first.astype(np.int16)
+        out = first.astype(np.int16)
         todo = out == 0
-        out[todo] = self.ledger.apply(src[todo], dst[todo], minutes[todo], t[todo])
+        moved = self.ledger.apply(src[todo], dst[todo], minutes[todo], t[todo])
         # the ledger's own reasons are phrased for accounts; members are what callers know
-        out[out == Reason.UnknownAccount] = Reason.UnknownMember
+        moved[moved == Reason.UnknownAccount] = Reason.UnknownMember
+        moved[moved == Reason.InsufficientBalance] = short
+        out[todo] = moved
         ok = out == 0
         return Outcome(out, self._emit(ev.make(kind, t[ok], actor=by[ok], target=dst[ok], amount=minutes[ok])))
 
     def endow_batch(self, by, member, minutes, t=0.0) -> Outcome:
         n = batch_length(by, member, minutes, t)
-        by, member, minutes = (column(c, n, np.int64) for c in (by, member, minutes))
-        first = np.where(by != self.admin, _UNAUTHORIZED,
-                         np.where(~self._parties(member), _UNKNOWN_MEMBER,
-                                  np.where(_bad_minutes(minutes), _INVALID_AMOUNT, _OK)))
-        return self._ledger_move(ev.EventKind.Endowed, first, by, np.full(n, self.endowment), member, minutes, t)
+        c, first = self._inputs(n, {"by": by, "member": member, "minutes": minutes}, ids=("by", "member"))
+        by, member, minutes = c["by"], c["member"], c["minutes"]
+        first = np.where(first != 0, first,
+                         np.where(by != self.admin, _UNAUTHORIZED,
+                                  np.where(~self._parties(member), _UNKNOWN_MEMBER,
+                                           np.where(_bad_minutes(minutes), _INVALID_AMOUNT, _OK))))
+        return self._ledger_move(ev.EventKind.Endowed, first, by, np.full(n, self.endowment), member, minutes, t,
+                                 short=_EXHAUSTED)
 
     def family_transfer_batch(self, by, to, minutes, t=0.0) -> Outcome:
         n = batch_length(by, to, minutes, t)
-        by, to, minutes = (column(c, n, np.int64) for c in (by, to, minutes))
+        c, first = self._inputs(n, {"by": by, "to": to, "minutes": minutes}, ids=("by", "to"))
+        by, to, minutes = c["by"], c["to"], c["minutes"]
         hh_by, hh_to = self._households(by), self._households(to)
         same = (hh_by >= 0) & (hh_by == hh_to) & (by != to)
-        first = np.where(~same | (not self.policy.allow_family_transfer), _POLICY,
-                         np.where((self._roles(by) < 0) | (self._roles(to) < 0), _UNKNOWN_MEMBER,
-                                  np.where(_bad_minutes(minutes), _INVALID_AMOUNT, _OK)))
+        first = np.where(first != 0, first,
+                         np.where(~same | (not self.policy.allow_family_transfer), _POLICY,
+                                  np.where(~self._parties(by) | ~self._parties(to), _UNKNOWN_MEMBER,
+                                           np.where(_bad_minutes(minutes), _INVALID_AMOUNT, _OK))))
         return self._ledger_move(ev.EventKind.FamilyTransferred, first, by, by, to, minutes, t)
 
     def set_floor_batch(self, by, member, floor, t=0.0) -> Outcome:
         n = batch_length(by, member, floor, t)
-        by, member, floor = (column(c, n, np.int64) for c in (by, member, floor))
-        out = np.where(by != self.admin, _UNAUTHORIZED,
-                       np.where(~self._parties(member), _UNKNOWN_MEMBER,
-                                np.where((floor > 0) | (floor < MIN_FLOOR), _INVALID_AMOUNT, _OK))).astype(np.int16)
+        c, first = self._inputs(n, {"by": by, "member": member, "floor": floor}, ids=("by", "member"))
+        by, member, floor = c["by"], c["member"], c["floor"]
+        out = np.where(first != 0, first,
+                       np.where(by != self.admin, _UNAUTHORIZED,
+                                np.where(~self._parties(member), _UNKNOWN_MEMBER,
+                                         np.where((floor > 0) | (floor < MIN_FLOOR), _INVALID_AMOUNT, _OK)))
+                       ).astype(np.int16)
         ok = out == 0
         self.ledger.floors[member[ok]] = floor[ok]  # later commands in the batch win, as in order
         return Outcome(out, self._emit(ev.make(ev.EventKind.MemberFloorSet, column(t, n, np.float64)[ok],
                                                actor=by[ok], target=member[ok], amount=floor[ok])))
+
+    def revoke_batch(self, by, member, t=0.0) -> Outcome:
+        n = batch_length(by, member, t)
+        c, first = self._inputs(n, {"by": by, "member": member}, ids=("by", "member"))
+        out = np.empty(n, np.int16)
+        _revoke_batch(self.role, c["by"], c["member"], first, out)
+        ok = out == 0
+        return Outcome(out, self._emit(ev.make(ev.EventKind.RoleRevoked, column(t, n, np.float64)[ok], actor=c["by"][ok],
+                                               target=c["member"][ok], code=_MEMBER)))
+
+    def rotate_admin_batch(self, by, new_admin, t=0.0) -> Outcome:
+        n = batch_length(by, new_admin, t)
+        c, first = self._inputs(n, {"by": by, "new_admin": new_admin}, ids=("by", "new_admin"))
+        by, new_admin = c["by"], c["new_admin"]
+        self._ensure(new_admin[first == 0].max(initial=0))
+        out = np.empty(n, np.int16)
+        _rotate_admin_batch(self.role, self.household, self.ledger.floors, by, new_admin, first, out)
+        ok = out == 0
+        if ok.any():
+            self.admin = int(new_admin[ok][-1])
+        return Outcome(out, self._emit(ev.make(ev.EventKind.AdminRotated, column(t, n, np.float64)[ok], actor=by[ok],
+                                               target=new_admin[ok])))
 
     def _roles(self, ids):
         inside = (ids >= 0) & (ids < len(self.role))
@@ -380,16 +613,19 @@ class TimeBank:
         return np.where(inside, self.household[np.clip(ids, 0, max(len(self.household) - 1, 0))], -1)
 
     # ------------------------------------------------------ single commands
+    def _by(self, by):
+        return self.admin if by is None else by
+
     def register(self, member, role=Role.member, household=-1, by=None, t=0.0):
-        role = Role[role] if isinstance(role, str) else role
-        label = Role(role).name if role in set(Role) else role  # an invalid role must reach InvalidRole
-        self.register_batch([self.admin if by is None else by], [member], [role], [household], [t]).single(
-            f"register member {member} as {label}")
+        what = f"register member {member} as {_label(Role, role)}"
+        role = _code(Role, role, what)
+        self.register_batch([self._by(by)], [member], [role], [household], [t]).single(what)
 
     def record(self, provider, receiver, minutes, kind=ServiceKind.other, by=None, t=0.0) -> int:
-        kind = ServiceKind[kind] if isinstance(kind, str) else kind
+        what = f"record {minutes} min from {provider} to {receiver}"
+        kind = _code(ServiceKind, kind, what)
         return self.record_batch([provider if by is None else by], [provider], [receiver], [minutes],
-                                 [kind], [t]).single(f"record {minutes} min from {provider} to {receiver}")
+                                 [kind], [t]).single(what)
 
     def confirm(self, record, by, t=0.0):
         self.confirm_batch([by], [record], [t]).single(f"confirm record {record} by {by}")
@@ -401,40 +637,56 @@ class TimeBank:
         self.dispute_batch([by], [record], [t]).single(f"dispute record {record} by {by}")
 
     def resolve(self, record, uphold: bool, by, t=0.0):
-        self.resolve_batch([by], [record], [int(uphold)], [t]).single(f"resolve record {record} by {by}")
+        self.resolve_batch([by], [record], [uphold], [t]).single(f"resolve record {record} by {by}")
 
     def endow(self, member, minutes, by=None, t=0.0):
-        self.endow_batch([self.admin if by is None else by], [member], [minutes], [t]).single(
-            f"endow {minutes} min to {member}")
+        self.endow_batch([self._by(by)], [member], [minutes], [t]).single(f"endow {minutes} min to {member}")
 
     def family_transfer(self, by, to, minutes, t=0.0):
         self.family_transfer_batch([by], [to], [minutes], [t]).single(f"give {minutes} min from {by} to {to}")
 
     def set_floor(self, member, floor, by=None, t=0.0):
-        self.set_floor_batch([self.admin if by is None else by], [member], [floor], [t]).single(
-            f"set floor of {member} to {floor}")
+        self.set_floor_batch([self._by(by)], [member], [floor], [t]).single(f"set floor of {member} to {floor}")
+
+    def revoke(self, member, by=None, t=0.0):
+        """Take the coordinator role from ``member`` (a plain member again)."""
+        self.revoke_batch([self._by(by)], [member], [t]).single(f"revoke the coordinator role of {member}")
+
+    def rotate_admin(self, new_admin, by=None, t=0.0):
+        """Hand the admin role to the unregistered id ``new_admin``; the old admin is retired."""
+        self.rotate_admin_batch([self._by(by)], [new_admin], [t]).single(f"hand the admin role to {new_admin}")
 
     # ---------------------------------------------------------------- queries
-    def balance(self, member: int) -> int:
+    def balance(self, member) -> int:
+        what = f"balance of {member}"
+        member = _one_id(member, what)
+        if not 0 <= member <= MAX_MEMBER_ID:
+            raise_for(Reason.InvalidId, what)
         if self._roles(np.array([member]))[0] < 0:
-            raise_for(Reason.UnknownMember, f"balance of {member}")
+            raise_for(Reason.UnknownMember, what)
         return int(self.ledger.balances[member])
 
-    def record_status(self, record: int) -> RecordStatus:
+    def record_status(self, record) -> RecordStatus:
+        what = f"record {record}"
+        record = _one_id(record, what)
         if not 0 <= record < self.n_records:
-            raise_for(Reason.UnknownRecord, f"record {record}")
-        return RecordStatus(int(self.records[record, 4]))
+            raise_for(Reason.UnknownRecord, what)
+        return RecordStatus(int(self.records[record, STATUS]))
 
     def minutes_exchanged(self) -> int:
         """Minutes moved by confirmed records."""
         rec = self.records[: self.n_records]
-        return int(rec[rec[:, 4] == _CONFIRMED, 2].sum())
+        return int(rec[rec[:, STATUS] == _CONFIRMED, MINUTES].sum())
+
+    def endowment_left(self) -> int:
+        """Minutes the endowment may still issue."""
+        return int(self.ledger.balances[self.endowment] - self.ledger.floors[self.endowment])
 
     def snapshot(self) -> dict:
         # arrays grow by doubling, so their length depends on how commands were
         # batched; the state is everything up to the highest registered id
         n = int(np.flatnonzero(self.role >= 0)[-1]) + 1
-        return {"role": self.role[:n].copy(), "household": self.household[:n].copy(),
+        return {"admin": self.admin, "role": self.role[:n].copy(), "household": self.household[:n].copy(),
                 "balances": self.ledger.balances[:n].copy(), "floors": self.ledger.floors[:n].copy(),
                 "records": self.records[: self.n_records].copy()}
 
@@ -461,8 +713,13 @@ class TimeBank:
                 self.endow_batch(r["actor"], r["target"], r["amount"], t)
             elif kind == K.FamilyTransferred:
                 self.family_transfer_batch(r["actor"], r["target"], r["amount"], t)
+            elif kind == K.RoleRevoked:
+                self.revoke_batch(r["actor"], r["target"], t)
+            elif kind == K.AdminRotated:
+                self.rotate_admin_batch(r["actor"], r["target"], t)
 
 
 KINDS = frozenset({ev.EventKind.MemberRegistered, ev.EventKind.ServiceRecorded, ev.EventKind.ServiceConfirmed,
                    ev.EventKind.ServiceCancelled, ev.EventKind.ServiceDisputed, ev.EventKind.DisputeResolved,
-                   ev.EventKind.MemberFloorSet, ev.EventKind.Endowed, ev.EventKind.FamilyTransferred})
+                   ev.EventKind.MemberFloorSet, ev.EventKind.Endowed, ev.EventKind.FamilyTransferred,
+                   ev.EventKind.RoleRevoked, ev.EventKind.AdminRotated})
