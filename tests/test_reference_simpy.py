@@ -5,6 +5,12 @@ Scenario ``queue_check``: Poisson arrivals (2 an hour), exponential service
 
 * Exactly: fed the twin's own arrival and service times, the SimPy desk
   starts every ticket at the same minute as the twin.
+* Paired, on common random numbers: fed the demand that the config's rates
+  make of the twin's random numbers (``common_demand``: the textbook's
+  Poisson arrivals and exponential service, not the twin's output), the desk
+  again starts every ticket at the twin's minute.  A twin whose service is
+  2% slower than configured (waits about 12% longer) fails this on every
+  seed tried, where the statistical comparisons below cannot see it.
 * In distribution, with independent draws: a two-sample Kolmogorov-Smirnov
   test at level ``ALPHA`` = 0.01 on the waits (submitted → started) pooled
   over ``N_REP`` replications each.  Waits of consecutive tickets are
@@ -20,7 +26,7 @@ import pytest
 from scipy import stats
 
 import twin
-from twin.reference.simpy_desk import erlang_c_wait, run_desk
+from twin.reference.simpy_desk import common_demand, erlang_c_wait, run_desk
 from twin.services.events import EventKind
 
 N_REP, DAYS, THIN, ALPHA = 16, 60, 24, 0.01
@@ -89,13 +95,46 @@ def test_simpy_desk_goes_through_the_repair_desk():
     assert (r.waits >= 0).all() and r.kernel_events > n
 
 
-def test_fed_the_twins_demand_simpy_starts_every_ticket_when_the_twin_does():
+@pytest.fixture(scope="module")
+def twin_20_days():
     cfg = qc_cfg(3, ["sim.days=20"])
-    sub, st, done = ticket_times(twin.Twin(cfg).run())
+    return cfg, ticket_times(twin.Twin(cfg).run())
+
+
+def test_fed_the_twins_demand_simpy_starts_every_ticket_when_the_twin_does(twin_20_days):
+    cfg, (sub, st, done) = twin_20_days
     service = np.where(np.isnan(done), np.inf, done - st)  # unknown service: beyond the horizon anyway
     r = run_desk(cfg, arrivals=sub, service=service)
     assert np.array_equal(np.isnan(r.started), np.isnan(st))
     np.testing.assert_allclose(r.started[~np.isnan(st)], st[~np.isnan(st)], rtol=0, atol=1e-6)
+
+
+def common_numbers_disagreement(cfg, twin_times):
+    """How a twin run differs from the desk fed ``common_demand(cfg)``; empty when it does not."""
+    sub, st, _ = twin_times
+    arrivals, service = common_demand(cfg, cfg.seed, cfg.sim.days * 1440.0)
+    if len(sub) != len(arrivals) or not np.allclose(sub, arrivals, rtol=0, atol=1e-6):
+        return f"arrivals differ: {len(sub)} tickets in the twin, {len(arrivals)} on the common numbers"
+    r = run_desk(cfg, arrivals=arrivals, service=service)
+    ok = ~np.isnan(st)
+    if np.array_equal(ok, ~np.isnan(r.started)) and np.allclose(st[ok], r.started[ok], rtol=0, atol=1e-6):
+        return ""
+    return (f"starts differ: mean wait {np.nanmean(st - sub):.1f} min in the twin, "
+            f"{np.nanmean(r.started - r.submitted):.1f} on the desk")
+
+
+def test_on_common_random_numbers_simpy_starts_every_ticket_when_the_twin_does(twin_20_days):
+    cfg, times = twin_20_days
+    assert len(times[0]) > 900
+    assert common_numbers_disagreement(cfg, times) == ""
+
+
+@pytest.mark.parametrize("mutation, finding", [("queue_check.service_minutes_mean=45.9", "starts differ"),
+                                               ("queue_check.arrivals_per_hour=2.04", "arrivals differ")])
+def test_a_twin_two_percent_off_its_config_fails_on_common_random_numbers(twin_20_days, mutation, finding):
+    cfg, _ = twin_20_days  # the desk keeps the config's 45 minutes and 2 arrivals an hour
+    off = ticket_times(twin.Twin(qc_cfg(cfg.seed, ["sim.days=20", mutation])).run())
+    assert common_numbers_disagreement(cfg, off).startswith(finding)
 
 
 @pytest.mark.slow

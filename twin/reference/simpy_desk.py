@@ -14,8 +14,12 @@ the twin runs.
 :func:`run_desk` draws its own arrivals and service times (a numpy Generator
 seeded from ``seed``, default the config's) or replays given ones, so the twin's
 waits can be compared with SimPy's in distribution (independent draws) or
-exactly (the twin's own arrivals and service times).  :func:`erlang_c_wait`
-gives the theoretical mean wait.
+exactly (the twin's own arrivals and service times).  :func:`common_demand`
+builds the demand from the twin's random numbers, but by the textbook's
+transforms and the config's rates, not from the twin's output: on these
+common random numbers a correct twin and the desk agree ticket by ticket,
+and a twin whose service or arrivals stray from the config does not.
+:func:`erlang_c_wait` gives the theoretical mean wait.
 """
 from __future__ import annotations
 
@@ -27,6 +31,8 @@ from dataclasses import dataclass
 import numpy as np
 import simpy
 
+from twin import rng
+from twin.engine.twin import S_QUEUE_N, S_QUEUE_T, S_SERVICE
 from twin.services.events import EventLog
 from twin.services.repair import RepairDesk, RepairPolicy
 
@@ -70,6 +76,26 @@ def draw_demand(cfg, seed: int, until: float):
     t = np.cumsum(rng.exponential(1.0 / lam, n))
     t = t[t < until]
     return t, rng.exponential(qc.service_minutes_mean, len(t))
+
+
+def common_demand(cfg, seed: int, until: float):
+    """Arrivals in ``[0, until)`` and their service times, drawn from the twin's random-number streams.
+
+    Day ``d`` brings the Poisson number of tickets (mean ``arrivals_per_hour * 24``)
+    that the twin's arrival-count stream gives, at minutes uniform in the day
+    (its arrival-time stream), taken in time order; the day's ``i``-th ticket
+    is served for ``-mean * log(1 - u)`` minutes, ``u`` the ``i``-th uniform
+    of the day on its service stream and ``mean`` the config's.
+    """
+    qc = cfg.queue_check
+    arrivals, service = [], []
+    for d in range(math.ceil(until / 1440.0)):
+        k = rng.poisson(qc.arrivals_per_hour * 24.0, seed, S_QUEUE_N, d, 0)
+        arrivals.append(np.sort(d * 1440.0 + rng.uniforms(seed, S_QUEUE_T, d, k) * 1440.0))
+        service.append(-qc.service_minutes_mean * np.log1p(-rng.uniforms(seed, S_SERVICE, d, k)))
+    arrivals, service = np.concatenate(arrivals), np.concatenate(service)
+    keep = arrivals < until
+    return arrivals[keep], service[keep]
 
 
 def run_desk(cfg, *, seed: int | None = None, arrivals=None, service=None, until: float | None = None) -> DeskRun:
