@@ -128,7 +128,7 @@ def _fresh_for_replay():
 def _replay_matches(live, same_state):
     """Replay ``live``'s log into fresh services: same state, and the same log, event for event."""
     fresh = _fresh_for_replay()
-    fresh.replay(live.log.events)
+    fresh.replay(live.log.events, live.log.detail_rows())
     same_state(fresh.snapshot(), live.snapshot())
     assert np.array_equal(fresh.log.events, live.log.events)
 

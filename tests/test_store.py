@@ -328,6 +328,33 @@ def test_ticket_free_text_stays_in_the_details_table_and_nowhere_else(tmp_path):
     assert not any(t in line for t in texts for line in elsewhere)
 
 
+def test_sealed_ballots_survive_a_reopen_and_are_erased_from_the_file_at_close(tmp_path):
+    from twin.services.community import ServicePolicies, open_services
+    from twin.services.voting import VotingPolicy
+
+    path = tmp_path / "secret.db"
+    policies = ServicePolicies(voting=VotingPolicy(second_ballot="last_counts", notice_minutes=0))
+    with open_services(path, policies) as s:
+        s.voting.register_voters([1, 2, 3], [1, 2, 3], [True, True, True])
+        topic = s.voting.propose(1, "plurality", 3)
+        s.voting.screen(topic)
+        s.voting.notice(topic, t=0.0)
+        s.voting.open(topic, t=1.0)
+        s.voting.cast(topic, 2, [1], t=2.0)
+        s.voting.cast(topic, 2, [2], t=3.0)  # replaces the first
+        s.voting.cast(topic, 3, [2], t=4.0)
+    with open_services(path, policies) as s:  # a crash or restart while the vote is open loses nothing
+        s.voting.close(topic, t=5.0)
+        assert s.voting.resolve(topic, t=6.0).counts.tolist() == [0, 0, 2]
+        assert not s.store.conn.execute("SELECT count(*) FROM details WHERE field LIKE 'ballot/%'").fetchone()[0]
+    with open_services(path, policies) as s:
+        assert s.voting.result(topic).counts.tolist() == [0, 0, 2]
+    raw = path.read_bytes()
+    assert b"ballot/2" not in raw and b"ballot/3" not in raw  # overwritten, not left in free pages
+    with EventStore(path, readonly=True) as reader:  # (this build's default may differ: we ask for it)
+        assert reader.conn.execute("PRAGMA secure_delete").fetchone()[0] == 1
+
+
 # ------------------------------------------------------------- one writer
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
     path = tmp_path / "one.db"

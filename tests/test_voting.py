@@ -132,14 +132,65 @@ def test_pack_refuses_ballots_that_are_not_valid(ballot, n_options):
         pack_prefs(ballot, n_options)
 
 
-def test_the_packed_ballot_replays_from_the_event_code_column():
+def test_the_packed_ballot_is_published_at_close_without_its_voter():
     log = EventLog()
     desk = make_desk(log)
     topic = open_topic(desk, "borda", 31)
-    desk.cast(topic, 0, [30, 0, 12, 7, 1, 2, 3, 4, 5, 6, 8, 9])
-    row = log.events[log.events["kind"] == EventKind.BallotCast][0]
-    assert (row["actor"], row["subject"]) == (0, topic)
-    assert unpack_prefs(row["code"]).tolist() == [30, 0, 12, 7, 1, 2, 3, 4, 5, 6, 8, 9]
+    ballot = [30, 0, 12, 7, 1, 2, 3, 4, 5, 6, 8, 9]
+    desk.cast(topic, 0, ballot)
+    cast = log.events[log.events["kind"] == EventKind.BallotCast][0]
+    assert (cast["actor"], cast["subject"], cast["code"]) == (0, topic, 0)  # that 0 voted, not what
+    assert pack_prefs([ballot], 31)[0] not in cast.tolist()
+    desk.close(topic, 100.0)
+    counted = log.events[log.events["kind"] == EventKind.BallotCounted]
+    assert len(counted) == 1 and (counted[0]["subject"], counted[0]["actor"]) == (topic, 0)
+    assert unpack_prefs(counted["code"])[0].tolist() == ballot
+
+
+def _election(assignment):
+    """Voters 0-3 cast the ballots of ``assignment`` (voter -> ballot) in voter order; the log."""
+    log = EventLog()
+    desk = make_desk(log)
+    topic = open_topic(desk, "irv", 3)
+    for i, voter in enumerate((0, 2, 3, 4)):
+        desk.cast(topic, voter, assignment[voter], t=float(NOTICE + i))
+    desk.close(topic, 100.0)
+    desk.resolve(topic, 101.0)
+    return log, desk
+
+
+def test_voters_who_swap_their_ballots_leave_the_same_log():
+    """The log depends on who voted and on the ballots, never on who cast which one."""
+    ballots = [[2, 1, 0], [0], [1, 2], [0, 2, 1]]
+    first, desk = _election(dict(zip((0, 2, 3, 4), ballots)))
+    second, _ = _election(dict(zip((0, 2, 3, 4), ballots[::-1])))
+    assert np.array_equal(first.events, second.events)
+    assert (desk.snapshot()["ballot_voter"] == -1).all()  # the desk forgot too
+    assert not any(f.startswith("ballot/") and texts for f, texts in first.details.items())  # seals erased
+    # while a swap of WHO voted does show (the check can fail)
+    third, _ = _election(dict(zip((0, 2, 3, 4), ballots)) | {4: [1]})
+    assert not np.array_equal(first.events, third.events)
+
+
+def test_the_last_ballot_counts_through_the_seal_and_a_replay(same_state):
+    log = EventLog()
+    desk = make_desk(log, second_ballot="last_counts")
+    topic = open_topic(desk, "plurality", 3)
+    desk.cast(topic, 0, [1])
+    desk.cast(topic, 0, [2])  # changed their mind
+    desk.cast(topic, 2, [2])
+    relog = EventLog()
+    relog.restore(ev.empty(), log.detail_rows())  # open: the sealed ballots come with the log
+    open_again = VotingDesk(relog, desk.policy)
+    open_again.replay(log.events)
+    same_state(open_again.snapshot(), desk.snapshot())
+    desk.close(topic, 100.0)
+    result = desk.resolve(topic, 101.0)
+    assert (result.winner, result.counts.tolist()) == (2, [0, 0, 2])
+    closed_again = VotingDesk(EventLog(), desk.policy)  # closed: the log alone rebuilds the count
+    closed_again.replay(log.events)
+    same_state(closed_again.snapshot(), desk.snapshot())
+    assert closed_again.result(topic).counts.tolist() == [0, 0, 2]
 
 
 # ---------------------------------------------------------------- policy
@@ -182,15 +233,16 @@ def test_a_topic_goes_from_proposed_to_resolved_with_one_event_a_step():
     assert registered.sum() == len(desk._household) and registered[: registered.sum()].all()  # electorate first
     e = log.events[~registered]
     assert e["kind"].tolist() == [K.TopicProposed, K.TopicScreened, K.TopicNoticed, K.TopicOpened,
-                                  K.BallotCast, K.TopicClosed, K.TopicResolved]
+                                  K.BallotCast, K.TopicClosed, K.BallotCounted, K.TopicResolved]
     assert set(e["kind"].tolist()) <= KINDS
-    assert e["t"].tolist() == [1.0, 2.0, 3.0, 3.0 + NOTICE, 20.0, 30.0, 31.0]
+    assert e["t"].tolist() == [1.0, 2.0, 3.0, 3.0 + NOTICE, 20.0, 30.0, 30.0, 31.0]
     assert (e[0]["actor"], e[0]["code"], e[0]["amount"]) == (7, METHODS.index("plurality"), 3)
     assert (e[1]["actor"], e[1]["extra"]) == (5, 1)
     assert e[2]["amount"] == NOTICE
     assert (e[4]["channel"], e[4]["actor"]) == (1, 0)
     assert (e[5]["amount"], e[5]["extra"]) == (7, 1)  # eligible adults, ballots counted
-    assert (e[6]["code"], e[6]["extra"]) == (2, 1)    # winner, carried
+    assert unpack_prefs(e[6:7]["code"])[0, :2].tolist() == [2, 1] and e[6]["actor"] == 0  # the ballot, no voter
+    assert (e[7]["code"], e[7]["extra"]) == (2, 1)    # winner, carried
     assert (e["subject"] == topic).all()
 
 
@@ -598,6 +650,23 @@ def test_instant_runoff_tie_for_last_place_that_cannot_decide_is_no_tie():
     assert result.support == pytest.approx(7 / 11)
 
 
+def test_instant_runoff_tie_search_is_bounded_and_says_when_it_stopped(monkeypatch):
+    """16 options with one first choice each: every elimination order is a branch (2**16 sets).
+    The search stops at ``IRV_MAX_TIE_STATES`` and reports every option still in as tied."""
+    from twin.services import voting
+
+    everyone = [[o] for o in range(16)]
+    result = tally("irv", everyone, 16)
+    assert result.tie and result.winners == list(range(16)) and not result.ties_exact
+    assert result.winner == -1 and not result.carried
+    assert tally("irv", everyone, 16, tie_break="lexical").winner == 0  # a policy's tie-break still decides
+    # below the bound the search is exact (the cycle needs 4 sets), and a smaller bound cuts it short
+    assert tally("irv", [[0, 1], [1, 2], [2, 0]], 3).ties_exact
+    monkeypatch.setattr(voting, "IRV_MAX_TIE_STATES", 2)
+    cut = tally("irv", [[0, 1], [1, 2], [2, 0], [3]], 4)
+    assert not cut.ties_exact and cut.winners == [0, 1, 2, 3]
+
+
 def test_instant_runoff_drops_options_that_cannot_matter_together():
     """Ballots {0}, {0}, {1}, {1}, {2 > 0} over five options: 3 and 4 have no votes
     and go together; then 2 (1 vote) goes and its ballot makes 0 the winner, 3 to 2."""
@@ -772,6 +841,7 @@ def test_replaying_the_log_rebuilds_the_live_desk(policy, script):
     run_script(live, script)
     noise = ev.make(EventKind.Transferred, 0.0, actor=1, target=2, amount=3)  # another service's event
     events = np.concatenate([noise, log.events, noise])
+    relog.restore(ev.empty(), log.detail_rows())  # the ballots of topics still open, kept sealed beside the log
     replayed = desk_with(policy, relog, register=False)  # the electorate comes from the log
     replayed.replay(events)
     assert_same_snapshot(live.snapshot(), replayed.snapshot())

@@ -60,14 +60,18 @@ class Services:
         """Several commands as one durable unit: all are kept, or none (``EventLog.unit``)."""
         return self.log.unit()
 
-    def replay(self, events: np.ndarray) -> None:
+    def replay(self, events: np.ndarray, details=()) -> None:
         """Re-execute a log through the services, in order, and keep it as this log.
 
+        ``details``: the free text kept beside the log, ``(subject, field, text)``
+        rows (``EventStore.details()``, ``EventLog.detail_rows()``): ticket texts
+        and the sealed ballots of topics still open.
         Events of other kinds (the engine's) are kept as they are.  Every
         service event must come out of its service exactly as logged: a
         command the rules now refuse, or one that comes out different, is
         :class:`ReplayMismatch` naming the event.
         """
+        self.log.restore(ev.empty(), details)
         position = 0
         for kind, rows in ev.runs(events):
             name = self._by_kind_name.get(kind)
@@ -157,8 +161,7 @@ def open_services(path, policies: ServicePolicies | None = None, *, readonly: bo
     store = EventStore(path, readonly=readonly)
     try:
         services = Services(policies, n_workers=n_workers)
-        services.log.restore(ev.empty(), store.details())
-        services.replay(store.load())
+        services.replay(store.load(), store.details())
     except BaseException:
         store.close()
         raise

@@ -97,10 +97,6 @@ class EventKind(IntEnum):
     RoleRevoked = 29
     # time bank: actor=old admin (retired), target=new admin
     AdminRotated = 30
-    # time bank: actor=admin, target=coordinator made a plain member again, code=new role
-    RoleRevoked = 29
-    # time bank: actor=old admin (retired), target=new admin
-    AdminRotated = 30
     # repair: actor=reporter, subject=ticket, target=location, code=category, amount=priority
     TicketSubmitted = 40
     # repair: subject=ticket, target=worker
@@ -129,12 +125,15 @@ class EventKind(IntEnum):
     TopicClosed = 64
     # voting: subject=topic, code=winner (-1 tie or none), extra=1 if carried
     TopicResolved = 65
-    # voting: actor=voter, subject=topic, code=packed preferences
+    # voting: actor=voter, subject=topic (the ballot itself stays sealed until close: BallotCounted)
     BallotCast = 66
     # voting: subject=topic, code=option, amount=cost (participatory budget project)
     ProjectAdded = 67
     # voting: actor=voter, target=household, code=1 adult / 0 not (the electorate)
     VoterRegistered = 68
+    # voting: subject=topic, code=packed preferences; one per counted ballot, published at close
+    # in code order, so no ballot can be linked to the voter who cast it
+    BallotCounted = 69
     # engine: actor=sensor/household, subject=alert id, code=alert type
     AlertRaised = 80
     # engine: actor=worker, subject=alert id
@@ -214,9 +213,9 @@ class EventLog:
         else:
             self._commit([events], [])
 
-    def detail(self, subject: int, field: str, text: str) -> None:
-        """Keep a free-text detail of ``subject``, committed with the events around it."""
-        row = (int(subject), str(field), str(text))
+    def detail(self, subject: int, field: str, text: str | None) -> None:
+        """Keep a free-text detail of ``subject`` (None erases it), committed with the events around it."""
+        row = (int(subject), str(field), None if text is None else str(text))
         if self._captured is not None:
             return  # replay: details are restored from the store, not re-made
         if self._pending is not None:
@@ -262,6 +261,10 @@ class EventLog:
         self._keep(events)
         self._keep_details(details)
 
+    def detail_rows(self) -> list[tuple]:
+        """The committed details as ``(subject, field, text)`` rows (what ``Services.replay`` takes)."""
+        return [(subject, field, text) for field, texts in self.details.items() for subject, text in texts.items()]
+
     def clear(self) -> None:
         """Forget the events in memory (details stay; see ``Services``' rollback)."""
         self._n = 0
@@ -296,7 +299,10 @@ class EventLog:
 
     def _keep_details(self, details) -> None:
         for subject, field, text in details:
-            self.details.setdefault(field, {})[int(subject)] = text
+            if text is None:
+                self.details.get(field, {}).pop(int(subject), None)
+            else:
+                self.details.setdefault(field, {})[int(subject)] = text
 
     @property
     def events(self) -> np.ndarray:

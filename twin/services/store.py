@@ -99,6 +99,8 @@ class EventStore:
         try:
             self.conn = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
             self.conn.execute("PRAGMA busy_timeout=5000")
+            # erased details (a sealed ballot after its topic closed) are overwritten, not left in free pages
+            self.conn.execute("PRAGMA secure_delete=ON")
             if not self.readonly:
                 self.conn.execute("PRAGMA journal_mode=WAL")
                 self.conn.execute("PRAGMA synchronous=FULL")
@@ -162,9 +164,12 @@ class EventStore:
             self.conn.execute("BEGIN IMMEDIATE")
             if rows:
                 self.conn.executemany(self._insert, rows)
-            if details:
-                self.conn.executemany("INSERT OR REPLACE INTO details VALUES (?, ?, ?)",
-                                      [(int(s), f, v) for s, f, v in details])
+            for subject, field, text in details:
+                if text is None:
+                    self.conn.execute("DELETE FROM details WHERE subject=? AND field=?", (int(subject), field))
+                else:
+                    self.conn.execute("INSERT OR REPLACE INTO details VALUES (?, ?, ?)",
+                                      (int(subject), field, text))
 
     # ---------------------------------------------------------------- reading
     def details(self) -> list[tuple]:

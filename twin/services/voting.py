@@ -49,10 +49,22 @@ The rules, each stated once:
   not an unbroken tie and, for single-winner methods, the winner clears the
   threshold (for the budget: at least one project is funded).
 
+* **Secret ballot.**  The log records THAT a voter voted (``BallotCast``:
+  voter and topic, no ballot) and, apart from it, WHAT was voted: at close the
+  counted ballots are published as ``BallotCounted`` events (topic and packed
+  ballot, no voter) in code order, so nobody holding the log can link a ballot
+  to its voter.  While the topic is open each ballot waits sealed in the
+  log's details (``ballot/<voter or household>`` of the topic, in the live
+  store's own table, not in events), which is what lets a later ballot
+  replace an earlier one; closing erases them, and the desk forgets which
+  voter's row held which ballot.
+
 Each accepted command emits one event (see ``events.EventKind``); a topic's
 close event also records ``amount`` = eligible voters and ``extra`` = ballots
-counted, so turnout is one row away.  ``VotingDesk.replay`` re-executes a log.
+counted, so turnout is one row away, and is followed by its ``BallotCounted``
+events.  ``VotingDesk.replay`` re-executes a log.
 """
+import contextlib
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -78,7 +90,7 @@ _END = 31
 KINDS = frozenset({
     ev.EventKind.VoterRegistered, ev.EventKind.TopicProposed, ev.EventKind.ProjectAdded, ev.EventKind.TopicScreened,
     ev.EventKind.TopicNoticed, ev.EventKind.TopicOpened, ev.EventKind.BallotCast,
-    ev.EventKind.TopicClosed, ev.EventKind.TopicResolved,
+    ev.EventKind.TopicClosed, ev.EventKind.TopicResolved, ev.EventKind.BallotCounted,
 })
 
 _UNKNOWN_TOPIC = int(Reason.UnknownTopic)
@@ -98,6 +110,9 @@ _TIE_STREAM = 0x766F7465
 
 # Ids are packed two to a hash key; keeping them below 2**31 keeps the hash in int64.
 _MAX_ID = 2**31
+
+# The details field of a sealed ballot, followed by the voter's (or household's) id.
+_SEALED = "ballot/"
 
 
 # ------------------------------------------------------------------ ballots
@@ -253,7 +268,9 @@ class TallyResult:
     round; they stop at a tie for last place that is left unbroken.
     ``funded``/``spent``: the budget's funded projects and their cost.
     ``support``: the winner's backing as a share of the ballots (see the
-    module docstring).  ``eligible``, ``turnout``, ``quorum_met``, ``carried``:
+    module docstring).  ``ties_exact``: False when instant runoff's search
+    for every possible winner hit ``IRV_MAX_TIE_STATES`` and ``winners``
+    lists every option still in at the first tie that mattered instead.  ``eligible``, ``turnout``, ``quorum_met``, ``carried``:
     the decision.
     """
 
@@ -274,6 +291,7 @@ class TallyResult:
     turnout: float = float("nan")
     quorum_met: bool = True
     carried: bool = False
+    ties_exact: bool = True
 
 
 def _one_of(name, value, allowed):
@@ -365,14 +383,29 @@ def _irv_verdict(counts, active):
     return "tie", last.tolist()
 
 
+#: Every instant-runoff winner over all ways of breaking ties for last place is NP-hard to
+#: find in general (each tie that may matter branches the count).  The search visits at most
+#: this many distinct sets of options still in; past it, the tally lists every option still in
+#: at the first tie that may matter as tied (a superset of the possible winners) and says so
+#: (``TallyResult.ties_exact`` is False).  1,024 sets take about 0.7 s here.
+IRV_MAX_TIE_STATES = 1024
+
+
+class _TieSearchTooLarge(Exception):
+    pass
+
+
 def _irv_possible_winners(prefs, active, memo):
     """Every option that wins under some order of breaking ties, with its smallest final count.
 
     Only ties that may matter branch, and ``memo`` (keyed by the options
-    still in) shares the branches that meet again.
+    still in) shares the branches that meet again; more than
+    ``IRV_MAX_TIE_STATES`` of them is ``_TieSearchTooLarge``.
     """
     key = active.tobytes()
     if key not in memo:
+        if len(memo) >= IRV_MAX_TIE_STATES:
+            raise _TieSearchTooLarge
         counts = _irv_round(prefs, active)
         verdict, ids = _irv_verdict(counts, active)
         if verdict == "won":
@@ -394,7 +427,7 @@ def _count_irv(prefs, n_options, ranks):
     """Instant runoff, round by round; ties for last place broken only by ``ranks``."""
     active = np.ones(n_options, bool)
     rounds, eliminated = [], []
-    winner, backing, tied_on_the_way = -1, 0, False
+    winner, backing, in_at_first_tie = -1, 0, None
     while True:
         counts = _irv_round(prefs, active)
         rounds.append(counts)
@@ -406,16 +439,20 @@ def _count_irv(prefs, n_options, ranks):
             eliminated.append(ids)
             active[ids] = False
             continue
-        tied_on_the_way = True
+        if in_at_first_tie is None:
+            in_at_first_tie = np.flatnonzero(active).tolist()
         if ranks is None or verdict == "stuck":
             winner = -1 if ranks is None else _most_preferred(ids, ranks)
             break
         loser = _least_preferred(ids, ranks)
         eliminated.append([loser])
         active[loser] = False
-    possible = {winner: backing}
-    if tied_on_the_way:
-        possible = _irv_possible_winners(prefs, np.ones(n_options, bool), {})
+    possible, exact = {winner: backing}, True
+    if in_at_first_tie is not None:
+        try:
+            possible = _irv_possible_winners(prefs, np.ones(n_options, bool), {})
+        except _TieSearchTooLarge:
+            possible, exact = {o: 0 for o in in_at_first_tie}, False
     winners = sorted(possible)
     tie = len(winners) > 1
     if ranks is None and not tie:
@@ -425,7 +462,7 @@ def _count_irv(prefs, n_options, ranks):
         backing = max(possible.values())
     return dict(counts=rounds[-1], winners=winners, tie=tie, tied=winners if tie else [],
                 winner=winner, rounds=rounds, eliminated=eliminated, backing=backing,
-                out_of=len(prefs))
+                out_of=len(prefs), ties_exact=exact)
 
 
 def _count_budget(prefs, n_options, costs, budget, threshold, ranks):
@@ -670,6 +707,7 @@ def _cast(state, method, n_options, budget, costs, n_ballots, n_topics,
         if not last_counts:
             return _DUPLICATE_BALLOT
         b_counted[slot_row[s]] = False
+        b_code[slot_row[s]] = 0  # a replaced ballot is forgotten, not kept beside its voter
     else:
         slot_topic[s] = topic
         slot_key[s] = key
@@ -905,17 +943,39 @@ class VotingDesk:
             self._slot_row, self._b_topic, self._b_voter, self._b_key, self._b_code, self._b_t,
             self._b_channel, self._b_counted, self._n_rows, topic, voter, prefs, t, channel, reasons)
         ok = reasons == 0
-        return self._emit(Outcome(reasons, ev.make(
-            ev.EventKind.BallotCast, t[ok], actor=voter[ok], subject=topic[ok],
-            code=self._b_code[first_row:self._n_rows], channel=channel[ok])))
+        with self._unit():  # the events and the sealed ballots are durable together
+            if self.log is not None:
+                rows = slice(first_row, self._n_rows)
+                for tp, key, code in zip(self._b_topic[rows].tolist(), self._b_key[rows].tolist(),
+                                         self._b_code[rows].tolist()):
+                    self.log.detail(tp, f"{_SEALED}{key}", str(code))
+            return self._emit(Outcome(reasons, ev.make(
+                ev.EventKind.BallotCast, t[ok], actor=voter[ok], subject=topic[ok], channel=channel[ok])))
 
-    def close_batch(self, topic, t) -> Outcome:
-        """Close open topics; the event records the eligible voters and the ballots counted."""
+    def close_batch(self, topic, t, publish=True) -> Outcome:
+        """Close open topics and publish their ballots.
+
+        Each ``TopicClosed`` event records the eligible voters and the ballots
+        counted and is followed by the topic's ``BallotCounted`` events (see
+        the module docstring); the sealed ballots are erased.  Replay closes
+        with ``publish=False`` and takes the published ballots from the log.
+        """
         outcome = self._lifecycle(_CLOSE, ev.EventKind.TopicClosed, topic, t, emit=False)
         closed = outcome.events["subject"]
         outcome.events["amount"] = self._eligible[closed]
         outcome.events["extra"] = self._n_ballots[closed]
-        return self._emit(outcome)
+        if not publish:
+            return self._emit(outcome)
+        parts = []
+        with self._unit():
+            for event in outcome.events:
+                tp = int(event["subject"])
+                rows = self._counted_rows(tp)
+                codes = np.sort(self._b_code[rows])
+                self._publish(tp, rows, codes)
+                parts += [event[None], ev.make(ev.EventKind.BallotCounted, event["t"], subject=tp, code=codes)]
+            events = np.concatenate(parts) if parts else outcome.events
+            return self._emit(Outcome(outcome.reasons, events))
 
     def resolve_batch(self, topic, t) -> Outcome:
         """Tally closed topics and store each ``TallyResult`` (see ``result``)."""
@@ -974,7 +1034,11 @@ class VotingDesk:
         return STATES[self._state[topic]]
 
     def ballots(self, topic: int) -> np.ndarray:
-        """The topic's counted ballots (ballots × ``MAX_RANKS``, padded with -1), in casting order."""
+        """The topic's counted ballots (ballots × ``MAX_RANKS``, padded with -1).
+
+        In casting order while the topic is open; from its close on, in the
+        order they were published (code order), tied to no voter.
+        """
         self._known(topic)
         return unpack_prefs(self._b_code[self._counted_rows(topic)])
 
@@ -1026,10 +1090,12 @@ class VotingDesk:
             elif kind == K.TopicOpened:
                 outcome = self.open_batch(rows["subject"], t)
             elif kind == K.BallotCast:
-                outcome = self.cast_batch(rows["subject"], rows["actor"], unpack_prefs(rows["code"]), t,
-                                          rows["channel"])
+                outcome = self.cast_batch(rows["subject"], rows["actor"],
+                                          self._sealed_ballots(rows["subject"], rows["actor"]), t, rows["channel"])
             elif kind == K.TopicClosed:
-                outcome = self.close_batch(rows["subject"], t)
+                outcome = self.close_batch(rows["subject"], t, publish=False)
+            elif kind == K.BallotCounted:
+                outcome = self._unseal(rows)
             else:
                 outcome = self.resolve_batch(rows["subject"], t)
             if not outcome.accepted.all():
@@ -1037,6 +1103,50 @@ class VotingDesk:
                                  "is the policy and the electorate the same as when they were logged?")
 
     # ------------------------------------------------------------- internals
+    def _unit(self):
+        return self.log.unit() if self.log is not None else contextlib.nullcontext()
+
+    def _publish(self, topic: int, rows: np.ndarray, codes: np.ndarray) -> None:
+        """The topic's counted rows hold ``codes`` (code order), no voter; its sealed ballots are erased."""
+        self._b_code[rows] = codes
+        every = np.flatnonzero(self._b_topic[: self._n_rows] == topic)
+        self._b_voter[every] = -1
+        if self.log is not None:
+            for key in sorted(set(self._b_key[every].tolist())):
+                self.log.detail(topic, f"{_SEALED}{key}", None)
+
+    def _unseal(self, rows: np.ndarray) -> Outcome:
+        """Replay a run of ``BallotCounted`` events: the published ballots become the counted ones."""
+        for tp in dict.fromkeys(rows["subject"].tolist()):
+            codes = rows["code"][rows["subject"] == tp]
+            counted = self._counted_rows(tp)
+            if tp >= self.n_topics or self._state[tp] != CLOSED or len(counted) != len(codes) \
+                    or (np.diff(codes) < 0).any():
+                raise ValueError(f"{len(codes)} ballots published for topic {tp}, which counted "
+                                 f"{len(counted)} and is {STATES[self._state[tp]] if tp < self.n_topics else 'unknown'}")
+            self._publish(tp, counted, codes)
+        return self._emit(Outcome(np.zeros(len(rows), np.int16), rows.copy()))
+
+    def _sealed_ballots(self, topic, voter) -> np.ndarray:
+        """Replay's ballots for ``BallotCast`` rows: the sealed one while the topic is open, else a stand-in.
+
+        A stand-in (the cheapest option alone, valid whenever any ballot was)
+        is overwritten by the published ballots when the close is replayed.
+        """
+        out = np.full((len(topic), MAX_RANKS), -1, np.int64)
+        by_household = self.policy.eligibility == "household"
+        details = self.log.details if self.log is not None else {}
+        for i, (tp, v) in enumerate(zip(topic.tolist(), voter.tolist())):
+            known = 0 <= v < len(self._household) and 0 <= tp < self.n_topics
+            key = (int(self._household[v]) if by_household else v) if known else v
+            sealed = details.get(f"{_SEALED}{key}", {}).get(tp)
+            if sealed is not None:
+                out[i] = unpack_prefs(np.array([int(sealed)], np.int64))[0]
+            elif known:
+                n = int(self._n_options[tp])
+                out[i, 0] = int(np.argmin(self._costs[tp, :n])) if self._method[tp] == BUDGET else 0
+        return out
+
     def _emit(self, outcome: Outcome) -> Outcome:
         if self.log is not None:
             self.log.append(outcome.events)
