@@ -119,9 +119,22 @@ def test_uniform_along_the_tick_and_seed_axes_passes_ks():
     assert stats.kstest(along_seeds, "uniform").pvalue > ALPHA
 
 
-def test_uniform_is_strictly_below_one_even_for_the_largest_draw():
-    # the largest possible 53-bit value maps to 1 - 2**-53, so log(1 - u) is finite
-    assert (MASK >> 11) / 2.0**53 < 1.0
+def _python(kernel):
+    """The kernel's own Python source (what ``NUMBA_DISABLE_JIT=1`` runs); it looks ``rng``'s globals up."""
+    return getattr(kernel, "py_func", kernel)
+
+
+@pytest.mark.parametrize("hashed, u", [(MASK, 1.0 - 2.0**-53), (0, 0.0)])
+def test_uniform_and_exponential_at_the_extreme_draws(monkeypatch, hashed, u):
+    # rng's own conversion code, with the hash replaced by its largest and smallest outputs:
+    # the largest maps to 1 - 2**-53 (53 bits, not float(draw) / 2**64, which rounds to 1.0),
+    # so log(1 - u) stays finite
+    assert float(np.uint64(MASK)) / 2.0**64 == 1.0
+    monkeypatch.setattr(rng, "draw", lambda *coordinates: np.uint64(hashed))
+    monkeypatch.setattr(rng, "uniform", _python(rng.uniform))
+    assert rng.uniform(1, 2, 3, 4) == u
+    assert _python(rng.exponential)(2.0, 1, 2, 3, 4) == pytest.approx(-2.0 * math.log1p(-u), rel=1e-12)
+    assert math.isfinite(_python(rng.exponential)(2.0, 1, 2, 3, 4))
 
 
 def _within(estimate, expected, standard_error, k=5.0):
