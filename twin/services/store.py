@@ -63,6 +63,7 @@ class EventStore:
         self.readonly = readonly
         self.conn = None
         self._lock = None
+        self._epoch = None
         if readonly:
             if not self.path.exists():
                 raise StoreCorrupt(f"{self.path} does not exist (a read-only open cannot create a store)")
@@ -116,6 +117,7 @@ class EventStore:
             self.conn.execute("CREATE TABLE details (subject INTEGER NOT NULL, field TEXT NOT NULL, "
                               "value TEXT NOT NULL, PRIMARY KEY (subject, field))")
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self.conn.execute("INSERT INTO meta VALUES ('epoch', ?)", (repr(time.time()),))
 
     def _check_schema(self, existing: bool) -> None:
         try:
@@ -138,6 +140,18 @@ class EventStore:
             raise StoreVersionError(
                 f"{self.path} has schema version {version}; this code reads up to {SCHEMA_VERSION}. "
                 "Upgrade community-twin to open it.")
+
+    @property
+    def epoch(self) -> float:
+        """When the store was created (Unix seconds): live time is minutes since then."""
+        if self._epoch is None:
+            value = self._meta("epoch")
+            self._epoch = float(value) if value is not None else 0.0
+        return self._epoch
+
+    def minutes_now(self) -> float:
+        """Live time: minutes since the store's epoch (the twin's clock unit)."""
+        return (time.time() - self.epoch) / 60.0
 
     def _meta(self, key: str):
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()

@@ -1,0 +1,251 @@
+"""The ASGI application: routes derived from the operations table, over one group-commit writer.
+
+Every route is built by :func:`_route` from an :class:`~twin.live.operations.Operation`:
+its path parameters, query parameters and a request model made from the
+service method's signature (unknown fields refused).  A request becomes a
+command for the :class:`~twin.live.committer.GroupCommitter`; its answer —
+a result, or a refusal as a problem document — is sent only after the
+batch it was in has been committed.
+
+``Idempotency-Key`` on a POST: the first answer is kept with the command,
+in the same transaction, so a retry gets that answer and applies nothing
+twice.
+"""
+import inspect
+import json
+import time
+from contextlib import asynccontextmanager
+
+import numpy as np
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ConfigDict, create_model
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from twin.live import accounts as acc
+from twin.live.committer import GroupCommitter
+from twin.live.operations import OPERATIONS, Operation, call
+from twin.live.problems import problem, status_of
+from twin.services.events import FIELDS, EventKind, WriteFailed
+from twin.services.reasons import Reason, ServiceError
+
+API = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024
+IDEMPOTENCY_SUBJECT = -2
+_SERVICE_OF_KIND = {}
+
+
+def create_app(services, *, window_s: float = 0.002, clock=None) -> FastAPI:
+    """The server over ``services`` (opened on a store with ``open_services``; this app is its one writer).
+
+    ``clock()`` gives live time in minutes (default: the store's epoch clock).
+    """
+    committer = GroupCommitter(services, window_s=window_s)
+    if clock is None:
+        clock = services.store.minutes_now if services.store is not None else _minutes_since(time.time())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        committer.stop()
+
+    app = FastAPI(title="community-twin", version="1", lifespan=lifespan,
+                  description="The community's services: repair, points, time bank and voting.")
+    app.state.services, app.state.committer, app.state.clock = services, committer, clock
+    _install_problem_handlers(app)
+    _install_body_limit(app)
+
+    def principal(authorization: str | None = Header(None, description="Bearer <token>")) -> acc.Principal:
+        if not authorization or not authorization.startswith("Bearer "):
+            raise _Unauthenticated("send Authorization: Bearer <token>")
+        found = acc.principal_for(services, authorization[7:].strip())
+        if found is None:
+            raise _Unauthenticated("unknown or revoked token")
+        return found
+
+    for service in ("repair", "points", "timebank", "voting"):
+        router = APIRouter(prefix=API, tags=[service])
+        for op in OPERATIONS:
+            if op.service == service:
+                _route(router, op, committer, clock, principal)
+        app.include_router(router)
+
+    @app.get(API + "/events", tags=["events"], summary="The event log after a sequence number (long-poll)")
+    async def events(after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),
+                     wait: float = Query(0.0, ge=0.0, le=30.0), who: acc.Principal = Depends(principal)):
+        if not who.is_staff:
+            raise _Forbidden("the event feed is for staff")
+        deadline = time.monotonic() + wait
+        while True:
+            rows = await committer.run(lambda s: s.log.events[after: after + limit].copy())
+            if len(rows) or time.monotonic() >= deadline:
+                break
+            import asyncio
+
+            await asyncio.sleep(0.05)
+        return {"after": after, "next": after + len(rows), "events": [_event_json(after + 1 + i, r)
+                                                                      for i, r in enumerate(rows)]}
+
+    @app.post(API + "/admin/accounts", tags=["admin"], summary="Create an account; the token is shown once")
+    async def add_account(body: create_model("NewAccount", role=(str, ...), id=(int, ...), name=(str, ""),
+                                             __config__=ConfigDict(extra="forbid")),
+                          who: acc.Principal = Depends(principal)):
+        if who.role != "admin":
+            raise _Forbidden("accounts are created by an admin")
+        try:
+            token = await committer.run(lambda s: acc.add_account(s, body.role, body.id, body.name))
+        except ValueError as exc:
+            return problem(422, "InvalidValue", str(exc))
+        return JSONResponse({"role": body.role, "id": body.id, "token": token}, status_code=201)
+
+    @app.get(API + "/health", tags=["health"])
+    async def health():
+        return {"status": "ok", "events": len(services.log), "batches": committer.batches,
+                "commands": committer.commands}
+
+    return app
+
+
+def _minutes_since(start: float):
+    return lambda: (time.time() - start) / 60.0
+
+
+def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, principal) -> None:
+    fields = op.body_fields()
+    Body = create_model(f"{op.service}_{op.method}_request", __config__=ConfigDict(extra="forbid"),
+                        **fields) if fields else None
+
+    async def endpoint(**kwargs):
+        who = kwargs.pop("_principal")
+        key = kwargs.pop("_idempotency_key", None)
+        body = kwargs.pop("_body", None)
+        args = {k: v for k, v in kwargs.items()}
+        payload = body.model_dump() if body is not None else {}
+        status, content = await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key))
+        return _respond(status, content)
+
+    params = [inspect.Parameter("_principal", inspect.Parameter.KEYWORD_ONLY,
+                                default=Depends(principal), annotation=acc.Principal)]
+    for name in op.path_params:
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=int))
+    for name, kind, default in op.query:
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind,
+                                        default=Query(default)))
+    if op.http == "POST":
+        params.append(inspect.Parameter("_idempotency_key", inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=str | None,
+                                        default=Header(None, alias="Idempotency-Key", max_length=200)))
+    if Body is not None:
+        params.append(inspect.Parameter("_body", inspect.Parameter.KEYWORD_ONLY, annotation=Body))
+    endpoint.__signature__ = inspect.Signature(params)
+    endpoint.__name__ = f"{op.service}_{op.method}"
+    router.add_api_route(op.path, endpoint, methods=[op.http], summary=op.summary, name=op.name,
+                         status_code=201 if op.http == "POST" else 200,
+                         responses={code: {"description": what, "content": {"application/problem+json": {}}}
+                                    for code, what in ((401, "no valid credentials"), (403, "not for this role"),
+                                                       (404, "unknown subject"), (409, "refused by the rules now"),
+                                                       (422, "invalid request"), (503, "not recorded: retry"))})
+
+
+def _answer(services, op, who, args, payload, t, key):
+    """Run one operation inside the writer; the (status, body) answer, kept under ``key`` if given."""
+    field = f"idem/{who.role}/{who.id}/{key}" if key else None
+    if field is not None:
+        kept = services.log.details.get(field, {}).get(IDEMPOTENCY_SUBJECT)
+        if kept is not None:
+            status, content = json.loads(kept)
+            return status, content
+    try:
+        result = call(op, services, who, args, payload, t)
+        status, content = (201 if op.http == "POST" else 200), _jsonable(result)
+    except ServiceError as refused:
+        status, content = status_of(refused.reason), _problem_body(refused.reason.name, refused)
+    except ValueError as refused:
+        status, content = 422, _problem_body("InvalidValue", refused)
+    if field is not None and op.http == "POST":
+        services.log.detail(IDEMPOTENCY_SUBJECT, field, json.dumps([status, content]))
+    return status, content
+
+
+def _problem_body(name: str, exc: Exception) -> dict:
+    from twin.live.problems import TYPE_BASE
+
+    status = status_of(Reason[name]) if name in Reason.__members__ else 422
+    return {"type": TYPE_BASE + name, "title": name, "status": status, "detail": str(exc)}
+
+
+def _respond(status: int, content):
+    if status >= 400:
+        return JSONResponse(content, status_code=status, media_type="application/problem+json")
+    return JSONResponse(content if content is not None else {"ok": True}, status_code=status)
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def _event_json(seq: int, row) -> dict:
+    out = {"seq": seq}
+    for f in FIELDS:
+        v = row[f].item()
+        out[f] = EventKind(v).name if f == "kind" else v
+    return out
+
+
+# ----------------------------------------------------------- errors as problems
+class _Unauthenticated(Exception):
+    pass
+
+
+class _Forbidden(Exception):
+    pass
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(_Unauthenticated)
+    async def unauthenticated(request, exc):
+        response = problem(401, "unauthenticated", str(exc))
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(_Forbidden)
+    async def forbidden(request, exc):
+        return problem(403, "Unauthorized", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc):
+        errors = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", ""))} for e in exc.errors()]
+        return problem(422, "invalid-request", "; ".join(f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors),
+                       errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request, exc):
+        return problem(exc.status_code, "http-error", str(exc.detail))
+
+    @app.exception_handler(WriteFailed)
+    async def not_recorded(request, exc):
+        return problem(503, "not-recorded", str(exc))
+
+    @app.exception_handler(Exception)
+    async def bug(request, exc):  # never a traceback to a client
+        return problem(500, "internal-error", f"{type(exc).__name__}; the request was not applied")
+
+
+def _install_body_limit(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def limit(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return problem(413, "body-too-large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+        return await call_next(request)

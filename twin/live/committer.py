@@ -1,0 +1,126 @@
+"""Group commit: one writer thread applies what has arrived as one durable unit, then answers.
+
+Requests become commands (plain functions of the services).  The writer
+takes every command that arrived within ``window_s`` of the first (at most
+``max_batch``), applies them in arrival order inside one
+``Services.unit()`` — one SQLite transaction, one fsync — and only after the
+commit resolves each command's future.  A refused command (a
+``ServiceError``) changes nothing: the services check before they change
+state, so its neighbours in the batch are unaffected and the outcome per
+command equals applying them one by one.  If the commit fails (a full disk,
+an I/O error), the services roll back to the store and every command of the
+batch fails with ``WriteFailed``: nothing unacknowledged was applied and
+nothing acknowledged was lost.  A command that raises anything else is a
+bug: the batch is rolled back and the others are applied again without it.
+
+Reads go through the same writer, so a read sees every write answered
+before it, and nothing reads the services while they change.
+"""
+import asyncio
+import queue
+import threading
+from concurrent.futures import Future
+
+from twin.services.events import WriteFailed
+from twin.services.reasons import ServiceError
+
+
+class Stopped(RuntimeError):
+    """The committer has been stopped; the command was not applied."""
+
+
+class GroupCommitter:
+    """The one writer of a server's services (see the module docstring)."""
+
+    def __init__(self, services, window_s: float = 0.002, max_batch: int = 512):
+        self.services = services
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.batches = 0
+        self.commands = 0
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+        self._thread.start()
+
+    def submit(self, command) -> Future:
+        """Queue ``command(services)``; the future holds its result (or its exception) after the commit."""
+        future: Future = Future()
+        if not self._thread.is_alive():
+            future.set_exception(Stopped("the server is shutting down"))
+        else:
+            self._queue.put((command, future))
+        return future
+
+    async def run(self, command):
+        """Await ``command(services)`` applied and committed."""
+        return await asyncio.wrap_future(self.submit(command))
+
+    def stop(self) -> None:
+        """Apply what is queued, then stop the writer."""
+        self._queue.put(None)
+        self._thread.join()
+
+    # ------------------------------------------------------------- the writer
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            stop = self._gather(batch)
+            self._apply(batch)
+            if stop:
+                return
+
+    def _gather(self, batch) -> bool:
+        """Add what arrives within the window to ``batch``; True if a stop came with it."""
+        try:
+            while len(batch) < self.max_batch:
+                item = self._queue.get(timeout=self.window_s) if len(batch) == 1 else self._queue.get_nowait()
+                if item is None:
+                    return True
+                batch.append(item)
+        except queue.Empty:
+            pass
+        return False
+
+    def _apply(self, batch) -> None:
+        outcomes = []
+        try:
+            with self.services.unit():
+                for command, _ in batch:
+                    outcomes.append(_outcome(command, self.services))
+                    if isinstance(outcomes[-1], _Bug):
+                        raise outcomes[-1].error
+        except WriteFailed as exc:
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        except Exception:
+            # a bug in one command: everything was rolled back; apply the others again, each alone
+            bad = len(outcomes) - 1
+            batch[bad][1].set_exception(outcomes[bad].error)
+            for item in batch[:bad] + batch[bad + 1:]:
+                self._apply([item])
+            return
+        self.batches += 1
+        self.commands += len(batch)
+        for (_, future), outcome in zip(batch, outcomes):
+            if isinstance(outcome, (ServiceError, ValueError)):
+                future.set_exception(outcome)
+            else:
+                future.set_result(outcome)
+
+
+class _Bug:
+    def __init__(self, error):
+        self.error = error
+
+
+def _outcome(command, services):
+    try:
+        return command(services)
+    except (ServiceError, ValueError) as refused:  # the services check input before changing state
+        return refused
+    except Exception as error:  # noqa: BLE001 - anything else is a bug, handled by the batch
+        return _Bug(error)
