@@ -8,12 +8,14 @@ from hypothesis import strategies as st
 
 from twin.services import events as ev
 from twin.services.events import Channel, EventKind, EventLog
+from twin.services._inputs import MAX_ID
 from twin.services.reasons import (
-    AlreadyRated, InvalidRating, InvalidTransition, MissingField, Reason, ReopenWindowExpired,
-    ServiceError, UnknownTicket, UnknownWorker,
+    AlreadyRated, BeforeSubmission, InvalidId, InvalidRating, InvalidTime, InvalidTransition,
+    MissingField, NotAnInteger, Reason, ReopenWindowExpired, ServiceError, TextTooLong,
+    UnknownCategory, UnknownKind, UnknownTicket, UnknownWorker,
 )
 from twin.services.repair import (
-    KINDS, LOCATION_BASE, Action, Category, RepairDesk, RepairPolicy, Status,
+    KINDS, LOCATION_BASE, MAX_BUILDING, NO_CATEGORY, Action, Category, RepairDesk, RepairPolicy, Status,
 )
 
 # The lifecycle as the issue states it, written out independently of the module's table.
@@ -111,10 +113,10 @@ def test_submit_refuses_missing_required_field(missing):
 
 def test_submit_batch_refuses_per_command_and_keeps_ids_dense():
     desk = RepairDesk()
-    out = desk.submit_batch(reporter=[1, 2, 3, 4], category=[0, 1, -1, len(Category)],
+    out = desk.submit_batch(reporter=[1, 2, 3, 4], category=[0, 1, NO_CATEGORY, len(Category)],
                             building=5, unit=1, channel=Channel.app, priority=1,
                             has_description=[True, False, True, True], t=0.0)
-    assert out.reasons.tolist() == [0, Reason.MissingField, Reason.MissingField, Reason.MissingField]
+    assert out.reasons.tolist() == [0, Reason.MissingField, Reason.MissingField, Reason.UnknownCategory]
     assert out.ids.tolist() == [0, -1, -1, -1]
     again = desk.submit_batch(9, 0, 5, 1, Channel.sensor, 0, True, 1.0)
     assert again.ids.tolist() == [1] and len(again.events) == 1
@@ -127,19 +129,101 @@ def test_category_accepts_member_code_or_name(value):
     assert desk.get(new_ticket(desk, category=value))["category"] == "public_area"
 
 
-@pytest.mark.parametrize("fields, field", [
-    (dict(category="plumbin"), "category"), (dict(category=99), "category"),
-    (dict(channel="fax"), "channel"), (dict(priority=4), "priority"), (dict(priority=-1), "priority"),
-    (dict(t=math.nan), "t"),
+@pytest.mark.parametrize("fields, refusal", [
+    (dict(category="plumbin"), UnknownCategory), (dict(category=99), UnknownCategory),
+    (dict(category=-2), UnknownCategory), (dict(category=2.5), NotAnInteger),
+    (dict(channel="fax"), UnknownKind), (dict(channel=17), UnknownKind), (dict(channel=1.5), NotAnInteger),
+    (dict(priority=4), UnknownKind), (dict(priority=-1), UnknownKind), (dict(priority=1.5), NotAnInteger),
+    (dict(priority="1"), NotAnInteger),
+    (dict(building="3"), NotAnInteger), (dict(building=3.5), NotAnInteger), (dict(building=True), NotAnInteger),
+    (dict(building=MAX_BUILDING + 1), MissingField), (dict(building=2**70), MissingField),
+    (dict(unit="2"), NotAnInteger), (dict(unit=math.nan), NotAnInteger),
+    (dict(reporter=-1), InvalidId), (dict(reporter=MAX_ID), InvalidId), (dict(reporter=10**30), InvalidId),
+    (dict(reporter=0.5), NotAnInteger),
+    (dict(t=math.nan), InvalidTime), (dict(t=math.inf), InvalidTime), (dict(t=-math.inf), InvalidTime),
+    (dict(t="5"), InvalidTime), (dict(t=None), InvalidTime),
 ])
-def test_submit_rejects_values_outside_their_domain(fields, field):
-    with pytest.raises(ValueError, match=field):
-        new_ticket(RepairDesk(), **fields)
+def test_submit_refuses_values_outside_their_domain_by_reason(fields, refusal):
+    log = EventLog()
+    desk = RepairDesk(log=log)
+    with pytest.raises(refusal):
+        new_ticket(desk, **fields)
+    assert desk.n_tickets == 0 and len(log) == 0
+
+
+@pytest.mark.parametrize("fields", [dict(building=3.0, unit=2.0, priority=1.0), dict(category=2.0),
+                                    dict(building=np.int8(3), t=np.float32(1.5)), dict(t=7)])
+def test_integral_floats_and_numpy_numbers_are_integers_and_times(fields):
+    desk = RepairDesk()
+    got = desk.get(new_ticket(desk, **fields))
+    assert isinstance(got["building"], int) and got["submitted_at"] == float(fields.get("t", 0.0))
+
+
+def test_submit_batch_refuses_bad_values_one_command_at_a_time():
+    log = EventLog()
+    desk = RepairDesk(log=log)
+    nan = math.nan
+    out = desk.submit_batch(reporter=np.array([1, -1, 2, 3, 4, 5, 6, 7], dtype=object),
+                            category=np.array([0, 0, 0.5, 0, 0, 0, 0, 1]),
+                            building=[3, 3, 3, "3", 3, 3, 3, 4], unit=1,
+                            channel=[1, 1, 1, 1, 9, 1, 1, 2], priority=[0, 0, 0, 0, 0, 7, 0, 1],
+                            has_description=True, t=[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, nan, 8.0])
+    assert [Reason(r).name for r in out.reasons] == [
+        "Accepted", "InvalidId", "NotAnInteger", "NotAnInteger", "UnknownKind", "UnknownKind",
+        "InvalidTime", "Accepted"]
+    assert out.ids.tolist() == [0, -1, -1, -1, -1, -1, -1, 1]
+    assert log.events["t"].tolist() == [1.0, 8.0] and log.events["actor"].tolist() == [1, 7]
+    assert divmod(int(log.events["target"][1]), LOCATION_BASE) == (4, 1)
+
+
+def test_form_is_checked_before_the_fields():
+    """Argument order: a fraction or a bad id wins over a missing field or an unknown category."""
+    desk = RepairDesk()
+    out = desk.submit_batch([-1, 0, 0, 0], [99, 99, NO_CATEGORY, 99], [-1, 1.5, -1, 1], 0, 1, 0,
+                            [True, True, True, False], [0.0, 0.0, math.nan, 0.0])
+    assert [Reason(r).name for r in out.reasons] == ["InvalidId", "NotAnInteger", "InvalidTime", "MissingField"]
 
 
 def test_submit_batch_refuses_a_time_in_the_description_flag():
     with pytest.raises(ValueError, match="has_description"):
         RepairDesk().submit_batch(1, 0, 1, 1, Channel.app, 1, [10.0])
+
+
+# ------------------------------------------------------------------ free text
+def test_default_text_limit_is_two_thousand_characters():
+    assert RepairPolicy().max_text_chars == 2_000
+    desk = RepairDesk()
+    ticket = new_ticket(desk, description="漏" * 2_000, contact="c" * 2_000)
+    assert desk.get(ticket)["description"] == "漏" * 2_000
+
+
+@pytest.mark.parametrize("field", ["description", "contact"])
+@pytest.mark.parametrize("size", [2_001, 1_000_000])
+def test_submit_refuses_text_over_the_limit_before_anything_changes(field, size):
+    log = EventLog()
+    desk = RepairDesk(log=log)
+    with pytest.raises(TextTooLong, match=f"{field} of {size:,} characters \\(at most 2,000\\)"):
+        new_ticket(desk, **{field: "x" * size})
+    assert desk.n_tickets == 0 and len(log) == 0
+    assert new_ticket(desk) == 0  # the desk goes on
+
+
+def test_text_is_checked_first():
+    with pytest.raises(TextTooLong):
+        RepairDesk().submit(category="fax machine", description="x" * 3_000, t=math.nan)
+
+
+def test_rate_refuses_a_comment_over_the_limit_and_keeps_the_ticket_unrated():
+    log = EventLog()
+    desk = RepairDesk(log=log, policy=RepairPolicy(max_text_chars=10))
+    ticket = drive(desk, "completed")
+    logged = len(log)
+    with pytest.raises(TextTooLong, match="comment of 11 characters"):
+        desk.rate(ticket, 5, comment="x" * 11, t=10.0)
+    got = desk.get(ticket)
+    assert (got["status"], got["rating"], got["comment"], len(log)) == ("completed", None, None, logged)
+    desk.rate(ticket, 5, comment="x" * 10, t=10.0)
+    assert desk.get(ticket)["comment"] == "x" * 10
 
 
 def test_channel_accepts_names_with_spaces():
@@ -187,15 +271,90 @@ def test_every_status_action_pair_follows_the_lifecycle(status, action):
         assert_same_state(desk.snapshot(), before)
 
 
-def test_transition_earlier_than_current_status_is_refused():
+def test_a_step_before_submission_is_refused_as_such():
+    desk = RepairDesk()
+    ticket = new_ticket(desk, t=100.0)
+    with pytest.raises(BeforeSubmission, match="dispatch ticket 0 \\(submitted\\) at t=99.0"):
+        desk.dispatch(ticket, 1, t=99.0)
+    with pytest.raises(BeforeSubmission):
+        desk.escalate(ticket, t=-5.0)
+    desk.dispatch(ticket, 1, t=100.0)
+    with pytest.raises(BeforeSubmission):
+        desk.cancel(ticket, t=99.5)
+    assert desk.get(ticket)["status"] == "dispatched"
+
+
+def test_a_step_after_submission_but_before_the_current_status_is_an_invalid_transition():
+    desk = RepairDesk()
+    ticket = new_ticket(desk, t=100.0)
+    desk.dispatch(ticket, 1, t=110.0)
+    with pytest.raises(InvalidTransition):
+        desk.start(ticket, t=105.0)
+    with pytest.raises(InvalidTransition):
+        desk.cancel(ticket, t=100.0)
+    desk.start(ticket, t=110.0)  # the same minute is fine
+    assert desk.get(ticket)["status"] == "in_progress"
+
+
+def test_a_move_the_table_forbids_is_an_invalid_transition_whatever_its_time():
     desk = RepairDesk()
     ticket = new_ticket(desk, t=100.0)
     with pytest.raises(InvalidTransition):
-        desk.dispatch(ticket, 1, t=99.0)
-    desk.dispatch(ticket, 1, t=100.0)
-    with pytest.raises(InvalidTransition):
-        desk.cancel(ticket, t=99.5)
-    assert desk.get(ticket)["status"] == "dispatched"
+        desk.complete(ticket, t=50.0)
+
+
+def test_a_reopened_ticket_is_submitted_anew_when_reopened():
+    desk = RepairDesk()
+    ticket = drive(desk, "completed", t=100.0)  # completed at 103
+    desk.reopen(ticket, actor=1, t=200.0)
+    with pytest.raises(BeforeSubmission):
+        desk.dispatch(ticket, 1, t=150.0)
+    desk.dispatch(ticket, 1, t=200.0)
+    assert desk.get(ticket)["dispatched_at"] == 200.0
+
+
+@pytest.mark.parametrize("t", [math.nan, math.inf, -math.inf, "10", None, True])
+@pytest.mark.parametrize("action", [a.name for a in Action])
+def test_every_step_refuses_a_time_that_is_not_a_finite_number(action, t):
+    log = EventLog()
+    desk = RepairDesk(log=log)
+    status = {"rate": "completed", "reopen": "completed", "complete": "in_progress", "start": "dispatched"}
+    ticket = drive(desk, status.get(action, "submitted"))
+    before, logged = desk.snapshot(), len(log)
+    with pytest.raises(InvalidTime):
+        command(desk, action, ticket, 4 if action == "rate" else 1, t=t)
+    assert_same_state(desk.snapshot(), before)
+    assert len(log) == logged
+
+
+@pytest.mark.parametrize("ticket", [0.5, "0", True, None])
+def test_a_ticket_id_that_is_not_an_integer_is_refused(ticket):
+    desk = RepairDesk()
+    new_ticket(desk)
+    with pytest.raises(NotAnInteger):
+        desk.dispatch(ticket, 1, t=1.0)
+    with pytest.raises(NotAnInteger):
+        desk.get(ticket)
+    assert desk.get(0)["status"] == "submitted"
+
+
+def test_an_integral_float_names_a_ticket():
+    desk = RepairDesk()
+    new_ticket(desk)
+    desk.dispatch(0.0, 1.0, t=1.0)
+    assert desk.get(0.0)["worker"] == 1
+
+
+@pytest.mark.parametrize("action", ["cancel", "reopen", "escalate"])
+@pytest.mark.parametrize("actor, refusal", [(-1, InvalidId), (MAX_ID, InvalidId), (1.5, NotAnInteger),
+                                            ("7", NotAnInteger)])
+def test_an_actor_must_be_a_persons_id(action, actor, refusal):
+    desk = RepairDesk()
+    ticket = drive(desk, "completed" if action == "reopen" else "submitted")
+    before = desk.snapshot()
+    with pytest.raises(refusal):
+        command(desk, action, ticket, actor, t=10.0)
+    assert_same_state(desk.snapshot(), before)
 
 
 def test_cancel_records_when_and_is_final():
@@ -208,13 +367,25 @@ def test_cancel_records_when_and_is_final():
 
 
 # --------------------------------------------------------------------- rating
-@pytest.mark.parametrize("rating", [0, 6, -1, 100])
-def test_rating_outside_one_to_five_is_refused_and_ticket_stays_completed(rating):
+@pytest.mark.parametrize("rating, refusal", [(0, InvalidRating), (6, InvalidRating), (-1, InvalidRating),
+                                             (100, InvalidRating), (2**64, InvalidRating),
+                                             (4.5, NotAnInteger), (math.nan, NotAnInteger),
+                                             ("5", NotAnInteger), (True, NotAnInteger), (None, NotAnInteger)])
+def test_rating_outside_one_to_five_or_not_an_integer_is_refused_and_ticket_stays_completed(rating, refusal):
     desk = RepairDesk()
     ticket = drive(desk, "completed")
-    with pytest.raises(InvalidRating):
-        desk.rate(ticket, rating, t=10.0)
-    assert desk.get(ticket)["status"] == "completed" and desk.get(ticket)["rating"] is None
+    with pytest.raises(refusal):
+        desk.rate(ticket, rating, comment="ok", t=10.0)
+    got = desk.get(ticket)
+    assert got["status"] == "completed" and got["rating"] is None and got["comment"] is None
+
+
+def test_rate_batch_refuses_a_fraction_instead_of_truncating_it():
+    desk = RepairDesk()
+    tickets = [drive(desk, "completed") for _ in range(3)]
+    out = desk.rate_batch(tickets, np.array([4.5, 4.0, 3.0]), 10.0)
+    assert [Reason(r).name for r in out.reasons] == ["NotAnInteger", "Accepted", "Accepted"]
+    assert [desk.get(k)["rating"] for k in tickets] == [None, 4, 3]
 
 
 def test_rating_is_given_once_and_never_overwritten():
@@ -308,6 +479,23 @@ def test_worker_must_be_known(n_workers, worker, accepted):
         assert desk.get(ticket)["status"] == "submitted"
 
 
+@pytest.mark.parametrize("worker", [1.5, "1", True, math.nan])
+def test_a_worker_id_that_is_not_an_integer_is_refused(worker):
+    desk = RepairDesk(n_workers=3)
+    ticket = new_ticket(desk)
+    with pytest.raises(NotAnInteger):
+        desk.dispatch(ticket, worker, t=1.0)
+    assert desk.get(ticket)["status"] == "submitted"
+
+
+def test_a_desk_with_a_roster_refuses_workers_off_it_in_a_batch():
+    desk = RepairDesk(n_workers=2)
+    tickets = [new_ticket(desk) for _ in range(4)]
+    out = desk.dispatch_batch(tickets, [0, 1, 2, 10**6], 1.0)
+    assert [Reason(r).name for r in out.reasons] == ["Accepted", "Accepted", "UnknownWorker", "UnknownWorker"]
+    assert out.events["target"].tolist() == [0, 1]
+
+
 def test_refusals_are_service_errors_with_their_reason():
     desk = RepairDesk()
     with pytest.raises(ServiceError) as raised:
@@ -325,6 +513,12 @@ def test_refusals_are_service_errors_with_their_reason():
 def test_policy_rejects_bad_values_naming_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         RepairPolicy(**{field: value})
+
+
+@pytest.mark.parametrize("value", [0, -5, 1.5, True, "2000"])
+def test_policy_rejects_a_bad_text_limit(value):
+    with pytest.raises(ValueError, match="max_text_chars"):
+        RepairPolicy(max_text_chars=value)
 
 
 @pytest.mark.parametrize("n_workers", [-1, 2.5, True])
@@ -371,11 +565,17 @@ def test_list_reads_page_numbers_from_query_strings(desk_of_23):
 
 @pytest.mark.parametrize("kwargs, field", [
     (dict(page=0), "page"), (dict(page=-2), "page"), (dict(page="x"), "page"), (dict(page=1.5), "page"),
-    (dict(limit=0), "limit"), (dict(status="done"), "status"),
+    (dict(limit=0), "limit"),
 ])
 def test_list_rejects_bad_arguments(desk_of_23, kwargs, field):
     with pytest.raises(ValueError, match=field):
         desk_of_23.list(**kwargs)
+
+
+@pytest.mark.parametrize("status, refusal", [("done", UnknownKind), (17, UnknownKind), (1.5, NotAnInteger)])
+def test_list_refuses_a_status_that_is_none(desk_of_23, status, refusal):
+    with pytest.raises(refusal, match="status"):
+        desk_of_23.list(status=status)
 
 
 # --------------------------------------------------------------------- replay
@@ -405,16 +605,25 @@ class NaiveDesk:
         self.tickets = []
 
     def submit(self, priority, t):
-        self.tickets.append(dict(status="submitted", entered=t, completed=None, worker=-1,
+        self.tickets.append(dict(status="submitted", entered=t, submitted=t, completed=None, worker=-1,
                                  rating=0, priority=priority, escalations=0, reopens=0))
 
     def act(self, action, ticket, arg, t):
+        """``arg`` is the worker, the rating or (cancel, reopen, escalate) the actor."""
+        if action not in ("start", "complete") and arg != int(arg):
+            return Reason.NotAnInteger
+        if action in ("cancel", "reopen", "escalate") and not 0 <= arg < MAX_ID:
+            return Reason.InvalidId
         if not 0 <= ticket < len(self.tickets):
             return Reason.UnknownTicket
         k = self.tickets[ticket]
         if action == "rate" and k["status"] == "rated":
             return Reason.AlreadyRated
-        if (k["status"], action) not in LEGAL or t < k["entered"]:
+        if (k["status"], action) not in LEGAL:
+            return Reason.InvalidTransition
+        if t < k["submitted"]:
+            return Reason.BeforeSubmission
+        if t < k["entered"]:
             return Reason.InvalidTransition
         if action == "dispatch" and not 0 <= arg < self.n_workers:
             return Reason.UnknownWorker
@@ -435,6 +644,7 @@ class NaiveDesk:
         elif action == "reopen":
             k["worker"] = -1
             k["reopens"] += 1
+            k["submitted"] = t
         k["status"], k["entered"] = LEGAL[k["status"], action], t
         return Reason.Accepted
 
@@ -450,7 +660,7 @@ NEXT = {"submitted": "dispatch", "dispatched": "start", "in_progress": "complete
         "completed": "rate", "rated": "rate", "cancelled": "cancel"}
 commands = st.lists(st.tuples(st.sampled_from(ACTION_NAMES + ["next"] * 10),
                               st.sampled_from([0, 0, 0, 1, 1, 1, 2, 2, 2, -1, 3]),
-                              st.integers(-1, 5), st.integers(-5, 60)), min_size=5, max_size=60)
+                              st.integers(-1, 5) | st.just(2.5), st.integers(-5, 60)), min_size=5, max_size=60)
 
 
 @settings(max_examples=150, deadline=None)

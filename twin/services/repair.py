@@ -15,16 +15,41 @@ reporter rates it once.  The lifecycle::
 Every legal move is one entry of one table, ``TRANSITIONS[status, action]``
 (the new status, or -1), and the kernel reads nothing else to decide legality.
 
-A command is checked in this order, and the first failure is its reason:
-unknown ticket (``UnknownTicket``); rating a rated ticket (``AlreadyRated``);
-a move the table forbids, or a time earlier than the moment the ticket entered
-its current status (``InvalidTransition``: time runs forward per ticket, so
-waits are never negative); then the command's argument: a worker outside
-``[0, n_workers)`` (``UnknownWorker``), a rating outside 1-5 (``InvalidRating``),
-a reopen later than ``reopen_window_minutes`` after completion
-(``ReopenWindowExpired``).  A submission lacking a required field is refused
-with ``MissingField``: a category that is not a :class:`Category`, a negative
-building, a unit outside ``[0, LOCATION_BASE)``, or no description.
+Every refusal is a :class:`~twin.services.reasons.Reason`: a batch refuses
+each command on its own, a single command raises the exception named after
+it.  Checks run in this order, and the first failure is the command's reason:
+
+1. Free text (single commands, before anything changes): a description,
+   contact or comment longer than the policy's ``max_text_chars``
+   (``TextTooLong``).  Then a category or channel given by name or member is
+   resolved (``UnknownCategory``, ``UnknownKind``; ``NotAnInteger`` for a
+   value that is neither a name nor an integer).
+2. The form of each argument, in argument order (see
+   :mod:`twin.services._inputs`): a ticket, worker, rating, category,
+   building, unit, channel or priority that is not an integer
+   (``NotAnInteger``: a rating of 4.5 is never stored as 4, a building ``"3"``
+   is not 3); a reporter or actor that is not a person's id (``InvalidId``);
+   a time that is not a finite number (``InvalidTime``).
+3. A submission: a required field missing (``MissingField``: no category,
+   i.e. ``NO_CATEGORY``, a building outside ``[0, MAX_BUILDING]``, a unit
+   outside ``[0, LOCATION_BASE)``, no description); a category that is not a
+   :class:`Category` (``UnknownCategory``); a channel that is not a
+   :class:`Channel` or a priority outside ``0..max_priority`` (``UnknownKind``).
+4. A move: unknown ticket (``UnknownTicket``); rating a rated ticket
+   (``AlreadyRated``); a move the table forbids (``InvalidTransition``); a
+   time before the ticket was submitted (``BeforeSubmission``; reopening
+   submits it anew) or before it entered its current status
+   (``InvalidTransition``: time runs forward per ticket, so waits are never
+   negative); then the command's argument: a worker outside
+   ``[0, n_workers)`` (``UnknownWorker``), a rating outside 1-5
+   (``InvalidRating``), a reopen later than ``reopen_window_minutes`` after
+   completion (``ReopenWindowExpired``).
+
+Only ``has_description`` in :meth:`RepairDesk.submit_batch` is the calling
+code's own column (a flag it computes, not a person's input): anything but
+booleans there is a ``ValueError``, like batch columns of different lengths.
+Every other column may carry what a person sent, so a bad value refuses its
+own command only (the live server runs many people's requests as one batch).
 
 Locations travel in events as one int64: ``location = building * LOCATION_BASE
 + unit`` (``LOCATION_BASE = 10_000``), so ``building, unit = divmod(location,
@@ -47,8 +72,9 @@ import numpy as np
 from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import Outcome, batch_length, column, grow
+from twin.services._inputs import as_integer, integer, integers, person_ids, times
 from twin.services.events import Channel, EventKind
-from twin.services.reasons import EXCEPTIONS, Reason
+from twin.services.reasons import Reason, raise_for
 
 
 class Category(IntEnum):
@@ -114,6 +140,10 @@ TRANSITIONS = _transition_table()
 
 #: ``location = building * LOCATION_BASE + unit``; a unit must be below it.
 LOCATION_BASE = 10_000
+#: The highest building number whose locations fit in an int64.
+MAX_BUILDING = int(np.iinfo(np.int64).max) // LOCATION_BASE - 1
+#: The category of a submission that names none (refused with ``MissingField``).
+NO_CATEGORY = -1
 MIN_RATING, MAX_RATING = 1, 5
 NO_WORKER = -1
 NO_RATING = 0
@@ -144,6 +174,7 @@ _TIME_NAMES = {Status.submitted: "submitted_at", Status.dispatched: "dispatched_
                Status.rated: "rated_at", Status.cancelled: "cancelled_at"}
 
 _N_CATEGORIES = len(Category)
+_N_CHANNELS = len(Channel)  # channel codes run 0 .. len(Channel) - 1
 _N_STATUSES = len(Status)
 _SUBMITTED = int(Status.submitted)
 _COMPLETED = int(Status.completed)
@@ -159,6 +190,9 @@ _INVALID_RATING = int(Reason.InvalidRating)
 _ALREADY_RATED = int(Reason.AlreadyRated)
 _REOPEN_WINDOW_EXPIRED = int(Reason.ReopenWindowExpired)
 _UNKNOWN_WORKER = int(Reason.UnknownWorker)
+_BEFORE_SUBMISSION = int(Reason.BeforeSubmission)
+_UNKNOWN_CATEGORY = int(Reason.UnknownCategory)
+_UNKNOWN_KIND = int(Reason.UnknownKind)
 
 
 @dataclass(frozen=True)
@@ -174,11 +208,16 @@ class RepairPolicy:
         Priorities run from 0 to this; escalation stops here.
     escalation_step : int
         How much one escalation raises the priority.
+    max_text_chars : int
+        The longest description, contact or comment a single command accepts,
+        in characters (``TextTooLong`` beyond).  Default 2,000: a long
+        complaint fits, a pasted file does not.
     """
 
     reopen_window_minutes: float = 7 * 1440
     max_priority: int = 3
     escalation_step: int = 1
+    max_text_chars: int = 2_000
 
     def __post_init__(self):
         window = self.reopen_window_minutes
@@ -186,7 +225,7 @@ class RepairPolicy:
                 math.isfinite(window) and window >= 0):
             raise ValueError(f"RepairPolicy.reopen_window_minutes must be a finite number of "
                              f"minutes >= 0, got {window!r}")
-        for name, lowest in (("max_priority", 0), ("escalation_step", 1)):
+        for name, lowest in (("max_priority", 0), ("escalation_step", 1), ("max_text_chars", 1)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, Integral) or value < lowest:
                 raise ValueError(f"RepairPolicy.{name} must be an integer >= {lowest}, got {value!r}")
@@ -195,14 +234,18 @@ class RepairPolicy:
 # --------------------------------------------------------------------- kernels
 @kernel
 def _submit(tickets, ticket, reporter, category, building, unit, channel, priority,
-            has_description, t):
-    """Open row ``ticket`` (the next id) unless a required field is missing; return the reason.
+            has_description, t, max_priority):
+    """Open row ``ticket`` (the next id) unless a field is missing or unknown; return the reason.
 
     The arrays must already have that row (``RepairDesk`` grows them before a batch).
     """
-    if (category < 0 or category >= _N_CATEGORIES or building < 0 or unit < 0
+    if (category == NO_CATEGORY or building < 0 or building > MAX_BUILDING or unit < 0
             or unit >= LOCATION_BASE or not has_description):
         return _MISSING_FIELD
+    if category < 0 or category >= _N_CATEGORIES:
+        return _UNKNOWN_CATEGORY
+    if channel < 0 or channel >= _N_CHANNELS or priority < 0 or priority > max_priority:
+        return _UNKNOWN_KIND
     tickets.status[ticket] = _SUBMITTED
     tickets.reporter[ticket] = reporter
     tickets.category[ticket] = category
@@ -221,11 +264,17 @@ def _submit(tickets, ticket, reporter, category, building, unit, channel, priori
 
 @kernel
 def _submit_batch(tickets, n_tickets, reporter, category, building, unit, channel, priority,
-                  has_description, t, reasons, ids):
-    """Submit in command order, numbering from ``n_tickets``; return the new ticket count."""
+                  has_description, t, max_priority, reasons, ids):
+    """Submit in command order, numbering from ``n_tickets``; return the new ticket count.
+
+    Commands already refused by the input checks (``reasons[i] != 0``) keep
+    their reason and touch nothing.
+    """
     for i in range(reporter.shape[0]):
-        r = _submit(tickets, n_tickets, reporter[i], category[i], building[i], unit[i],
-                    channel[i], priority[i], has_description[i], t[i])
+        r = reasons[i]
+        if r == 0:
+            r = _submit(tickets, n_tickets, reporter[i], category[i], building[i], unit[i],
+                        channel[i], priority[i], has_description[i], t[i], max_priority)
         reasons[i] = r
         if r == 0:
             ids[i] = n_tickets
@@ -249,7 +298,11 @@ def _transition(tickets, n_tickets, ticket, action, arg, t, n_workers, max_prior
     if action == _RATE and status == _RATED:
         return _ALREADY_RATED
     new_status = TRANSITIONS[status, action]
-    if new_status < 0 or t < tickets.times[ticket, status]:
+    if new_status < 0:
+        return _INVALID_TRANSITION
+    if t < tickets.times[ticket, _SUBMITTED]:
+        return _BEFORE_SUBMISSION
+    if t < tickets.times[ticket, status]:
         return _INVALID_TRANSITION
     if action == _DISPATCH:
         if arg < 0 or (n_workers >= 0 and arg >= n_workers):
@@ -281,35 +334,36 @@ def _transition_batch(tickets, n_tickets, ticket, action, arg, t, n_workers, max
     """Apply one action to a batch in command order.
 
     ``priority_after[i]`` is the ticket's priority right after command ``i``
-    (an escalation event's amount), 0 where refused.
+    (an escalation event's amount), 0 where refused.  Commands already refused
+    by the input checks (``reasons[i] != 0``) keep their reason and touch nothing.
     """
     for i in range(ticket.shape[0]):
-        r = _transition(tickets, n_tickets, ticket[i], action, arg[i], t[i], n_workers,
-                        max_priority, escalation_step, reopen_window)
+        r = reasons[i]
+        if r == 0:
+            r = _transition(tickets, n_tickets, ticket[i], action, arg[i], t[i], n_workers,
+                            max_priority, escalation_step, reopen_window)
         reasons[i] = r
         priority_after[i] = tickets.priority[ticket[i]] if r == 0 else 0
 
 
 # ------------------------------------------------------------------ validation
 def _member(enum, value, field: str):
-    """``value`` (a member, its code, or its name; case, spaces and hyphens forgiven) as ``enum``."""
+    """``value`` (a member, its code, or its name; case, spaces and hyphens forgiven) as ``enum``.
+
+    A value naming no member is refused with ``UnknownCategory`` (a :class:`Category`)
+    or ``UnknownKind`` (any other enum); one that is neither text nor an integer
+    with ``NotAnInteger``.
+    """
     if isinstance(value, str):
         key = value.strip().lower().replace(" ", "_").replace("-", "_")
         if key in enum.__members__:
             return enum[key]
-    elif isinstance(value, Integral) and not isinstance(value, bool):
-        try:
-            return enum(int(value))
-        except ValueError:
-            pass
-    raise ValueError(f"{field} must be one of {', '.join(enum.__members__)}, got {value!r}")
-
-
-def _check_codes(field: str, values: np.ndarray, allowed, described: str) -> np.ndarray:
-    outside = values[~np.isin(values, allowed)]
-    if len(outside):
-        raise ValueError(f"{field} must be {described}, got {outside[0]}")
-    return values
+    else:
+        code = integer(value, field)
+        if code in enum._value2member_map_:
+            return enum(code)
+    unknown = Reason.UnknownCategory if enum is Category else Reason.UnknownKind
+    raise_for(unknown, f"{field} must be one of {', '.join(enum.__members__)}, got {value!r}")
 
 
 def _flag_column(field: str, values, n: int) -> np.ndarray:
@@ -318,13 +372,6 @@ def _flag_column(field: str, values, n: int) -> np.ndarray:
     if flags.dtype != np.bool_ and not np.isin(flags, (0, 1)).all():
         raise ValueError(f"{field} must be booleans (or 0/1), got {flags.ravel()[:3].tolist()}")
     return column(flags, n, np.bool_)
-
-
-def _time_column(t, n: int) -> np.ndarray:
-    t = column(t, n, np.float64)
-    if not np.isfinite(t).all():
-        raise ValueError("t must be finite minutes")
-    return t
 
 
 def _positive_int(field: str, value) -> int:
@@ -351,7 +398,11 @@ class RepairDesk:
     policy : RepairPolicy
         Reopen window, priority range, escalation step.
     n_workers : int, optional
-        Workers are ids ``0 .. n_workers-1``; ``None`` accepts any id >= 0.
+        The roster: workers are ids ``0 .. n_workers-1``, and dispatching to
+        any other id is refused (``UnknownWorker``).  ``None`` accepts any id
+        >= 0, for a caller that assigns its own staff (the twin's engine); a
+        live desk is given its roster.  Ids are never reused, so a roster only
+        grows, and replaying a log needs a roster at least as large.
     """
 
     def __init__(self, log=None, policy: RepairPolicy = RepairPolicy(), n_workers: int | None = None):
@@ -388,27 +439,22 @@ class RepairDesk:
                      has_description=True, t=0.0) -> Outcome:
         """Open tickets in command order; ``ids`` are sequential from 0, -1 where refused.
 
-        ``channel`` and ``priority`` outside their domains are errors in the
-        caller (``ValueError``); a missing required field refuses the one
-        command (``MissingField``).
+        Each command is refused on its own (see the module docstring for the
+        reasons and their order); ``has_description`` other than booleans is
+        an error in the caller (``ValueError``).
         """
         n = batch_length(reporter, category, building, unit, channel, priority, has_description, t)
-        reporter = column(reporter, n, np.int64)
-        category = column(category, n, np.int64)
-        building = column(building, n, np.int64)
-        unit = column(unit, n, np.int64)
-        channel = _check_codes("channel", column(channel, n, np.int64), [int(c) for c in Channel],
-                               f"a Channel ({', '.join(f'{c.name}={c.value}' for c in Channel)})")
-        priority = _check_codes("priority", column(priority, n, np.int64),
-                                np.arange(self.policy.max_priority + 1),
-                                f"an integer from 0 to max_priority={self.policy.max_priority}")
+        reasons = np.zeros(n, np.int16)
+        reporter = person_ids(reporter, n, reasons)
+        category, building, unit, channel, priority = (
+            integers(c, n, reasons) for c in (category, building, unit, channel, priority))
         has_description = _flag_column("has_description", has_description, n)
-        t = _time_column(t, n)
+        t = times(t, n, reasons)
         self._reserve(self.n_tickets + n)
-        reasons = np.empty(n, np.int16)
         ids = np.empty(n, np.int64)
         self.n_tickets = int(_submit_batch(self.state, self.n_tickets, reporter, category, building,
-                                           unit, channel, priority, has_description, t, reasons, ids))
+                                           unit, channel, priority, has_description, t,
+                                           self.policy.max_priority, reasons, ids))
         ok = ids >= 0
         events = ev.make(EventKind.TicketSubmitted, t[ok], actor=reporter[ok], subject=ids[ok],
                          target=building[ok] * LOCATION_BASE + unit[ok], code=category[ok],
@@ -446,10 +492,11 @@ class RepairDesk:
 
     def _act(self, action: Action, ticket, t, arg=0, actor=0) -> Outcome:
         n = batch_length(ticket, t, arg, actor)
-        ticket = column(ticket, n, np.int64)
-        arg = column(arg, n, np.int64)
-        t = _time_column(t, n)
-        reasons = np.empty(n, np.int16)
+        reasons = np.zeros(n, np.int16)
+        ticket = integers(ticket, n, reasons)
+        arg = integers(arg, n, reasons)
+        actor = person_ids(actor, n, reasons)
+        t = times(t, n, reasons)
         priority_after = np.empty(n, np.int64)
         _transition_batch(self.state, self.n_tickets, ticket, int(action), arg, t, *self._rules,
                           reasons, priority_after)
@@ -462,7 +509,7 @@ class RepairDesk:
         elif action == Action.rate:
             who = dict(actor=self.state.reporter[done], amount=arg[ok])
         else:
-            who = dict(actor=column(actor, n, np.int64)[ok])
+            who = dict(actor=actor[ok])
             if action == Action.escalate:
                 who["amount"] = priority_after[ok]
         events = ev.make(_EVENT_OF[action], t[ok], subject=done, **who)
@@ -489,7 +536,8 @@ class RepairDesk:
         ``category`` and ``channel`` take members, codes or names (``"public area"``).
         ``description`` and ``contact`` stay in this desk's side tables, never in events.
         """
-        category_code = -1 if category is None else int(_member(Category, category, "category"))
+        self._check_text(description=description, contact=contact)
+        category_code = NO_CATEGORY if category is None else int(_member(Category, category, "category"))
         has_description = isinstance(description, str) and bool(description.strip())
         what = (f"submit ticket (required: category, description, building, unit with "
                 f"0 <= unit < {LOCATION_BASE}; got category={category!r}, building={building!r}, "
@@ -516,6 +564,7 @@ class RepairDesk:
 
     def rate(self, ticket: int, rating: int, comment: str = "", t: float = 0.0) -> None:
         """Rate once, after completion; the comment stays in this desk's side table."""
+        self._check_text(comment=comment)
         with self._unit():
             self._single(Action.rate, ticket, t, arg=rating,
                          detail=f" with {rating} (allowed {MIN_RATING}-{MAX_RATING})")
@@ -533,17 +582,26 @@ class RepairDesk:
         self._single(Action.escalate, ticket, t, actor=actor)
 
     def _single(self, action: Action, ticket, t, arg=0, actor=0, detail: str = "") -> None:
-        known = isinstance(ticket, Integral) and 0 <= ticket < self.n_tickets
-        status = Status(self.state.status[ticket]).name if known else "unknown"
+        code = as_integer(ticket)
+        known = code is not None and 0 <= code < self.n_tickets
+        status = Status(self.state.status[code]).name if known else "unknown"
         self._act(action, [ticket], [t], [arg], [actor]).single(
             f"{action.name} ticket {ticket} ({status}) at t={t}{detail}")
+
+    def _check_text(self, **texts) -> None:
+        """Refuse free text over the policy's limit (``TextTooLong``), before anything changes."""
+        limit = self.policy.max_text_chars
+        for field, text in texts.items():
+            size = 0 if text is None else len(text if isinstance(text, str) else str(text))
+            if size > limit:
+                raise_for(Reason.TextTooLong, f"{field} of {size:,} characters (at most {limit:,})")
 
     # ----------------------------------------------------------------- queries
     def get(self, ticket: int) -> dict:
         """Everything known about one ticket; raises ``UnknownTicket``."""
-        if isinstance(ticket, bool) or not isinstance(ticket, Integral) or not 0 <= ticket < self.n_tickets:
-            raise EXCEPTIONS[Reason.UnknownTicket](f"get ticket {ticket!r}: UnknownTicket")
-        ticket = int(ticket)
+        ticket = integer(ticket, "ticket")
+        if not 0 <= ticket < self.n_tickets:
+            raise_for(Reason.UnknownTicket, f"get ticket {ticket}")
         s = self.state
         times = s.times[ticket]
         return {

@@ -1,0 +1,138 @@
+"""The form of a command's inputs, checked the same way by every service.
+
+Cast straight to ``int64``, a rating of 4.5 would become 4 and a building
+``"3"`` would become 3; cast to ``float64``, a NaN time would reach the state.
+So a column is read as it was given: an element that is not an integer (an
+``int``, numpy's too, or a float without fraction; never a bool or a string)
+refuses its command with ``NotAnInteger``, a time that is not a finite number
+with ``InvalidTime``, and a person's id outside ``[0, MAX_ID)`` with
+``InvalidId``.  Integers beyond int64 saturate at its ends, so the range
+checks that follow refuse them for what they are (too large).  The other commands of the batch run; the
+single commands of the object layer run as batches of one, so they raise the
+same reasons as exceptions.
+
+The column helpers take the batch's ``reasons`` (``int16``, 0 where not yet
+refused) and mark only commands still unrefused: called in argument order,
+the first failure is a command's reason.  numpy arrays are checked by dtype
+(no Python loop on the twin's hot path); Python values one by one, so a list
+mixing ``1`` and ``"3"`` refuses only the ``"3"``.
+"""
+import math
+from numbers import Integral, Real
+
+import numpy as np
+
+from twin.services.reasons import Reason, raise_for
+
+#: People (residents, reporters, actors) are ids ``0 .. MAX_ID - 1``.  Services keep
+#: dense arrays indexed by id (about 80 bytes per id for points), so the bound is
+#: also what a stray id may cost: the twin's largest benchmark community fits, a
+#: city is sharded by community, and ``10**9`` is refused before anything grows.
+MAX_ID = 10_000_000
+
+_NOT_AN_INTEGER = int(Reason.NotAnInteger)
+_INVALID_TIME = int(Reason.InvalidTime)
+_INVALID_ID = int(Reason.InvalidId)
+_INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
+#: Floats beyond this saturate (the largest float below 2**63, so the cast cannot overflow).
+_FLOAT_LIMIT = 9.2e18
+
+
+def as_integer(value):
+    """``value`` as an ``int`` if it is an integer (see the module docstring), else ``None``."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, Integral):
+        value = int(value)
+    elif isinstance(value, Real) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    else:
+        return None
+    return min(max(value, _INT64_MIN), _INT64_MAX)
+
+
+def as_time(value):
+    """``value`` as a ``float`` if it is a finite number of minutes (not a bool), else ``None``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, Real) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def integer(value, what: str) -> int:
+    """One integer argument; raises ``NotAnInteger`` naming ``what``."""
+    code = as_integer(value)
+    if code is None:
+        raise_for(Reason.NotAnInteger, f"{what} must be an integer, got {value!r}")
+    return code
+
+
+def refuse(reasons: np.ndarray, mask: np.ndarray, reason) -> None:
+    """Refuse the commands in ``mask`` with ``reason``, unless already refused."""
+    reasons[mask & (reasons == 0)] = int(reason)
+
+
+def integers(values, n: int, reasons: np.ndarray) -> np.ndarray:
+    """An ``int64`` column of ``values``; non-integers are refused (``NotAnInteger``, slot 0)."""
+    if not isinstance(values, np.ndarray):
+        return _one_by_one(values, n, reasons, as_integer, _NOT_AN_INTEGER, np.int64, 0)
+    a = _shaped(values, n)
+    kind = a.dtype.kind
+    if kind == "i":
+        return np.ascontiguousarray(a, np.int64)
+    if kind == "O":
+        return _one_by_one(a, n, reasons, as_integer, _NOT_AN_INTEGER, np.int64, 0)
+    if kind == "u":
+        return np.minimum(a, np.uint64(_INT64_MAX)).astype(np.int64)
+    if kind != "f":  # bools, strings, bytes, dates, complex numbers
+        refuse(reasons, np.ones(n, np.bool_), _NOT_AN_INTEGER)
+        return np.zeros(n, np.int64)
+    ok = np.isfinite(a) & (a == np.trunc(a))
+    refuse(reasons, ~ok, _NOT_AN_INTEGER)
+    return np.clip(np.where(ok, a, 0.0), -_FLOAT_LIMIT, _FLOAT_LIMIT).astype(np.int64)
+
+
+def person_ids(values, n: int, reasons: np.ndarray) -> np.ndarray:
+    """A column of people's ids: integers (``NotAnInteger``) in ``[0, MAX_ID)`` (``InvalidId``)."""
+    out = integers(values, n, reasons)
+    refuse(reasons, (out < 0) | (out >= MAX_ID), _INVALID_ID)
+    return out
+
+
+def times(values, n: int, reasons: np.ndarray) -> np.ndarray:
+    """A ``float64`` column of minutes; a time that is not a finite number is refused (``InvalidTime``, slot 0)."""
+    if not isinstance(values, np.ndarray):
+        return _one_by_one(values, n, reasons, as_time, _INVALID_TIME, np.float64, 0.0)
+    a = _shaped(values, n)
+    kind = a.dtype.kind
+    if kind == "O":
+        return _one_by_one(a, n, reasons, as_time, _INVALID_TIME, np.float64, 0.0)
+    if kind in "iu":
+        return a.astype(np.float64)
+    if kind != "f":  # bools, strings, bytes, dates, complex numbers
+        refuse(reasons, np.ones(n, np.bool_), _INVALID_TIME)
+        return np.zeros(n, np.float64)
+    ok = np.isfinite(a)
+    if ok.all():
+        return np.ascontiguousarray(a, np.float64)
+    refuse(reasons, ~ok, _INVALID_TIME)
+    return np.where(ok, a, 0.0).astype(np.float64)
+
+
+def _shaped(a: np.ndarray, n: int) -> np.ndarray:
+    if a.ndim == 0:
+        return np.full(n, a[()], a.dtype)
+    if a.shape != (n,):
+        raise ValueError(f"expected {n} values, got shape {a.shape}")
+    return a
+
+
+def _one_by_one(values, n, reasons, read, code, dtype, missing) -> np.ndarray:
+    if np.ndim(values) == 0:
+        read_values = [read(values)] * n
+    elif np.shape(values) == (n,):
+        read_values = [read(v) for v in values]
+    else:
+        raise ValueError(f"expected {n} values, got shape {np.shape(values)}")
+    ok = np.array([v is not None for v in read_values], np.bool_)
+    refuse(reasons, ~ok, code)
+    return np.array([missing if v is None else v for v in read_values], dtype)
