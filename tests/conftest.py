@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
+import twin  # noqa: F401  (chooses numba's cache directory before any test module imports numba)
+
 # the first example of a property test may pay for JIT compilation; never
 # count that against a deadline
 settings.register_profile("twin", deadline=None,

@@ -8,6 +8,8 @@ Simulated residents, sensors and staff run the real service logic
 >>> result = twin.Twin(cfg).run()
 >>> result.summary["participation_rate"]
 """
+from twin import _numba_cache  # noqa: F401  (before numba compiles anything: see the module)
+
 __version__ = "0.1.0"
 
 

@@ -1,0 +1,103 @@
+"""numba's kernel cache is keyed on the package's sources (``twin/_numba_cache.py``).
+
+numba checks a cached kernel against its own file only, so a caller kept the
+old code of an edited callee in another module.  The end-to-end test builds a
+small tree (the real ``twin/__init__.py`` and ``twin/_numba_cache.py``, a
+kernel in ``agents`` calling one in ``policies``), edits the callee and runs
+it again in a fresh process: with the per-hash directory the caller sees the
+edit; pointed at the first run's directory by an explicit ``NUMBA_CACHE_DIR``
+(the user's override, and numba's own behaviour) it misses the same edit,
+which shows the test can fail.
+"""
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import twin
+from twin import _numba_cache
+
+REPO = Path(twin.__file__).resolve().parent.parent
+
+
+def test_the_suite_caches_kernels_where_twin_chose():
+    from numba.core import config
+
+    assert _numba_cache.cache_dir() == Path(os.environ["NUMBA_CACHE_DIR"]) == Path(config.CACHE_DIR)
+    if os.environ["NUMBA_CACHE_DIR"] == os.environ.get(_numba_cache._OURS):  # not the user's own choice
+        assert _numba_cache.cache_dir().parent == _numba_cache.cache_root()
+
+
+def test_the_hash_follows_source_content_only(tmp_path):
+    for rel in ("twin/__init__.py", "agents/rule.py", "policies/sub/table.py", "elsewhere/x.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("VALUE = 1\n")
+    before = _numba_cache.source_hash(tmp_path)
+    os.utime(tmp_path / "agents/rule.py", (1.0, 1.0))  # a timestamp is not a change
+    (tmp_path / "elsewhere/x.py").write_text("VALUE = 2\n")  # nor is another package
+    (tmp_path / "twin/notes.txt").write_text("not a source\n")
+    assert _numba_cache.source_hash(tmp_path) == before
+    (tmp_path / "policies/sub/table.py").write_text("VALUE = 2\n")  # one byte of a nested module
+    assert _numba_cache.source_hash(tmp_path) != before
+
+
+def test_pruning_keeps_the_newest_and_the_recently_used(tmp_path):
+    now = time.time()
+    ages_h = {"a": 2, "b": 3, "c": 4, "d": 5, "e": 0.1}  # e: used minutes ago, maybe still compiling
+    for name, age in ages_h.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "k.nbi").write_text("")
+        os.utime(tmp_path / name, (now - age * 3600, now - age * 3600))
+    (tmp_path / "new").mkdir()
+    removed = _numba_cache.prune(tmp_path, keep=tmp_path / "new", n_keep=3, now=now)
+    assert sorted(p.name for p in removed) == ["b", "c", "d"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "e", "new"]
+
+
+CALLEE = "from numba import njit\n\nimport twin  # noqa: F401\n\n\n@njit(cache=True)\ndef value():\n    return {}\n"
+CALLER = ("from numba import njit\n\nimport twin  # noqa: F401\nfrom policies.callee import value\n\n\n"
+          "@njit(cache=True)\ndef twice():\n    return 2 * value()\n")
+PROBE = ("import numba, agents.caller as m, twin, twin._numba_cache as c; "
+         "print(twin.__file__); print(c.cache_dir()); print(numba.core.config.CACHE_DIR); print(m.twice())")
+
+
+def tree(root: Path) -> Path:
+    for rel in ("twin/__init__.py", "twin/_numba_cache.py"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes((REPO / rel).read_bytes())
+    for package in ("agents", "policies"):
+        (root / package).mkdir()
+        (root / package / "__init__.py").write_text("")
+    (root / "policies/callee.py").write_text(CALLEE.format(1))
+    (root / "agents/caller.py").write_text(CALLER)
+    return root
+
+
+def probe(root: Path, env: dict) -> tuple[Path, Path, int]:
+    """In a fresh process (numba imported first): the cache directory twin chose, numba's, and the kernel's value."""
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=root, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    where, chosen, numba_dir, value = out.stdout.split()
+    assert Path(where).parent == root / "twin"  # the copy, not the installed package
+    return Path(chosen), Path(numba_dir), int(value)
+
+
+@pytest.mark.slow
+def test_editing_a_called_kernel_reaches_its_callers_through_the_cache(tmp_path):
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "xdg"))  # NUMBA_CACHE_DIR: the suite's, inherited
+    root = tree(tmp_path)
+    before, numba_dir, value = probe(root, env)
+    assert value == 2
+    assert before == numba_dir == tmp_path / "xdg/community-twin/numba" / _numba_cache.source_hash(root)
+    assert list(before.rglob("*.nbi")), "the kernels were cached there"
+    (root / "policies/callee.py").write_text(CALLEE.format(2))
+    after, _, value = probe(root, env)
+    assert after != before and value == 4
+    # the control: kept in one directory, as numba does by itself, the caller misses the edit
+    assert probe(root, dict(env, NUMBA_CACHE_DIR=str(before))) == (before, before, 2), \
+        "numba now notices edited callees by itself: this control can go"
+    assert sorted(before.parent.iterdir()) == sorted([before, after])  # an explicit directory: none made

@@ -1,0 +1,108 @@
+"""Where numba caches the compiled kernels: one directory per version of the sources.
+
+numba keys a cached kernel on its own source file only (modification time and
+size).  A kernel that calls a kernel of another module therefore keeps running
+the callee's old machine code from the cache after the callee is edited, for
+example the points kernels after a change to ``twin.services.ledger``.  So the
+cache lives in a directory named by a hash of every ``.py`` source of the
+packages whose kernels call one another (``twin``, ``agents``, ``policies``):
+
+    $XDG_CACHE_HOME/community-twin/numba/<hash>     (default ~/.cache/...)
+
+Any edit to those sources gives a new directory and a fresh compilation; the
+directories of older versions are removed, keeping the newest few.  An
+explicit ``NUMBA_CACHE_DIR`` in the environment wins: kernels are cached there
+and nothing is pruned.
+
+``import twin`` runs this module before numba compiles anything of the
+package, whichever module imported numba first (agents and policies import
+``twin`` before they declare kernels): if numba is already loaded, its
+configuration is reloaded here.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+PACKAGES = ("twin", "agents", "policies")
+KEEP = 4               # source versions whose kernels stay cached
+PRUNE_AFTER_S = 3600.0  # a directory used within the hour is never pruned (another process may be compiling)
+_OURS = "COMMUNITY_TWIN_NUMBA_CACHE_DIR"  # what we set NUMBA_CACHE_DIR to (a child process inherits both)
+
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def source_hash(root: Path | str = _ROOT) -> str:
+    """A hash of the path and content of every ``.py`` file of :data:`PACKAGES` under ``root``."""
+    root = Path(root)
+    h = hashlib.sha256()
+    for package in PACKAGES:
+        for path in sorted((root / package).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode() + b"\0")
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    """The folder holding one cache directory per source hash."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "community-twin" / "numba"
+
+
+def prune(root: Path, keep: Path, n_keep: int = KEEP, now: float | None = None) -> list[Path]:
+    """Remove all but the ``n_keep`` most recently used hash directories under ``root`` (never ``keep``
+    nor one used within :data:`PRUNE_AFTER_S`); returns the directories removed."""
+    now = time.time() if now is None else now
+    try:
+        dirs = sorted((d for d in root.iterdir() if d.is_dir() and d != keep), key=lambda d: d.stat().st_mtime,
+                      reverse=True)
+    except OSError:
+        return []
+    removed = []
+    for d in dirs[max(0, n_keep - 1):]:
+        try:
+            if now - d.stat().st_mtime >= PRUNE_AFTER_S:
+                shutil.rmtree(d)
+                removed.append(d)
+        except OSError:
+            pass
+    return removed
+
+
+def configure() -> Path:
+    """Point numba at this source version's cache directory, unless the user chose one; return it."""
+    chosen = os.environ.get("NUMBA_CACHE_DIR", "")
+    if chosen and chosen != os.environ.get(_OURS):
+        return Path(chosen)
+    path = cache_root() / source_hash()
+    try:
+        fresh = not path.is_dir()
+        path.mkdir(parents=True, exist_ok=True)
+        os.utime(path)  # "most recently used", for pruning
+        if fresh:
+            prune(path.parent, keep=path)
+    except OSError:
+        pass  # unwritable: numba finds the directory unusable and falls back to its default places
+    os.environ["NUMBA_CACHE_DIR"] = os.environ[_OURS] = str(path)
+    if "numba" in sys.modules:  # imported before us: its configuration was read without our directory
+        from numba.core import config
+
+        config.reload_config()
+    return path
+
+
+def cache_dir() -> Path:
+    """Where compiled kernels are cached in this process."""
+    if "numba" in sys.modules:
+        from numba.core import config
+
+        if config.CACHE_DIR:
+            return Path(config.CACHE_DIR)
+    return Path(os.environ["NUMBA_CACHE_DIR"])
+
+
+configure()
