@@ -125,8 +125,14 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
         status, content = await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key))
         return _respond(status, content)
 
+    def allowed(who: acc.Principal = Depends(principal)) -> acc.Principal:
+        """The role gate, before the request is even parsed."""
+        if who.role not in op.roles:
+            raise _Forbidden(f"{op.name} is for {', '.join(sorted(op.roles))}, not a {who.role}")
+        return who
+
     params = [inspect.Parameter("_principal", inspect.Parameter.KEYWORD_ONLY,
-                                default=Depends(principal), annotation=acc.Principal)]
+                                default=Depends(allowed), annotation=acc.Principal)]
     for name in op.path_params:
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=int))
     for name, kind, default in op.query:
@@ -137,7 +143,10 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
                                         annotation=str | None,
                                         default=Header(None, alias="Idempotency-Key", max_length=200)))
     if Body is not None:
-        params.append(inspect.Parameter("_body", inspect.Parameter.KEYWORD_ONLY, annotation=Body))
+        required = any(default is ... for _, default in fields.values())
+        params.append(inspect.Parameter("_body", inspect.Parameter.KEYWORD_ONLY,
+                                        annotation=Body if required else Body | None,
+                                        **({} if required else {"default": None})))
     endpoint.__signature__ = inspect.Signature(params)
     endpoint.__name__ = f"{op.service}_{op.method}"
     router.add_api_route(op.path, endpoint, methods=[op.http], summary=op.summary, name=op.name,
