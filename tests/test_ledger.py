@@ -3,6 +3,8 @@
 The compiled batch kernel is checked against ``naive_transfers``, a plain
 Python loop over a list of balances that states the rules once, in order.
 """
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -15,13 +17,23 @@ from twin.services.ledger import NO_FLOOR, Ledger
 from twin.services.reasons import Reason
 
 R = Reason
+INT64_MAX = 2**63 - 1
+
+
+def is_int64(x):
+    """An integer an int64 holds: an int (not a bool) or a float without fraction."""
+    if isinstance(x, float):
+        return math.isfinite(x) and x.is_integer() and -2**63 <= x < 2**63
+    return isinstance(x, int) and not isinstance(x, bool) and -2**63 <= x <= INT64_MAX
 
 
 def naive_transfers(balances, floors, commands):
     """The ledger's rules spelled out: returns (reasons, balances) after ``commands`` in order."""
     balances, n, out = list(balances), len(balances), []
     for src, dst, amount in commands:
-        if not (0 <= src < n and 0 <= dst < n):
+        if not all(map(is_int64, (src, dst, amount))):
+            out.append(R.NotAnInteger)
+        elif not (0 <= src < n and 0 <= dst < n):
             out.append(R.UnknownAccount)
         elif amount <= 0:
             out.append(R.InvalidAmount)
@@ -29,6 +41,8 @@ def naive_transfers(balances, floors, commands):
             out.append(R.SameAccount)
         elif balances[src] - amount < floors[src]:
             out.append(R.InsufficientBalance)
+        elif balances[dst] + amount > INT64_MAX:
+            out.append(R.InvalidAmount)
         else:
             balances[src] -= amount
             balances[dst] += amount
@@ -170,6 +184,68 @@ def test_apply_returns_reasons_without_logging(ledger):
     assert len(ledger.log) == logged and ledger.balance(A) == 5
 
 
+# ------------------------------------------------------------------ inputs
+@pytest.mark.parametrize("src, dst, amount", [
+    (ISSUER, A, 2.5), (ISSUER, A, "5"), (ISSUER, A, True), (ISSUER, A, None), (ISSUER, A, math.nan),
+    (ISSUER, A, 2**63), (0.5, A, 1), ("0", A, 1), (ISSUER, 1.5, 1), (ISSUER, A, 10**30),
+])
+def test_a_value_that_is_not_an_integer_is_refused_not_truncated(ledger, src, dst, amount):
+    logged = len(ledger.log)
+    _raises(R.NotAnInteger, ledger.transfer, src, dst, amount)
+    assert ledger.balance(ISSUER) == 0 and ledger.balance(A) == 0 and len(ledger.log) == logged
+
+
+@pytest.mark.parametrize("t", [math.nan, math.inf, -math.inf, "1", None, True])
+def test_a_time_that_is_not_a_finite_number_is_refused(ledger, t):
+    logged = len(ledger.log)
+    with pytest.raises(reasons.InvalidTime):
+        ledger.transfer(ISSUER, A, 5, t)
+    assert ledger.balance(A) == 0 and len(ledger.log) == logged
+
+
+def test_integral_floats_and_numpy_integers_are_integers(ledger):
+    ledger.transfer(np.int8(ISSUER), float(A), 5.0, t=np.float32(2.0))
+    assert ledger.balance(A) == 5 and ledger.log.events[-1]["amount"] == 5
+
+
+def test_a_batch_refuses_bad_values_one_command_at_a_time(ledger):
+    out = ledger.transfer_batch(np.array([ISSUER, ISSUER, ISSUER, ISSUER], dtype=object), [A, A, B, B],
+                                np.array([1.5, 4.0, 3.0, 2.0]), [1.0, 2.0, math.nan, 4.0])
+    assert [Reason(r).name for r in out.reasons] == ["NotAnInteger", "Accepted", "InvalidTime", "Accepted"]
+    assert (ledger.balance(A), ledger.balance(B)) == (4, 2)
+    assert out.events["t"].tolist() == [2.0, 4.0]
+
+
+def test_no_balance_wraps_around_int64(ledger):
+    """A destination that cannot hold the amount refuses it; a source without floor cannot underflow."""
+    ledger.transfer(ISSUER, A, INT64_MAX)
+    _raises(R.InvalidAmount, ledger.transfer, OVERDRAFT, A, 1)
+    _raises(R.InsufficientBalance, ledger.transfer, ISSUER, B, 2)   # -INT64_MAX - 2 < INT64_MIN
+    ledger.transfer(ISSUER, B, 1)
+    assert ledger.balance(ISSUER) == -2**63 and ledger.total() == 0
+
+
+@pytest.mark.parametrize("call, args, reason", [
+    ("set_floor", (A, -2.5), R.NotAnInteger), ("set_floor", (1.5, 0), R.NotAnInteger),
+    ("set_floor", (A, "0"), R.NotAnInteger), ("set_floor", (A, 0, math.nan), R.InvalidTime),
+    ("balance", (1.5,), R.NotAnInteger), ("balance", ("1",), R.NotAnInteger),
+])
+def test_single_commands_and_queries_refuse_bad_values(ledger, call, args, reason):
+    floors = ledger.floors[: ledger.n].copy()
+    _raises(reason, getattr(ledger, call), *args)
+    assert np.array_equal(ledger.floors[: ledger.n], floors)
+
+
+@pytest.mark.parametrize("kwargs, reason", [
+    (dict(kind=[1, 1.5]), R.NotAnInteger), (dict(floor=[0, "0"]), R.NotAnInteger),
+    (dict(kind=1, floor=0, t=math.nan), R.InvalidTime),
+])
+def test_open_accounts_opens_all_or_none(kwargs, reason):
+    L = Ledger(EventLog())
+    _raises(reason, lambda: L.open_accounts(**kwargs))
+    assert L.n == 0 and len(L.log) == 0
+
+
 def test_batch_columns_of_different_lengths_are_an_error(ledger):
     with pytest.raises(ValueError, match="differ in length"):
         ledger.transfer_batch([0, 0], [1], [1, 2])
@@ -231,8 +307,15 @@ def test_without_a_journal_history_is_empty():
 
 # -------------------------------------------------------------- properties
 FLOORS = [NO_FLOOR, 0, 0, -50, -5, 0]
-commands = st.lists(st.tuples(st.integers(-1, len(FLOORS)), st.integers(-1, len(FLOORS)),
-                              st.integers(-5, 120)), max_size=60)
+amounts = st.integers(-5, 120) | st.sampled_from([2.5, -0.5, 7.0, 2**62, INT64_MAX, 2**63])
+commands = st.lists(st.tuples(st.integers(-1, len(FLOORS)), st.integers(-1, len(FLOORS)), amounts),
+                    max_size=60)
+
+
+def _column(values):
+    """int64 as the twin passes columns; a column holding a float or a huge int as Python objects."""
+    plain = all(isinstance(v, int) and abs(v) <= INT64_MAX for v in values)
+    return np.array(values, np.int64) if plain else np.array(values, dtype=object)
 
 
 def _fresh(log=None):
@@ -249,7 +332,7 @@ def _ledger_state(L):
 @given(commands)
 def test_batch_kernel_matches_the_naive_rules(cmds):
     L = _fresh()
-    src, dst, amount = (np.array([c[i] for c in cmds], np.int64) for i in range(3))
+    src, dst, amount = (_column([c[i] for c in cmds]) for i in range(3))
     out = L.transfer_batch(src, dst, amount)
     expected_reasons, expected_balances = naive_transfers([0] * len(FLOORS), FLOORS, cmds)
     assert list(out.reasons) == expected_reasons
@@ -261,14 +344,14 @@ def test_random_batches_keep_the_sum_zero_and_every_floor(cmds):
     L = _fresh()
     for start in range(0, len(cmds), 7):
         chunk = cmds[start : start + 7]
-        L.transfer_batch(*(np.array([c[i] for c in chunk], np.int64) for i in range(3)))
+        L.transfer_batch(*(_column([c[i] for c in chunk]) for i in range(3)))
         assert L.total() == 0
         assert (L.balances[: L.n] >= L.floors[: L.n]).all()
 
 
 @given(commands)
 def test_batch_of_n_equals_n_batches_of_one(batch_equals_singles, cmds):
-    cols = [np.array([c[i] for c in cmds], np.int64) for i in range(3)] + [np.arange(len(cmds), dtype=float)]
+    cols = [_column([c[i] for c in cmds]) for i in range(3)] + [np.arange(len(cmds), dtype=float)]
     batch_equals_singles(_fresh, "transfer_batch", cols, state=_ledger_state)
 
 
@@ -278,7 +361,7 @@ def test_replaying_the_log_reproduces_the_ledger(same_state, cmds, floor_changes
     live = _fresh(log)
     for account, floor in floor_changes:
         live.set_floor(account, floor, t=0.5)
-    live.transfer_batch(*(np.array([c[i] for c in cmds], np.int64) for i in range(3)), np.arange(len(cmds)))
+    live.transfer_batch(*(_column([c[i] for c in cmds]) for i in range(3)), np.arange(len(cmds)))
     relog = EventLog()
     replayed = Ledger(relog)
     replayed.replay(log.events)

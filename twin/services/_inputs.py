@@ -2,12 +2,13 @@
 
 Cast straight to ``int64``, a rating of 4.5 would become 4 and a building
 ``"3"`` would become 3; cast to ``float64``, a NaN time would reach the state.
-So a column is read as it was given: an element that is not an integer (an
-``int``, numpy's too, or a float without fraction; never a bool or a string)
-refuses its command with ``NotAnInteger``, a time that is not a finite number
-with ``InvalidTime``, and a person's id outside ``[0, MAX_ID)`` with
-``InvalidId``.  Integers beyond int64 saturate at its ends, so the range
-checks that follow refuse them for what they are (too large).  The other commands of the batch run; the
+So a column is read as it was given: an element that is not an integer the
+services can hold (an ``int``, numpy's too, or a float without fraction,
+inside int64; never a bool or a string) refuses its command with
+``NotAnInteger``, a time that is not a finite number with ``InvalidTime``,
+and a person's id outside ``[0, MAX_ID)`` with ``InvalidId``.  (Saturating
+2**70 to int64's end instead would turn it into a valid worker id, claim
+occurrence or amount.)  The other commands of the batch run; the
 single commands of the object layer run as batches of one, so they raise the
 same reasons as exceptions.
 
@@ -34,8 +35,7 @@ _NOT_AN_INTEGER = int(Reason.NotAnInteger)
 _INVALID_TIME = int(Reason.InvalidTime)
 _INVALID_ID = int(Reason.InvalidId)
 _INT64_MIN, _INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
-#: Floats beyond this saturate (the largest float below 2**63, so the cast cannot overflow).
-_FLOAT_LIMIT = 9.2e18
+_TWO_63 = 2.0 ** 63  # floats in [-2**63, 2**63) are exactly int64 values
 
 
 def as_integer(value):
@@ -48,7 +48,7 @@ def as_integer(value):
         value = int(value)
     else:
         return None
-    return min(max(value, _INT64_MIN), _INT64_MAX)
+    return value if _INT64_MIN <= value <= _INT64_MAX else None
 
 
 def as_time(value):
@@ -64,6 +64,21 @@ def integer(value, what: str) -> int:
     if code is None:
         raise_for(Reason.NotAnInteger, f"{what} must be an integer, got {value!r}")
     return code
+
+
+def finite_time(value, what: str) -> float:
+    """One time argument; raises ``InvalidTime`` naming ``what``."""
+    t = as_time(value)
+    if t is None:
+        raise_for(Reason.InvalidTime, f"{what}: t must be a finite number of minutes, got {value!r}")
+    return t
+
+
+def raise_first(reasons: np.ndarray, what: str) -> None:
+    """For a call that refuses as a whole (no per-command outcome): raise its first row's refusal."""
+    refused = np.flatnonzero(reasons)
+    if len(refused):
+        raise_for(reasons[refused[0]], f"{what} (row {refused[0]})")
 
 
 def refuse(reasons: np.ndarray, mask: np.ndarray, reason) -> None:
@@ -82,13 +97,14 @@ def integers(values, n: int, reasons: np.ndarray) -> np.ndarray:
     if kind == "O":
         return _one_by_one(a, n, reasons, as_integer, _NOT_AN_INTEGER, np.int64, 0)
     if kind == "u":
-        return np.minimum(a, np.uint64(_INT64_MAX)).astype(np.int64)
-    if kind != "f":  # bools, strings, bytes, dates, complex numbers
+        ok = a <= np.uint64(_INT64_MAX)
+    elif kind == "f":
+        ok = np.isfinite(a) & (a == np.trunc(a)) & (a >= -_TWO_63) & (a < _TWO_63)
+    else:  # bools, strings, bytes, dates, complex numbers
         refuse(reasons, np.ones(n, np.bool_), _NOT_AN_INTEGER)
         return np.zeros(n, np.int64)
-    ok = np.isfinite(a) & (a == np.trunc(a))
     refuse(reasons, ~ok, _NOT_AN_INTEGER)
-    return np.clip(np.where(ok, a, 0.0), -_FLOAT_LIMIT, _FLOAT_LIMIT).astype(np.int64)
+    return np.where(ok, a, 0).astype(np.int64)
 
 
 def person_ids(values, n: int, reasons: np.ndarray) -> np.ndarray:
@@ -127,12 +143,14 @@ def _shaped(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def _one_by_one(values, n, reasons, read, code, dtype, missing) -> np.ndarray:
-    if np.ndim(values) == 0:
-        read_values = [read(values)] * n
-    elif np.shape(values) == (n,):
-        read_values = [read(v) for v in values]
-    else:
+    if np.ndim(values) == 0:  # a scalar for the whole batch
+        value = read(values)
+        if value is None:
+            refuse(reasons, np.ones(n, np.bool_), code)
+        return np.full(n, missing if value is None else value, dtype)
+    if np.shape(values) != (n,):
         raise ValueError(f"expected {n} values, got shape {np.shape(values)}")
+    read_values = [read(v) for v in values]
     ok = np.array([v is not None for v in read_values], np.bool_)
     refuse(reasons, ~ok, code)
     return np.array([missing if v is None else v for v in read_values], dtype)

@@ -8,15 +8,28 @@ issued.  A transfer is refused when it would take the source below its floor.
 Points and the time bank are both built on this kernel; the ledger itself does
 not log service events (the service that asked for a transfer does), but it
 keeps a journal of every applied transfer so each account has a history.
+
+A transfer is checked in this order, and the first failure is its reason: an
+account or amount that is not an integer (``NotAnInteger``: 2.5 points never
+become 2) and a time that is not a finite number (``InvalidTime``), in
+argument order (see :mod:`twin.services._inputs`); then an account that does
+not exist (``UnknownAccount``), an amount <= 0 (``InvalidAmount``), the same
+account twice (``SameAccount``), a source that would fall below its floor
+(``InsufficientBalance``), a destination that could not hold the amount in an
+int64 (``InvalidAmount``: balances never wrap around).  A batch refuses each
+command on its own; the single commands raise the exception named after the
+reason.
 """
 import numpy as np
 
 from twin._jit import kernel
 from twin.services import events as ev
-from twin.services._batch import INT64_MIN, Outcome, batch_length, column, grow
+from twin.services._batch import INT64_MIN, Outcome, batch_length, grow
+from twin.services._inputs import finite_time, integer, integers, raise_first, times
 from twin.services.reasons import Reason, raise_for
 
 NO_FLOOR = INT64_MIN
+_INT64_MAX = int(np.iinfo(np.int64).max)
 
 _UNKNOWN_ACCOUNT = int(Reason.UnknownAccount)
 _INVALID_AMOUNT = int(Reason.InvalidAmount)
@@ -33,15 +46,23 @@ def _check_transfer(balances, floors, n_accounts, s, d, a):
         return _INVALID_AMOUNT
     if s == d:
         return _SAME_ACCOUNT
-    if balances[s] < floors[s] + a:
+    # balance - a < floor, written so that nothing overflows (a > 0; floors reach INT64_MIN)
+    if balances[s] < INT64_MIN + a or balances[s] - a < floors[s]:
         return _INSUFFICIENT
+    if balances[d] > _INT64_MAX - a:
+        return _INVALID_AMOUNT
     return 0
 
 
 @kernel
 def _transfer_batch(balances, floors, n_accounts, src, dst, amount, out):
-    """Apply transfers in command order; ``out[i]`` gets 0 or the refusal reason."""
+    """Apply transfers in command order; ``out[i]`` gets 0 or the refusal reason.
+
+    Commands already refused by the input checks (``out[i] != 0``) keep their reason.
+    """
     for i in range(src.shape[0]):
+        if out[i] != 0:
+            continue
         r = _check_transfer(balances, floors, n_accounts, src[i], dst[i], amount[i])
         out[i] = r
         if r == 0:
@@ -74,15 +95,22 @@ class Ledger:
 
     # ----------------------------------------------------------------- accounts
     def open_accounts(self, kind=0, floor=0, count: int | None = None, t=0.0) -> np.ndarray:
-        """Open accounts (one per element of ``kind``/``floor``/``t``, or ``count``); return their ids."""
+        """Open accounts (one per element of ``kind``/``floor``/``t``, or ``count``); return their ids.
+
+        The call opens all of them or none: a kind or floor that is not an
+        integer raises ``NotAnInteger``, a time that is not finite ``InvalidTime``.
+        """
         n = count if count is not None else batch_length(kind, floor, t)
+        reasons = np.zeros(n, np.int16)
+        kind, floor, t = integers(kind, n, reasons), integers(floor, n, reasons), times(t, n, reasons)
+        raise_first(reasons, "open accounts")
         ids = np.arange(self.n, self.n + n, dtype=np.int64)
         need = self.n + n
         self.balances = grow(self.balances, need)
         self.floors = grow(self.floors, need)
         self.kinds = grow(self.kinds, need)
-        self.floors[self.n : need] = column(floor, n, np.int64)
-        self.kinds[self.n : need] = column(kind, n, np.int8)
+        self.floors[self.n : need] = floor
+        self.kinds[self.n : need] = kind
         self.n = need
         if self.log is not None:
             self.log.append(ev.make(ev.EventKind.AccountOpened, t, actor=ids,
@@ -90,6 +118,9 @@ class Ledger:
         return ids
 
     def set_floor(self, account: int, floor: int, t=0.0) -> None:
+        """Change an account's floor; raises ``NotAnInteger``, ``InvalidTime``, ``UnknownAccount``."""
+        account, floor = integer(account, "account"), integer(floor, "floor")
+        t = finite_time(t, f"set the floor of account {account}")
         if not 0 <= account < self.n:
             raise_for(Reason.UnknownAccount, f"account {account}")
         self.floors[account] = floor
@@ -104,16 +135,19 @@ class Ledger:
         the journal.  (Service kernels that move balances themselves, inside
         a compiled loop, enter theirs with :meth:`journal`.)
         """
+        return self._apply(src, dst, amount, t)[0]
+
+    def _apply(self, src, dst, amount, t):
+        """:meth:`apply`, returning the reasons and the checked columns."""
         n = batch_length(src, dst, amount, t)
-        src = column(src, n, np.int64)
-        dst = column(dst, n, np.int64)
-        amount = column(amount, n, np.int64)
-        out = np.empty(n, np.int16)
+        out = np.zeros(n, np.int16)
+        src, dst, amount = (integers(c, n, out) for c in (src, dst, amount))
+        t = times(t, n, out)
         _transfer_batch(self.balances, self.floors, self.n, src, dst, amount, out)
         if self._journal:
             ok = out == 0
-            self.journal(column(t, n, np.float64)[ok], src[ok], dst[ok], amount[ok])
-        return out
+            self.journal(t[ok], src[ok], dst[ok], amount[ok])
+        return out, src, dst, amount, t
 
     def journal(self, t, src, dst, amount) -> None:
         """Enter already-applied transfers in the journal (scalars broadcast)."""
@@ -127,12 +161,9 @@ class Ledger:
 
     def transfer_batch(self, src, dst, amount, t=0.0) -> Outcome:
         """Transfers as ledger commands: applied in order, each logged as ``Transferred``."""
-        n = batch_length(src, dst, amount, t)
-        reasons = self.apply(src, dst, amount, t)
+        reasons, src, dst, amount, t = self._apply(src, dst, amount, t)
         ok = reasons == 0
-        events = ev.make(ev.EventKind.Transferred, column(t, n, np.float64)[ok],
-                         actor=column(src, n, np.int64)[ok], target=column(dst, n, np.int64)[ok],
-                         amount=column(amount, n, np.int64)[ok])
+        events = ev.make(ev.EventKind.Transferred, t[ok], actor=src[ok], target=dst[ok], amount=amount[ok])
         if self.log is not None:
             self.log.append(events)
         return Outcome(reasons, events)
@@ -143,6 +174,7 @@ class Ledger:
 
     # ------------------------------------------------------------------ queries
     def balance(self, account: int) -> int:
+        account = integer(account, "account")
         if not 0 <= account < self.n:
             raise_for(Reason.UnknownAccount, f"account {account}")
         return int(self.balances[account])
