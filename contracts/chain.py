@@ -1,13 +1,23 @@
 """A connection to an EVM, and the one way this package sends transactions.
 
 ``Chain()`` runs an in-process EVM (web3's ``EthereumTesterProvider`` on py-evm);
-``Chain("http://host:port", private_key=...)`` talks to any JSON-RPC node.  Either way:
+``Chain("http://host:port", private_key=..., signer=...)`` talks to any JSON-RPC node.  Either way:
 
-* **Accounts.**  ``chain.account`` (the configured key; on the embedded EVM its first funded
-  test key) deploys contracts, so it is the time bank's admin, and it pays the gas of every
-  other account.  Every other service member id gets a key derived from ``(key_seed, id)``:
-  deterministic, so a run and its audit agree on addresses.  Such keys are test keys -- anyone
-  who knows the seed can sign for them; a production deployment gives members their own wallets.
+* **The operator's account.**  ``chain.account`` (the configured key; on the embedded EVM its
+  first funded test key) deploys contracts, so it is the time bank's first admin, and anchors
+  evidence.  With a URL its key comes from ``private_key=`` or the environment variable
+  ``TWIN_CHAIN_KEY``, never from a config file (configs are saved with runs).
+* **Member keys.**  On the in-process EVM, member ids get keys derived from ``(key_seed, id)``
+  with the seed printed below: deterministic, so a run and its audit agree on addresses, and
+  *public* -- anyone can sign for such a member, which is harmless on a chain that lives and dies
+  with one process.  On a chain given by URL derived keys are refused: member keys come from a
+  ``signer`` the operator supplies (``signer(member_id)`` returns an account object with
+  ``address`` and ``sign_transaction``), such as :class:`contracts.keys.KeystoreSigner`, which
+  reads encrypted keystores.  Without one, a member who must sign raises
+  :class:`MemberKeyMissing`.
+* **Gas money.**  On the in-process EVM the operator tops member accounts up when they run low.
+  On a URL it never does unless ``fund_members=True``: members pay their own gas, and a member
+  without enough raises :class:`MemberUnfunded` before anything is sent.
 * **Transactions** carry explicit gas, nonces counted here and fees read from the node now and
   then, because asking the node for each of these on every transaction halves throughput.
 * **Refusals.**  A transaction that reverts is mined with status 0 on every node; its reason is
@@ -32,7 +42,7 @@ BUILD_DIR = Path(__file__).resolve().parent / "build"
 
 #: Environment variable read for the private key when a URL is given without one.
 PRIVATE_KEY_ENV = "TWIN_CHAIN_KEY"
-#: Seed of the member keys; public, so those keys are for twins and tests only.
+#: Seed of the member keys on the in-process EVM; public, so a chain given by URL refuses it.
 DEFAULT_KEY_SEED = b"community-twin member key v1"
 #: Gas limit of a contract call; every operation of the contracts here uses well under half.
 CALL_GAS = 300_000
@@ -50,6 +60,14 @@ _ETH_TESTER_REVERT = re.compile(r"execution reverted: (b(['\"]).*\2)\Z", re.S)
 
 class TransactionReverted(RuntimeError):
     """A transaction failed for a reason that is not a service refusal (out of gas, a panic ...)."""
+
+
+class MemberKeyMissing(RuntimeError):
+    """A member must sign, and the chain has no key for it (a URL without a signer for that id)."""
+
+
+class MemberUnfunded(RuntimeError):
+    """A member account cannot pay for its gas, and the operator is not asked to fund it."""
 
 
 def load_artifact(name: str) -> dict:
@@ -91,15 +109,33 @@ class Chain:
     url : str, optional
         A JSON-RPC node (``http://...``).  None: a fresh in-process EVM.
     private_key : str or bytes, optional
-        The account that deploys and pays gas.  Required with a URL (or set
-        ``TWIN_CHAIN_KEY``); the embedded EVM uses its first funded test key.
-    key_seed : bytes
-        Seed of the member keys (see :func:`member_key`).
+        The operator's account, which deploys and anchors.  Required with a URL (or set
+        ``TWIN_CHAIN_KEY``) unless ``read_only``; the embedded EVM uses its first funded test key.
+    signer : callable, optional
+        ``signer(member_id)`` -> an account (``address``, ``sign_transaction``) for each member
+        id: how member keys are found on a URL (see :class:`contracts.keys.KeystoreSigner`).
+    key_seed : bytes, optional
+        Seed of derived member keys (see :func:`member_key`); in-process EVM only.  Default
+        there: :data:`DEFAULT_KEY_SEED` unless a ``signer`` is given.
+    fund_members : bool, optional
+        Whether the operator's account tops up member accounts' gas money.  Default: True on
+        the in-process EVM, False on a URL.
+    read_only : bool
+        A connection that only reads (calls views): no key needed, no transaction possible.
     """
 
-    def __init__(self, url: str | None = None, private_key=None, key_seed: bytes = DEFAULT_KEY_SEED):
+    def __init__(self, url: str | None = None, private_key=None, *, signer=None, key_seed: bytes | None = None,
+                 fund_members: bool | None = None, read_only: bool = False):
         self.url = url
-        self.key_seed = key_seed
+        if url is not None and key_seed is not None:
+            public = " (the built-in seed is public: anyone could sign as any member)" \
+                if key_seed == DEFAULT_KEY_SEED else ""
+            raise ValueError(f"derived member keys are for the in-process EVM only{public}; on {url} give "
+                             "signer= (member keys from encrypted keystores: contracts.keys.KeystoreSigner)")
+        self.key_seed = key_seed if key_seed is not None or url is not None or signer is not None \
+            else DEFAULT_KEY_SEED
+        self.signer = signer
+        self.fund_members = (url is None) if fund_members is None else bool(fund_members)
         if url is None:
             # py-evm loads only when the embedded EVM is used
             from eth_tester.backends.pyevm.main import get_default_account_keys
@@ -109,27 +145,47 @@ class Chain:
         else:
             self.w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": 60}))
             private_key = private_key or os.environ.get(PRIVATE_KEY_ENV)
-            if not private_key:
+            if not private_key and not read_only:
                 raise ValueError(f"a chain URL needs the private key of a funded account: pass private_key= "
                                  f"or set {PRIVATE_KEY_ENV}")
-        self.account = Account.from_key(private_key)
+        self.read_only = read_only
+        self.account = None if read_only else Account.from_key(private_key)
         self.chain_id = self.w3.eth.chain_id
         self.transactions = 0
         self._nonce: dict[str, int] = {}
         self._wei: dict[str, int] = {}  # gas money per member account, as far as we know
         self._members: dict[int, object] = {}
-        self._refresh_fees()
+        if not read_only:
+            self._refresh_fees()
 
     def __repr__(self):
-        return f"Chain({self.url or 'embedded py-evm'}, chain_id={self.chain_id}, account={self.account.address})"
+        who = "read-only" if self.account is None else f"account={self.account.address}"
+        return f"Chain({self.url or 'embedded py-evm'}, chain_id={self.chain_id}, {who})"
 
     # ------------------------------------------------------------- accounts
     def member(self, member_id: int):
-        """The local account (key) of service member ``member_id``."""
+        """The account (key) of service member ``member_id``: from the signer, or derived (in-process EVM)."""
         member_id = int(member_id)
         if member_id not in self._members:
-            self._members[member_id] = Account.from_key(member_key(member_id, self.key_seed))
+            if self.signer is not None:
+                account = self.signer(member_id)
+            elif self.key_seed is not None:
+                account = Account.from_key(member_key(member_id, self.key_seed))
+            else:
+                raise MemberKeyMissing(f"no key for member {member_id} on {self!r}: give the chain a signer "
+                                       "(contracts.keys.KeystoreSigner reads encrypted keystores)")
+            self._members[member_id] = account
         return self._members[member_id]
+
+    def fund(self, address: str, wei: int = FUND_WEI):
+        """Send ``wei`` from the operator's account to ``address`` (what ``fund_members`` does by itself)."""
+        receipt = self._sign_and_send(self.account, {"to": Web3.to_checksum_address(address), "value": int(wei),
+                                                     "gas": 21_000})
+        if receipt["status"] != 1:
+            raise TransactionReverted(f"could not fund {address} from {self.account.address}")
+        if address in self._wei:
+            self._wei[address] += int(wei)
+        return receipt
 
     # ------------------------------------------------------------ contracts
     def deploy(self, name: str, *args):
@@ -173,6 +229,8 @@ class Chain:
     # ---------------------------------------------------------- transactions
     def send(self, sender, to, data, gas: int, what: str):
         """Sign and send one transaction, wait for its receipt, decode a revert."""
+        if self.account is None:
+            raise RuntimeError(f"{what}: {self!r} only reads")
         if sender.address != self.account.address:
             self._ensure_gas_money(sender.address, gas)
         tx = {"data": data, "gas": gas, "value": 0} | ({"to": to} if to else {})
@@ -212,15 +270,19 @@ class Chain:
         self._sent_since_fees = 0
 
     def _ensure_gas_money(self, address: str, gas: int) -> None:
-        """Top ``address`` up from ``chain.account`` when it may not afford ``gas`` at the fee cap."""
+        """Make sure ``address`` can afford ``gas`` at the fee cap: top it up, or refuse to send."""
         if address not in self._wei:
             self._wei[address] = self.w3.eth.get_balance(address)
-        fee_cap = self._fees.get("maxFeePerGas", self._fees.get("gasPrice"))
-        if self._wei[address] < gas * fee_cap:
-            receipt = self._sign_and_send(self.account, {"to": address, "value": FUND_WEI, "gas": 21_000})
-            if receipt["status"] != 1:
-                raise TransactionReverted(f"could not fund {address} from {self.account.address}")
-            self._wei[address] += FUND_WEI
+        need = gas * self._fees.get("maxFeePerGas", self._fees.get("gasPrice"))
+        if self._wei[address] >= need:
+            return
+        if self.fund_members:
+            self.fund(address)   # counts the wei in
+            return
+        self._wei[address] = self.w3.eth.get_balance(address)   # someone may have funded it since
+        if self._wei[address] < need:
+            raise MemberUnfunded(f"{address} holds {self._wei[address]} wei, less than the {need} wei its "
+                                 f"transaction may cost; fund it (the operator does not, unless fund_members=True)")
 
     def _explain_revert(self, sender: str, tx: dict, receipt, what: str):
         """Replay a failed transaction as a call on the state before its block and raise its reason."""
