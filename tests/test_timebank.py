@@ -206,6 +206,8 @@ BAD_INPUTS = [   # (operation, arguments, reason): every one a ServiceError name
     ("register", dict(member=6, by=-1), R.InvalidId),
     ("record", dict(provider=ANN, receiver=BOB, minutes=10, by=10**12), R.InvalidId),
     ("record", dict(provider=ANN, receiver=-4, minutes=10), R.InvalidId),
+    ("record", dict(provider=ANN, receiver=BOB, minutes=True), R.NotAnInteger),    # a bool is no count
+    ("record", dict(provider=np.array([ANN]), receiver=BOB, minutes=10), R.NotAnInteger),   # nor an array
     ("confirm", dict(record=0.5, by=BOB), R.NotAnInteger),
     ("confirm", dict(record=0, by=-2), R.InvalidId),
     ("cancel", dict(record="0", by=ANN), R.NotAnInteger),
@@ -520,7 +522,7 @@ def test_the_endowment_budget_is_spent_in_command_order():
 
 
 def test_the_default_budget():
-    assert TimeBankPolicy().endowment_budget == DEFAULT_ENDOWMENT_BUDGET == 360_000
+    assert TimeBankPolicy().endowment_budget == DEFAULT_ENDOWMENT_BUDGET == 1_900_000
     assert TimeBank().endowment_left() == DEFAULT_ENDOWMENT_BUDGET
 
 

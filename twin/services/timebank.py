@@ -115,9 +115,11 @@ MAX_MINUTES = 1_000_000_000
 MIN_FLOOR = -1_000_000_000_000
 #: Member ids are 0..MAX_MEMBER_ID (2**24 - 1): arrays are indexed by id.
 MAX_MEMBER_ID = 2**24 - 1
-#: The endowment's default budget: 6,000 hours, about 10 hours (hOurworld's debt cap) for
-#: each of the ~600 residents aged 75+ in the default 2,000-household community.
-DEFAULT_ENDOWMENT_BUDGET = 360_000
+#: The endowment's default budget, about 31,700 hours: a year of the default endowment policy
+#: (4 hours a month, 13 monthly payments from day 0 to day 360) for the 605 residents aged 75+ of
+#: the default 2,000-household community (1,887,600 minutes), rounded up.  A longer run, a larger
+#: community or a richer endowment than planned runs into it.
+DEFAULT_ENDOWMENT_BUDGET = 1_900_000
 
 
 @dataclass
@@ -351,43 +353,73 @@ _SETTLE_KIND = {0: ev.EventKind.ServiceConfirmed, 1: ev.EventKind.ServiceCancell
                 2: ev.EventKind.ServiceDisputed, 3: ev.EventKind.DisputeResolved}
 
 
-def _clamp(value: int) -> int:
+def _as_integer(value, flag: bool = False):
+    """``value`` as an int if it is an integer (an int, numpy's too, or a float without fraction;
+    a bool only where ``flag``), else None.  Integers beyond int64 saturate at its ends."""
+    if isinstance(value, (bool, np.bool_)):
+        return int(value) if flag else None
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
+        value = int(value)
+    else:
+        return None
     return min(max(value, _INT64_MIN), _INT64_MAX)
 
 
-def integers(values, n: int) -> tuple[np.ndarray, np.ndarray]:
+def integers(values, n: int, flag: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """An int64 column of ``n`` rows from ``values`` (a scalar broadcasts), and which rows were no integers.
 
-    Integral floats (10.0) count as integers; fractions, NaN, infinities, text and other
-    objects do not (their slot in the column is 0).  Integers beyond int64 saturate at its
-    bounds, so that range checks refuse them for what they are (too large), not as fractions.
+    Integral floats (10.0) count as integers; fractions, NaN, infinities, text, bools (unless
+    ``flag``: a yes/no column) and other objects do not (their slot in the column is 0).
+    Integers beyond int64 saturate at its ends, so that range checks refuse them for what they
+    are (too large).  numpy arrays are read by dtype; other values one by one, so a list mixing
+    ``1`` and ``"3"`` refuses only the ``"3"``.
     """
-    a = np.asarray(values)
-    if a.ndim == 0:
-        a = np.broadcast_to(a, (n,))
-    elif a.shape != (n,):
-        raise ValueError(f"expected {n} values, got shape {a.shape}")
-    if a.dtype.kind in "bi":
-        return a.astype(np.int64), np.zeros(n, bool)
-    if a.dtype.kind == "u":
-        return np.minimum(a, np.uint64(_INT64_MAX)).astype(np.int64), np.zeros(n, bool)
-    if a.dtype.kind == "f":
-        f = a.astype(np.float64)
-        bad = ~np.isfinite(f) | (np.floor(f) != f)
-        # beyond +-9.2e18 (near int64's ends) values saturate: out of every range all the same
-        return np.clip(np.where(bad, 0.0, f), -9.2e18, 9.2e18).astype(np.int64), bad
-    col, bad = np.zeros(n, np.int64), np.zeros(n, bool)
-    for i, v in enumerate(a.tolist()):
-        if isinstance(v, numbers.Integral):
-            col[i] = _clamp(int(v))
-        elif isinstance(v, numbers.Real) and math.isfinite(v) and float(v).is_integer():
-            col[i] = _clamp(int(v))
+    if not isinstance(values, np.ndarray) or values.dtype.kind == "O":
+        if isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.ndim == 1):
+            if len(values) != n:
+                raise ValueError(f"expected {n} values, got {len(values)}")
+            read = [_as_integer(v, flag) for v in values]   # a nested list or array reads as no integer
         else:
-            bad[i] = True
-    return col, bad
+            read = [_as_integer(values[()] if isinstance(values, np.ndarray) else values, flag)] * n
+        bad = np.array([v is None for v in read], bool)
+        return np.array([0 if v is None else v for v in read], np.int64), bad
+    a = np.broadcast_to(values, (n,)) if values.ndim == 0 else values
+    if a.shape != (n,):
+        raise ValueError(f"expected {n} values, got shape {a.shape}")
+    kind = a.dtype.kind
+    if kind == "i" or (kind == "b" and flag):
+        return a.astype(np.int64), np.zeros(n, bool)
+    if kind == "u":
+        return np.minimum(a, np.uint64(_INT64_MAX)).astype(np.int64), np.zeros(n, bool)
+    if kind != "f":   # bools, strings, bytes, dates, complex numbers
+        return np.zeros(n, np.int64), np.ones(n, bool)
+    bad = ~np.isfinite(a) | (np.trunc(a) != a)
+    # beyond +-9.2e18 (the largest floats below 2**63) values saturate: out of every range all the same
+    return np.clip(np.where(bad, 0.0, a), -9.2e18, 9.2e18).astype(np.int64), bad
 
 
-def _code(enum, value, what: str):
+def check_inputs(n: int, columns: dict, ids=(), kinds=None, flags=()) -> tuple[dict, np.ndarray]:
+    """The columns as int64 and each row's first refusal from its inputs alone (0: none).
+
+    NotAnInteger (any column; bools only in the yes/no columns named in ``flags``), then InvalidId
+    (the member id columns named in ``ids``), then UnknownKind (``kinds``: column name ->
+    (lowest, highest) code).  The contract binding runs the first two itself (the chain sees
+    int64 values and addresses, not ids).
+    """
+    cols, first = {}, np.zeros(n, np.int16)
+    for name, values in columns.items():
+        cols[name], bad = integers(values, n, flag=name in flags)
+        first[bad & (first == 0)] = _NOT_INTEGER
+    for name in ids:
+        first[((cols[name] < 0) | (cols[name] > MAX_MEMBER_ID)) & (first == 0)] = _INVALID_ID
+    for name, (low, high) in (kinds or {}).items():
+        first[((cols[name] < low) | (cols[name] > high)) & (first == 0)] = _UNKNOWN_KIND
+    return cols, first
+
+
+def enum_code(enum, value, what: str):
     """An enum code from a name or a number; an unknown name is refused (UnknownKind)."""
     if isinstance(value, str):
         if value not in enum.__members__:
@@ -396,7 +428,7 @@ def _code(enum, value, what: str):
     return value
 
 
-def _label(enum, value) -> str:
+def enum_label(enum, value) -> str:
     try:
         return enum(value).name
     except (ValueError, TypeError):
@@ -448,27 +480,10 @@ class TimeBank:
             self.log.append(events)
         return events
 
-    @staticmethod
-    def _inputs(n, columns: dict, ids=(), kinds=None):
-        """The columns as int64 and each row's first refusal from its inputs alone (0: none).
-
-        NotAnInteger (any column), then InvalidId (the member id columns ``ids``), then
-        UnknownKind (``kinds``: column name -> (lowest, highest) code).
-        """
-        cols, first = {}, np.zeros(n, np.int16)
-        for name, values in columns.items():
-            cols[name], bad = integers(values, n)
-            first[bad & (first == 0)] = _NOT_INTEGER
-        for name in ids:
-            first[((cols[name] < 0) | (cols[name] > MAX_MEMBER_ID)) & (first == 0)] = _INVALID_ID
-        for name, (low, high) in (kinds or {}).items():
-            first[((cols[name] < low) | (cols[name] > high)) & (first == 0)] = _UNKNOWN_KIND
-        return cols, first
-
     # -------------------------------------------------------------- batch API
     def register_batch(self, by, member, role=Role.member, household=-1, t=0.0) -> Outcome:
         n = batch_length(by, member, role, household, t)
-        c, first = self._inputs(n, {"by": by, "member": member, "role": role, "household": household},
+        c, first = check_inputs(n, {"by": by, "member": member, "role": role, "household": household},
                                 ids=("by", "member"), kinds={"role": (min(Role), max(Role))})
         by, member, role, household = c["by"], c["member"], c["role"], c["household"]
         self._ensure(member[first == 0].max(initial=0))
@@ -482,7 +497,7 @@ class TimeBank:
 
     def record_batch(self, by, provider, receiver, minutes, kind=ServiceKind.other, t=0.0) -> Outcome:
         n = batch_length(by, provider, receiver, minutes, kind, t)
-        c, first = self._inputs(n, {"by": by, "provider": provider, "receiver": receiver, "minutes": minutes,
+        c, first = check_inputs(n, {"by": by, "provider": provider, "receiver": receiver, "minutes": minutes,
                                     "kind": kind},
                                 ids=("by", "provider", "receiver"), kinds={"kind": (min(ServiceKind), max(ServiceKind))})
         by, provider, receiver, minutes, kind = (c[k] for k in ("by", "provider", "receiver", "minutes", "kind"))
@@ -497,7 +512,7 @@ class TimeBank:
 
     def _settle(self, action, by, record, t, uphold=1) -> Outcome:
         n = batch_length(by, record, t, uphold)
-        c, first = self._inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",))
+        c, first = check_inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",), flags=("uphold",))
         by, record, uphold = c["by"], c["record"], (c["uphold"] != 0).astype(np.int64)
         out = np.empty(n, np.int16)
         _settle_batch(self.role, self.records, self.n_records, self.ledger.balances, self.ledger.floors,
@@ -542,7 +557,7 @@ class TimeBank:
 
     def endow_batch(self, by, member, minutes, t=0.0) -> Outcome:
         n = batch_length(by, member, minutes, t)
-        c, first = self._inputs(n, {"by": by, "member": member, "minutes": minutes}, ids=("by", "member"))
+        c, first = check_inputs(n, {"by": by, "member": member, "minutes": minutes}, ids=("by", "member"))
         by, member, minutes = c["by"], c["member"], c["minutes"]
         first = np.where(first != 0, first,
                          np.where(by != self.admin, _UNAUTHORIZED,
@@ -553,7 +568,7 @@ class TimeBank:
 
     def family_transfer_batch(self, by, to, minutes, t=0.0) -> Outcome:
         n = batch_length(by, to, minutes, t)
-        c, first = self._inputs(n, {"by": by, "to": to, "minutes": minutes}, ids=("by", "to"))
+        c, first = check_inputs(n, {"by": by, "to": to, "minutes": minutes}, ids=("by", "to"))
         by, to, minutes = c["by"], c["to"], c["minutes"]
         hh_by, hh_to = self._households(by), self._households(to)
         same = (hh_by >= 0) & (hh_by == hh_to) & (by != to)
@@ -565,7 +580,7 @@ class TimeBank:
 
     def set_floor_batch(self, by, member, floor, t=0.0) -> Outcome:
         n = batch_length(by, member, floor, t)
-        c, first = self._inputs(n, {"by": by, "member": member, "floor": floor}, ids=("by", "member"))
+        c, first = check_inputs(n, {"by": by, "member": member, "floor": floor}, ids=("by", "member"))
         by, member, floor = c["by"], c["member"], c["floor"]
         out = np.where(first != 0, first,
                        np.where(by != self.admin, _UNAUTHORIZED,
@@ -579,7 +594,7 @@ class TimeBank:
 
     def revoke_batch(self, by, member, t=0.0) -> Outcome:
         n = batch_length(by, member, t)
-        c, first = self._inputs(n, {"by": by, "member": member}, ids=("by", "member"))
+        c, first = check_inputs(n, {"by": by, "member": member}, ids=("by", "member"))
         out = np.empty(n, np.int16)
         _revoke_batch(self.role, c["by"], c["member"], first, out)
         ok = out == 0
@@ -588,7 +603,7 @@ class TimeBank:
 
     def rotate_admin_batch(self, by, new_admin, t=0.0) -> Outcome:
         n = batch_length(by, new_admin, t)
-        c, first = self._inputs(n, {"by": by, "new_admin": new_admin}, ids=("by", "new_admin"))
+        c, first = check_inputs(n, {"by": by, "new_admin": new_admin}, ids=("by", "new_admin"))
         by, new_admin = c["by"], c["new_admin"]
         self._ensure(new_admin[first == 0].max(initial=0))
         out = np.empty(n, np.int16)
@@ -617,13 +632,13 @@ class TimeBank:
         return self.admin if by is None else by
 
     def register(self, member, role=Role.member, household=-1, by=None, t=0.0):
-        what = f"register member {member} as {_label(Role, role)}"
-        role = _code(Role, role, what)
+        what = f"register member {member} as {enum_label(Role, role)}"
+        role = enum_code(Role, role, what)
         self.register_batch([self._by(by)], [member], [role], [household], [t]).single(what)
 
     def record(self, provider, receiver, minutes, kind=ServiceKind.other, by=None, t=0.0) -> int:
         what = f"record {minutes} min from {provider} to {receiver}"
-        kind = _code(ServiceKind, kind, what)
+        kind = enum_code(ServiceKind, kind, what)
         return self.record_batch([provider if by is None else by], [provider], [receiver], [minutes],
                                  [kind], [t]).single(what)
 
