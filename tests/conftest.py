@@ -1,8 +1,10 @@
-"""Shared test helpers: the hypothesis profile, state comparison, batch-vs-singles.
+"""Shared test helpers: the hypothesis profile, state comparison, batch-vs-singles, tools.
 
 Helpers are handed out as session fixtures (plain functions) so hypothesis
 tests can use them without function-scoped fixture warnings.
 """
+import os
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
@@ -20,6 +22,15 @@ def pytest_configure(config):
     # with NUMBA_DISABLE_JIT=1 the hash runs on numpy scalars, which warn on the
     # uint64 wrap-around that the hash relies on; compiled code wraps silently
     config.addinivalue_line("filterwarnings", "ignore:overflow encountered in scalar:RuntimeWarning:twin.rng")
+    config.addinivalue_line("markers", "tool(name, missing): needs an outside tool; ``missing`` says why it "
+                                       "cannot run here, None when it can (see require_tool)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    # before the test's fixtures are built, as skipif would
+    for mark in item.iter_markers("tool"):
+        require_tool(*mark.args, **mark.kwargs)
 
 
 def assert_state_equal(a, b, path="state"):
@@ -68,3 +79,23 @@ def same_state():
 @pytest.fixture(scope="session")
 def batch_equals_singles():
     return batch_vs_singles
+
+
+def require_tool(tool: str, missing: str | None) -> None:
+    """Go on when an outside tool (chromium, solc, ganache) is installed (``missing`` is None).
+
+    Otherwise skip the test here, but fail it in CI (``CI=true``): there
+    ``.ci/run`` installs every tool, so a missing one is a broken build, not
+    a reason to let the test pass unseen.
+    """
+    if missing is None:
+        return
+    message = f"{tool} is missing: {missing}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{message} (CI=true, where .ci/run must have installed it)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session", name="require_tool")
+def require_tool_fixture():
+    return require_tool

@@ -69,10 +69,8 @@ def test_artifacts_are_built_from_the_committed_sources():
         assert artifact["sourcesSha256"] == build.sources_sha256(), "run `python -m contracts.build`"
 
 
+@pytest.mark.tool("solc", build.compiler_missing())
 def test_recompiling_reproduces_the_committed_artifacts():
-    missing = build.compiler_missing()
-    if missing:
-        pytest.skip(f"cannot recompile: {missing}")
     assert build.stale_artifacts() == [], "committed artifacts differ from the sources: `python -m contracts.build`"
 
 
@@ -399,13 +397,13 @@ FAST_KDF = {"kdf": "pbkdf2", "iterations": 2**10}   # tests only: the default kd
 
 
 @pytest.fixture(scope="module")
-def ganache():
+def ganache(require_tool):
     """A ganache node on a free loopback port for this module; stopped afterwards."""
     try:
         with ganache_node([(GANACHE_KEY, 10**24)]) as url:
             yield url
     except GanacheMissing as exc:
-        pytest.skip(str(exc))
+        require_tool("ganache", str(exc))
 
 
 @pytest.fixture(scope="module")

@@ -170,8 +170,7 @@ def render(path: Path, tmp_path: Path) -> tuple[str, str]:
     return done.stdout, done.stderr
 
 
-@pytest.mark.skipif(shutil.which(CHROMIUM) is None,
-                    reason=f"Debian chromium is not installed at {CHROMIUM} (apt-get install chromium)")
+@pytest.mark.tool("chromium", None if shutil.which(CHROMIUM) else f"not at {CHROMIUM} (apt-get install chromium)")
 def test_a_browser_draws_every_figure(busy, quiet, tmp_path):
     pages = {write_report(busy, tmp_path / "busy.html"): FIGURES,
              write_report(quiet, tmp_path / "quiet.html"): FIGURES,
