@@ -635,3 +635,74 @@ def test_the_readme_live_snippet_runs_twice(tmp_path):
         done = subprocess.run([sys.executable, "-c", snippet], cwd=tmp_path, env=env,
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr[-3000:]
+
+
+# ------------------------------------------------------------------ snapshots
+def _busy_store(path, policies=None):
+    from twin.services.community import open_services
+
+    with open_services(path, policies) as s:
+        _operate(s)
+        _votes(s)
+        for day in range(1, 40):
+            s.points.earn_batch(np.arange(5), np.full(5, day % 3), np.full(5, day), 1, float(200 + day))
+            s.repair.submit("plumbing", f"leak {day}", building=1, unit=day, t=float(300 + day))
+        s.checkpoint()
+        s.points.earn(2, 0, occurrence=10**6, t=999.0)  # after the snapshot: replayed on top of it
+        s.repair.submit("gas", "smell", building=2, unit=1, t=1000.0)
+        expected = s.snapshot()
+    return expected
+
+
+def test_a_snapshot_opens_to_the_state_a_full_replay_gives(tmp_path, same_state):
+    from twin.services.community import Services, open_services
+
+    path = tmp_path / "snap.db"
+    expected = _busy_store(path)
+    with open_services(path) as s:
+        assert 0 < s._snapshot_at < len(s.log)  # the snapshot was used, and the tail replayed
+        same_state(s.snapshot(), expected)
+        events, details = s.store.load(), s.store.details()
+        assert np.array_equal(s.log.events, events)
+        assert s.repair.get(s.repair.n_tickets - 1)["description"] == "smell"
+        s.points.earn(3, 0, occurrence=10**6 + 1, t=1001.0)  # and it carries on
+    full = Services()
+    full.replay(events, details)
+    same_state(full.snapshot(), expected)
+
+
+def test_a_snapshot_made_under_other_policies_is_not_used(tmp_path, same_state):
+    from twin.services.community import ServicePolicies, open_services
+    from twin.services.repair import RepairPolicy
+
+    path = tmp_path / "other.db"
+    _busy_store(path)
+    other = ServicePolicies(repair=RepairPolicy(reopen_window_minutes=7 * 1440.0 + 1))
+    with open_services(path, other) as s:
+        assert s._snapshot_at == 0  # replayed in full under the policies given
+
+
+def test_a_hostile_snapshot_runs_nothing_and_is_ignored(tmp_path, same_state):
+    import hashlib
+    import os
+    import pickle
+
+    from twin.services.community import open_services
+
+    path = tmp_path / "hostile.db"
+    expected = _busy_store(path)
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return os.system, (f"touch {marker}",)
+
+    blob = pickle.dumps({"points": Exploit()})
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE snapshots SET state=?, state_sha256=?", (blob, hashlib.sha256(blob).hexdigest()))
+    conn.commit()
+    conn.close()
+    with open_services(path) as s:
+        assert s._snapshot_at == 0
+        same_state(s.snapshot(), expected)
+    assert not marker.exists()

@@ -4,11 +4,13 @@ The twin calls their batch methods with thousands of commands per tick; live
 operation opens them on a store (:func:`open_services`) and calls the very
 same methods with batches of one.
 """
+import pickle
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from twin.services import events as ev
+from twin.services import snapshot
 from twin.services.events import EventKind, EventLog, WriteFailed
 from twin.services.points import Points, PointsRules
 from twin.services.reasons import Reason, ServiceError
@@ -42,6 +44,7 @@ class Services:
         self.policies = policies or ServicePolicies()
         self.log = log if log is not None else EventLog()
         self.store = None
+        self._snapshot_at = 0
         p = self.policies
         self._builders = {
             "points": lambda: (Points, (self.log, p.points), {}),
@@ -102,9 +105,22 @@ class Services:
         """Everything that defines the services' state, for comparisons."""
         return {name: getattr(self, name).snapshot() for name in SERVICE_NAMES}
 
+    def checkpoint(self) -> bool:
+        """Keep a snapshot of the state in the store (see ``twin.services.snapshot``); False if no store."""
+        if self.store is None or self.store.readonly or self.store.conn is None:
+            return False
+        self.store.save_snapshot(self.log.events, snapshot.fingerprint(self.policies), snapshot.dumps(self))
+        self._snapshot_at = len(self.log)
+        return True
+
     def close(self) -> None:
-        """Close the store (if any), releasing its writer lock; idempotent."""
+        """Snapshot (when the log grew by ``SNAPSHOT_EVERY``), close the store, release its lock; idempotent."""
         if self.store is not None:
+            if self.store.conn is not None and len(self.log) - self._snapshot_at >= SNAPSHOT_EVERY:
+                try:
+                    self.checkpoint()
+                except Exception:  # noqa: BLE001 - a snapshot is an optimisation; the log is the record
+                    pass
             self.store.close()
 
     def __enter__(self):
@@ -115,6 +131,9 @@ class Services:
 
 
 SERVICE_NAMES = ("points", "timebank", "repair", "voting")
+
+#: Closing a store snapshots the state when the log grew by at least this many events since the last one.
+SNAPSHOT_EVERY = 10_000
 
 
 def _check_reproduced(name: str, position: int, rows: np.ndarray, made: list) -> None:
@@ -150,18 +169,47 @@ def _kinds(module: str) -> frozenset:
     return importlib.import_module(f"twin.services.{module}").KINDS
 
 
+def _from_snapshot(store: EventStore, policies, n_workers) -> "Services | None":
+    """Services from the store's snapshot plus the events after it; None if there is none that fits."""
+    services = Services(policies, n_workers=n_workers)
+    kept = store.load_snapshot(snapshot.fingerprint(services.policies))
+    if kept is None or len(kept[0]) == 0:
+        return None
+    events, state = kept
+    # the snapshot's last event must be the store's event at that place: a cheap check it belongs here
+    tail = store.load(after=len(events) - 1)
+    if len(tail) == 0 or not np.array_equal(tail[:1], events[-1:]):
+        return None
+    try:
+        services.log.restore(events, store.details())
+        snapshot.restore(services, state)
+        services._snapshot_at = len(events)
+        services.replay(tail[1:])
+    except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, EOFError, KeyError):
+        return None  # a snapshot that does not restore is ignored: the log is the record
+    return services
+
+
+def _from_log(store: EventStore, policies, n_workers) -> "Services":
+    services = Services(policies, n_workers=n_workers)
+    services.replay(store.load(), store.details())
+    return services
+
+
 def open_services(path, policies: ServicePolicies | None = None, *, readonly: bool = False,
                   n_workers: int | None = None) -> Services:
     """Services backed by the SQLite store at ``path``: state is rebuilt from it, new events go to it.
 
-    The returned services hold the store's writer lock until :meth:`Services.close`
-    (or the end of a ``with`` block); a second writer gets ``StoreLocked``.
+    State comes from the store's latest snapshot plus the events after it
+    when one fits these policies and rules, else from replaying the whole
+    log (``twin.services.snapshot``).  The returned services hold the
+    store's writer lock until :meth:`Services.close` (or the end of a
+    ``with`` block); a second writer gets ``StoreLocked``.
     ``readonly=True`` opens beside a writer, without the lock, for looking only.
     """
     store = EventStore(path, readonly=readonly)
     try:
-        services = Services(policies, n_workers=n_workers)
-        services.replay(store.load(), store.details())
+        services = _from_snapshot(store, policies, n_workers) or _from_log(store, policies, n_workers)
     except BaseException:
         store.close()
         raise

@@ -22,17 +22,19 @@ Trust rules, each a clear error rather than a silent misread:
   :meth:`EventStore.backup`, or after closing it.
 """
 import fcntl
+import hashlib
 import os
 import socket
 import sqlite3
 import time
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from twin.services.events import EVENT_DTYPE, FIELDS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: snapshots (a version-1 store is upgraded on open)
 
 
 class StoreError(RuntimeError):
@@ -81,6 +83,7 @@ class EventStore:
             self._connect(str(self.path))
             if existing:
                 self._check_schema(existing=True)
+                self._upgrade()
                 if self._meta("open") == "1" and not wal_found:
                     raise StoreCorrupt(
                         f"{self.path} was open for writing when it was copied and its {wal.name} file is "
@@ -116,6 +119,7 @@ class EventStore:
             self.conn.execute(f"CREATE TABLE events (seq INTEGER PRIMARY KEY, {cols})")
             self.conn.execute("CREATE TABLE details (subject INTEGER NOT NULL, field TEXT NOT NULL, "
                               "value TEXT NOT NULL, PRIMARY KEY (subject, field))")
+            self.conn.execute(_SNAPSHOTS)
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.conn.execute("INSERT INTO meta VALUES ('epoch', ?)", (repr(time.time()),))
 
@@ -152,6 +156,14 @@ class EventStore:
     def minutes_now(self) -> float:
         """Live time: minutes since the store's epoch (the twin's clock unit)."""
         return (time.time() - self.epoch) / 60.0
+
+    def _upgrade(self) -> None:
+        """Bring a store of an older schema version up to this one (each step in one transaction)."""
+        if int(self._meta("schema_version")) < 2:
+            with self.conn:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self.conn.execute(_SNAPSHOTS)
+                self.conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
 
     def _meta(self, key: str):
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -193,10 +205,11 @@ class EventStore:
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from exc
 
-    def load(self) -> np.ndarray:
-        """Every stored event, in order."""
+    def load(self, after: int = 0) -> np.ndarray:
+        """Every stored event after the first ``after``, in order."""
         try:
-            rows = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM events ORDER BY seq").fetchall()
+            rows = self.conn.execute(f"SELECT {', '.join(FIELDS)} FROM events WHERE seq > ? ORDER BY seq",
+                                     (int(after),)).fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from exc
         if not rows:
@@ -205,6 +218,37 @@ class EventStore:
             return np.array(rows, dtype=EVENT_DTYPE)
         except (TypeError, ValueError, OverflowError) as exc:
             raise self._damaged(exc) from exc
+
+    def save_snapshot(self, events: np.ndarray, fingerprint: str, state: bytes) -> None:
+        """Keep a snapshot at ``len(events)`` (replacing older ones), in one transaction."""
+        if self.readonly:
+            raise StoreError(f"{self.path} is open read-only")
+        events = np.ascontiguousarray(events, dtype=EVENT_DTYPE)
+        with self.conn:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.conn.execute("DELETE FROM snapshots")
+            self.conn.execute("INSERT INTO snapshots VALUES (?, ?, ?, ?, ?)",
+                              (len(events), fingerprint, zlib.compress(events.tobytes(), 1),
+                               hashlib.sha256(state).hexdigest(), state))
+
+    def load_snapshot(self, fingerprint: str):
+        """``(events, state)`` of the latest snapshot made under ``fingerprint``, or None.
+
+        A snapshot made under other rules or policies, or one that does not
+        check out (its length or hash), is None: the caller replays in full.
+        """
+        try:
+            row = self.conn.execute("SELECT seq, fingerprint, events, state_sha256, state FROM snapshots "
+                                    "ORDER BY seq DESC LIMIT 1").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise self._damaged(exc) from exc
+        if row is None or row[1] != fingerprint or hashlib.sha256(row[4]).hexdigest() != row[3]:
+            return None
+        try:
+            events = np.frombuffer(zlib.decompress(row[2]), dtype=EVENT_DTYPE).copy()
+        except (zlib.error, ValueError):
+            return None
+        return (events, row[4]) if len(events) == row[0] else None
 
     def backup(self, dest) -> Path:
         """A consistent copy of the store (events and details up to now) at ``dest``."""
@@ -249,6 +293,10 @@ class EventStore:
             self.close()
         except Exception:
             pass
+
+
+_SNAPSHOTS = ("CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, "
+              "events BLOB NOT NULL, state_sha256 TEXT NOT NULL, state BLOB NOT NULL)")
 
 
 def _check_file_size(path: Path) -> None:
