@@ -21,6 +21,7 @@ import queue
 import threading
 from concurrent.futures import Future
 
+from twin.services.community import SNAPSHOT_EVERY
 from twin.services.events import WriteFailed
 from twin.services.reasons import ServiceError
 
@@ -105,11 +106,21 @@ class GroupCommitter:
             return
         self.batches += 1
         self.commands += len(batch)
+        if len(self.services.log) - self.services._snapshot_at >= SNAPSHOT_EVERY:
+            self._checkpoint()
         for (_, future), outcome in zip(batch, outcomes):
             if isinstance(outcome, (ServiceError, ValueError)):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+
+
+    def _checkpoint(self) -> None:
+        """A snapshot now and then keeps the next open fast; failing one costs nothing but that."""
+        try:
+            self.services.checkpoint()
+        except Exception:  # noqa: BLE001 - the log is the record; a snapshot is an optimisation
+            self.services._snapshot_at = len(self.services.log)
 
 
 class _Bug:
