@@ -30,7 +30,8 @@ class PolicySet:
             pipe_burst=PipeBurstAutoTicket(p.pipe_burst_auto_ticket, p.burst_threshold_litres_per_hour),
             voting=VotingRule(p.voting_method, p.voting_quorum, p.voting_threshold, p.voting_eligibility,
                               p.notice_days, p.vote_days),
-            timebank=TimeBankOverdraft(p.timebank_elder_floor_minutes, p.timebank_endowment_minutes),
+            timebank=TimeBankOverdraft(p.timebank_elder_floor_minutes, p.timebank_endowment_minutes,
+                                       endowment_budget_minutes=p.timebank_endowment_budget_minutes),
         )
 
 

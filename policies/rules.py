@@ -6,6 +6,7 @@ for what it needs (``rules()`` → the services' rules table, ``services_policy(
 """
 from policies.base import Policy
 from twin.services.points import Activity, Item, PointsRules
+from twin.services.timebank import DEFAULT_ENDOWMENT_BUDGET, TimeBankPolicy
 from twin.services.voting import VotingPolicy
 
 #: When the default activities are offered (per week, start hour, minutes) and how
@@ -91,11 +92,22 @@ class VotingRule(Policy):
 
 
 class TimeBankOverdraft(Policy):
-    """Elders aged ``elder_age``+ may overdraw to ``elder_floor_minutes`` and get a monthly endowment."""
+    """Elders aged ``elder_age``+ may overdraw to ``elder_floor_minutes`` and get a monthly endowment.
+
+    The endowment issues at most ``endowment_budget_minutes`` in all, as a programme's grant
+    would; once spent, endowments are refused (``EndowmentExhausted``) and elders live on what
+    they hold and their floor.
+    """
 
     name = "timebank_overdraft"
 
-    def __init__(self, elder_floor_minutes=0, endowment_minutes_per_month=0, elder_age=75):
+    def __init__(self, elder_floor_minutes=0, endowment_minutes_per_month=0, elder_age=75,
+                 endowment_budget_minutes=DEFAULT_ENDOWMENT_BUDGET):
         self.elder_floor_minutes = elder_floor_minutes
         self.endowment_minutes_per_month = endowment_minutes_per_month
         self.elder_age = elder_age
+        self.endowment_budget_minutes = endowment_budget_minutes
+
+    def services_policy(self) -> TimeBankPolicy:
+        """The time-bank service's policy under this overdraft policy."""
+        return TimeBankPolicy(endowment_budget=self.endowment_budget_minutes)

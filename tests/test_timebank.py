@@ -523,6 +523,9 @@ def test_the_endowment_budget_is_spent_in_command_order():
 
 def test_the_default_budget():
     assert TimeBankPolicy().endowment_budget == DEFAULT_ENDOWMENT_BUDGET == 1_900_000
+    from twin.config import PoliciesConfig   # the twin's config key has the same default
+
+    assert PoliciesConfig().timebank_endowment_budget_minutes == DEFAULT_ENDOWMENT_BUDGET
     assert TimeBank().endowment_left() == DEFAULT_ENDOWMENT_BUDGET
 
 

@@ -224,6 +224,7 @@ class PoliciesConfig:
     vote_days: float = 7.0
     timebank_elder_floor_minutes: int = 0     # overdraft allowed to elders 75+ (negative floor, in minutes)
     timebank_endowment_minutes: int = 240     # monthly endowment to elders 75+
+    timebank_endowment_budget_minutes: int = 1_900_000  # all the endowment may issue (a year's plan); then refused
     reopen_window_days: float = 7.0
 
     def __post_init__(self):
@@ -240,6 +241,8 @@ class PoliciesConfig:
                "a floor <= 0 minutes", self.timebank_elder_floor_minutes)
         _check(self.timebank_endowment_minutes >= 0, "policies.timebank_endowment_minutes", ">= 0",
                self.timebank_endowment_minutes)
+        _check(0 <= self.timebank_endowment_budget_minutes <= 10**12, "policies.timebank_endowment_budget_minutes",
+               "0..10**12 minutes", self.timebank_endowment_budget_minutes)
 
 
 @dataclass
@@ -271,13 +274,17 @@ class ChainConfig:
     the EvidenceRegistry, and each vote tally its hash.  The key of a funded
     account for a ``url`` node is read from the environment variable
     ``TWIN_CHAIN_KEY`` (never from the config, which is saved with the run).
+    ``mirror`` runs on the in-process EVM only (its simulated members sign
+    with derived keys, which a chain given by URL refuses).
     """
 
     mode: str = "off"          # off | mirror | anchor
-    url: Optional[str] = None  # a JSON-RPC node; None = the in-process EVM
+    url: Optional[str] = None  # a JSON-RPC node (anchor only); None = the in-process EVM
 
     def __post_init__(self):
         _choice("chain.mode", self.mode, ("off", "mirror", "anchor"))
+        _check(self.mode != "mirror" or self.url is None, "chain.url",
+               "no URL with chain.mode=mirror (the mirror runs on the in-process EVM only)", self.url)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from twin.services import events as ev
 from twin.services.community import ServicePolicies, Services
 from twin.services.events import Channel, EventKind
 from twin.services.repair import Action, Category, RepairPolicy, Status
-from twin.services.timebank import ServiceKind, TimeBankPolicy
+from twin.services.timebank import ServiceKind
 
 # engine-level draw streams
 S_QUEUE_N, S_QUEUE_T, S_SERVICE, S_RATE, S_BURST_NOTICE = range(500, 505)
@@ -46,7 +46,7 @@ class Twin:
         self.policies = p = PolicySet.from_config(cfg.policies)
         self.services = s = Services(ServicePolicies(
             points=p.points.rules(),
-            timebank=TimeBankPolicy(),
+            timebank=p.timebank.services_policy(),
             repair=RepairPolicy(reopen_window_minutes=cfg.policies.reopen_window_days * 1440.0),
             voting=p.voting.services_policy()))
         self.log = s.log
