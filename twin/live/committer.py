@@ -39,6 +39,8 @@ class GroupCommitter:
         self.max_batch = max_batch
         self.batches = 0
         self.commands = 0
+        #: Called as ``f(events, first_seq)`` with each batch's new events after its commit.
+        self.on_commit = []
         self._queue: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
@@ -87,6 +89,7 @@ class GroupCommitter:
 
     def _apply(self, batch) -> None:
         outcomes = []
+        before = len(self.services.log)
         try:
             with self.services.unit():
                 for command, _ in batch:
@@ -106,6 +109,10 @@ class GroupCommitter:
             return
         self.batches += 1
         self.commands += len(batch)
+        if self.on_commit and len(self.services.log) > before:
+            new = self.services.log.events[before:].copy()
+            for callback in self.on_commit:
+                callback(new, before + 1)
         if len(self.services.log) - self.services._snapshot_at >= SNAPSHOT_EVERY:
             self._checkpoint()
         for (_, future), outcome in zip(batch, outcomes):

@@ -55,8 +55,8 @@ class Services:
         for name, build in self._builders.items():
             cls, args, kwargs = build()
             setattr(self, name, cls(*args, **kwargs))
-        self._by_kind = {k: getattr(self, name) for name in SERVICE_NAMES for k in _kinds(name)}
-        self._by_kind_name = {k: name for name in SERVICE_NAMES for k in _kinds(name)}
+        #: Which service owns each event kind (the engine's and the bare ledger's kinds are absent).
+        self.service_of = {k: name for name in SERVICE_NAMES for k in _kinds(name)}
         self.log.on_failure.append(self._rollback)
 
     def unit(self):
@@ -77,7 +77,7 @@ class Services:
         self.log.restore(ev.empty(), details)
         position = 0
         for kind, rows in ev.runs(events):
-            name = self._by_kind_name.get(kind)
+            name = self.service_of.get(kind)
             if name is not None:
                 with self.log.capture() as made:
                     try:
