@@ -36,12 +36,15 @@ IDEMPOTENCY_SUBJECT = -2
 _SERVICE_OF_KIND = {}
 
 
-def create_app(services, *, window_s: float = 0.002, clock=None) -> FastAPI:
+def create_app(services, *, window_s: float = 0.002, clock=None, publisher=None) -> FastAPI:
     """The server over ``services`` (opened on a store with ``open_services``; this app is its one writer).
 
     ``clock()`` gives live time in minutes (default: the store's epoch clock).
+    ``publisher``: an :class:`~twin.live.publisher.EventPublisher` that gets every committed event.
     """
     committer = GroupCommitter(services, window_s=window_s)
+    if publisher is not None:
+        committer.on_commit.append(publisher.publish)
     if clock is None:
         clock = services.store.minutes_now if services.store is not None else _minutes_since(time.time())
 
