@@ -107,6 +107,9 @@ def create_app(services, *, window_s: float = 0.002, clock=None, publisher=None)
         return {"status": "ok", "events": len(services.log), "batches": committer.batches,
                 "commands": committer.commands}
 
+    from twin.live.pages import install_pages
+
+    install_pages(app, services, committer, clock)
     return app
 
 
