@@ -245,7 +245,7 @@ class EventStore:
         if row is None or row[1] != fingerprint or hashlib.sha256(row[4]).hexdigest() != row[3]:
             return None
         try:
-            events = np.frombuffer(zlib.decompress(row[2]), dtype=EVENT_DTYPE).copy()
+            events = np.frombuffer(zlib.decompress(row[2]), dtype=EVENT_DTYPE)  # read-only; the log copies it
         except (zlib.error, ValueError):
             return None
         return (events, row[4]) if len(events) == row[0] else None
