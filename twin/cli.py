@@ -73,11 +73,34 @@ def cmd_report(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from contracts.evidence import verify_run
+    """Check a run folder's log against the chain the operator names (never the folder's say-so).
 
-    report = verify_run(args.run_dir, url=args.url)
+    Exit 0: verified on chain; 1: a mismatch; 6: no mismatch, but no chain was checked (a run
+    anchored on the in-process EVM, or no chain named); 5: the chain could not be asked (no node,
+    another chain, no registry); 2: a bad option.  Errors are one line on stderr and, for the
+    chain, a JSON object on stdout.
+    """
+    from contracts.evidence import ChainError, verify_run
+
+    keys = ("url", "chain_id", "registry", "account")
+    try:
+        expect = json.loads(Path(args.expect).read_text()) if args.expect else {}
+        if not isinstance(expect, dict) or set(expect) - set(keys):
+            raise ValueError(f"{args.expect} must be a JSON object with keys among {', '.join(keys)}")
+        expect.update({k: getattr(args, k) for k in keys if getattr(args, k) is not None})
+        report = verify_run(args.run_dir, **expect)
+    except ChainError as e:
+        print(f"twin: verify: {e}", file=sys.stderr)
+        print(json.dumps({"status": "chain_error", "ok": False, "chain_checked": False, "error": str(e), **expect}))
+        return 5
+    except ValueError as e:
+        print(f"twin: verify: {e}", file=sys.stderr)
+        return 2
     print(json.dumps(report, indent=2, default=str))
-    return 0 if report.get("ok") else 1
+    if report["status"] == "unchecked":
+        print("twin: verify: the chain was not checked (give --url, --chain-id, --registry and --account, "
+              "or --expect FILE; a run anchored on the in-process EVM has no chain left)", file=sys.stderr)
+    return {"verified": 0, "mismatch": 1, "unchecked": 6}[report["status"]]
 
 
 def cmd_scenarios(args) -> int:
@@ -119,9 +142,14 @@ def main(argv=None) -> int:
     p = sub.add_parser("report", help="redraw a run folder's report.html")
     p.add_argument("run_dir")
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("verify", help="check a run's anchors against the chain")
+    p = sub.add_parser("verify", help="check a run's log against the chain the operator names",
+                       description=cmd_verify.__doc__.split("\n\n")[1].replace("\n    ", " ").strip())
     p.add_argument("run_dir")
-    p.add_argument("--url", default=None)
+    p.add_argument("--url", default=None, help="the JSON-RPC node the run anchored on")
+    p.add_argument("--chain-id", dest="chain_id", type=int, default=None, help="the chain id it must serve")
+    p.add_argument("--registry", default=None, help="address of the run's EvidenceRegistry")
+    p.add_argument("--account", default=None, help="address of the account that anchored")
+    p.add_argument("--expect", default=None, help="a JSON file with url, chain_id, registry, account (flags win)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("scenarios", help="list the shipped scenarios")
     p.set_defaults(func=cmd_scenarios)
