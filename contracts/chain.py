@@ -46,7 +46,7 @@ PRIVATE_KEY_ENV = "TWIN_CHAIN_KEY"
 DEFAULT_KEY_SEED = b"community-twin member key v1"
 #: Gas limit of a contract call; every operation of the contracts here uses well under half.
 CALL_GAS = 300_000
-#: Gas limit of a deployment (the time bank needs about 1.45 M).
+#: Gas limit of a deployment (the time bank needs about 1.85 M).
 DEPLOY_GAS = 3_000_000
 #: Wei the paying account sends a member account whenever its gas money runs low.
 FUND_WEI = 10**17

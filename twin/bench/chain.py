@@ -47,7 +47,10 @@ def _gas_per_operation(chain: Chain) -> dict[str, int]:
     disputed = bank.record(10, 11, 30)
     measure("dispute", bank.dispute, disputed, by=11)
     measure("resolve_upheld", bank.resolve, disputed, True, by=COORD)
+    measure("record_by_staff", bank.record, 10, 11, 30, by=COORD)   # the recorder takes a storage slot
     measure("family_transfer", bank.family_transfer, 10, 11, 5)
+    measure("revoke", bank.revoke, COORD)
+    measure("rotate_admin", bank.rotate_admin, 20)
 
     registry = EvidenceRegistry(chain)
     gas["deploy_registry"] = chain.w3.eth.get_transaction_receipt(
