@@ -56,6 +56,10 @@ class ChainError(RuntimeError):
     """The chain could not be asked: no node at the URL, another chain, no registry at the address."""
 
 
+class ExpectationError(ValueError):
+    """What the operator expects of the chain is incomplete or malformed (a usage error)."""
+
+
 class AnchorKind(IntEnum):
     """What an anchored hash is evidence of (``EvidenceRegistry.Kind``)."""
 
@@ -315,14 +319,15 @@ def verify_run(run_dir, url: str | None = None, chain_id: int | None = None, reg
     them to check only the log against the run's own ``anchors.json`` (``status: unchecked``).
     Returns ``{"status": "verified" | "mismatch" | "unchecked", "ok", "chain_checked", ...,
     "mismatches"}``; ``ok`` only when verified on chain.  Raises :class:`ChainError` when the
-    chain cannot be asked, ValueError when only some of the four are given.
+    chain cannot be asked, :class:`ExpectationError` when only some of the four are given or an
+    address is malformed.
     """
     run_dir = Path(run_dir)
     expected = {"url": url, "chain_id": chain_id, "registry": registry, "account": account}
     given = [k for k, v in expected.items() if v is not None]
     if given and len(given) < 4:
         missing = ", ".join(k for k in expected if k not in given)
-        raise ValueError(f"to check the chain, give url, chain_id, registry and account (missing: {missing})")
+        raise ExpectationError(f"to check the chain, give url, chain_id, registry and account (missing: {missing})")
     events = np.load(run_dir / EVENTS_FILE)
     by_day = events_by_day(events)
     manifest_path = run_dir / ANCHORS_FILE
@@ -335,6 +340,8 @@ def verify_run(run_dir, url: str | None = None, chain_id: int | None = None, reg
     on_chain = None
     if given:
         registry_ = _open_registry(url, int(chain_id), registry)
+        if not Web3.is_address(account):
+            raise ExpectationError(f"{account!r} is not an address")
         account = Web3.to_checksum_address(account)
         try:
             on_chain = registry_.anchors_by(account)
@@ -361,7 +368,7 @@ def verify_run(run_dir, url: str | None = None, chain_id: int | None = None, reg
 def _open_registry(url: str, chain_id: int, address: str) -> EvidenceRegistry:
     """The registry at ``address`` on the node at ``url``, after checking the chain and the code."""
     if not Web3.is_address(address):
-        raise ValueError(f"{address!r} is not an address")
+        raise ExpectationError(f"{address!r} is not an address")
     try:
         chain = Chain(url, read_only=True)
     except Exception as exc:

@@ -80,20 +80,20 @@ def cmd_verify(args) -> int:
     another chain, no registry); 2: a bad option.  Errors are one line on stderr and, for the
     chain, a JSON object on stdout.
     """
-    from contracts.evidence import ChainError, verify_run
+    from contracts.evidence import ChainError, ExpectationError, verify_run
 
     keys = ("url", "chain_id", "registry", "account")
     try:
         expect = json.loads(Path(args.expect).read_text()) if args.expect else {}
         if not isinstance(expect, dict) or set(expect) - set(keys):
-            raise ValueError(f"{args.expect} must be a JSON object with keys among {', '.join(keys)}")
+            raise ExpectationError(f"{args.expect} must be a JSON object with keys among {', '.join(keys)}")
         expect.update({k: getattr(args, k) for k in keys if getattr(args, k) is not None})
         report = verify_run(args.run_dir, **expect)
     except ChainError as e:
         print(f"twin: verify: {e}", file=sys.stderr)
         print(json.dumps({"status": "chain_error", "ok": False, "chain_checked": False, "error": str(e), **expect}))
         return 5
-    except ValueError as e:
+    except ExpectationError as e:
         print(f"twin: verify: {e}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=2, default=str))

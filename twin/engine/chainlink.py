@@ -19,8 +19,6 @@ import os
 
 import numpy as np
 
-from contracts.chain import PRIVATE_KEY_ENV
-
 
 class ChainLink:
     def __init__(self, cfg):
@@ -30,6 +28,7 @@ class ChainLink:
                              "derived keys, which a chain given by URL refuses): leave chain.url unset")
         self.anchorer = None
         if self.mode == "anchor":
+            from contracts.chain import PRIVATE_KEY_ENV
             from contracts.evidence import Anchorer
 
             self.anchorer = Anchorer(url=self.url, private_key=os.environ.get(PRIVATE_KEY_ENV) if self.url else None)
