@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from twin.services import events as ev
 from twin.services.events import EventKind, EventLog
-from twin.services.reasons import (DuplicateBallot, InvalidBallot, InvalidTransition, NotEligible,
+from twin.services.reasons import (EXCEPTIONS, DuplicateBallot, InvalidBallot, InvalidTransition, NotEligible,
+                                   UnknownKind,
                                    NoticePeriodNotOver, Reason, TopicNotOpen, UnknownTopic)
 from twin.services.voting import (KINDS, MAX_OPTIONS, MAX_RANKS, METHODS, TallyResult, VotingDesk,
                                   VotingPolicy, pack_prefs, tally, unpack_prefs)
@@ -329,7 +330,7 @@ def test_proposals_get_consecutive_ids_and_the_object_layer_names_methods():
     desk = make_desk()
     assert [desk.propose(0, m, 2 if m != "budget" else 1, budget=5 if m == "budget" else 0)
             for m in METHODS] == [0, 1, 2, 3, 4]
-    with pytest.raises(ValueError, match="method"):
+    with pytest.raises(UnknownKind, match="plurality, approval, borda, irv, budget"):
         desk.propose(0, "condorcet", 3)
 
 
@@ -813,9 +814,12 @@ def test_one_counted_ballot_per_voter_or_household_per_topic(policy, script):
     pairs = list(zip(topic.tolist(), key.tolist()))
     counted_pairs = [p for p, c in zip(pairs, counted) if c]
     assert len(counted_pairs) == len(set(counted_pairs)) == len(set(pairs))
-    expected_key = np.where(policy.eligibility == "household", HOUSEHOLDS[snap["ballot_voter"]],
-                            snap["ballot_voter"])
-    assert np.array_equal(key, expected_key)
+    voter = snap["ballot_voter"]
+    known = voter >= 0  # from its close on, a topic's ballots are tied to no voter
+    expected_key = np.where(policy.eligibility == "household", HOUSEHOLDS[voter[known]], voter[known])
+    assert np.array_equal(key[known], expected_key)
+    closed = np.isin(topic, np.flatnonzero(np.isin(snap["topic_state"], [4, 5])))
+    assert (known == ~closed).all()
     if policy.second_ballot == "refuse":
         assert counted.all()
     else:
@@ -859,3 +863,36 @@ def test_replay_refuses_a_log_that_does_not_fit_the_desk():
     stranger = VotingDesk(policy=VotingPolicy(notice_minutes=2 * NOTICE))  # a longer notice period
     with pytest.raises(ValueError, match="TopicNoticed"):  # its notice is shorter than this policy allows
         stranger.replay(log.events)
+
+
+# ---------------------------------------------------------------- inputs at the edge
+@pytest.mark.parametrize("call, reason", [
+    (lambda d, tp: d.cast(tp, 0, [0], t=float("nan")), "InvalidTime"),
+    (lambda d, tp: d.cast(tp, 0.5, [0]), "NotAnInteger"),
+    (lambda d, tp: d.cast(tp, 0, ["1"]), "InvalidBallot"),
+    (lambda d, tp: d.cast(tp, 0, [[0, 1], [1]]), "InvalidBallot"),
+    (lambda d, tp: d.close(tp, t=float("inf")), "InvalidTime"),
+    (lambda d, tp: d.close("0", t=1e6), "NotAnInteger"),
+    (lambda d, tp: d.propose(10**9, "plurality", 3), "InvalidId"),
+    (lambda d, tp: d.propose(0, 99, 3), "UnknownKind"),
+    (lambda d, tp: d.propose(0, "plurality", 2.5), "NotAnInteger"),
+    (lambda d, tp: d.screen(tp, True, screener=1.5), "NotAnInteger"),
+    (lambda d, tp: d.register_voters([10**9], [0], [True]), "InvalidId"),
+])
+def test_malformed_inputs_are_refused_by_reason_and_change_nothing(call, reason, same_state):
+    log = EventLog()
+    desk = make_desk(log)
+    topic = open_topic(desk)
+    before, logged = desk.snapshot(), len(log)
+    with pytest.raises(EXCEPTIONS[Reason[reason]]):
+        call(desk, topic)
+    same_state(desk.snapshot(), before)
+    assert len(log) == logged
+
+
+def test_a_batch_refuses_only_its_malformed_commands():
+    desk = make_desk()
+    topic = open_topic(desk)
+    out = desk.cast_batch([topic, topic, topic], [0, 2, 3], [[0], [1], [2]], [1.0, float("nan"), 2.0])
+    assert [Reason(r).name for r in out.reasons] == ["Accepted", "InvalidTime", "Accepted"]
+    assert out.events["actor"].tolist() == [0, 3]

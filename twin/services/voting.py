@@ -73,7 +73,8 @@ from twin import rng
 from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import Outcome, batch_length, column, grow
-from twin.services.reasons import InvalidBallot, InvalidTransition, Reason, UnknownTopic
+from twin.services._inputs import MAX_ID, as_integer, integers, person_ids, raise_first, times
+from twin.services.reasons import InvalidBallot, InvalidId, InvalidTransition, Reason, UnknownKind, UnknownTopic
 
 METHODS = ("plurality", "approval", "borda", "irv", "budget")
 PLURALITY, APPROVAL, BORDA, IRV, BUDGET = range(len(METHODS))
@@ -108,8 +109,7 @@ _SCREEN, _NOTICE, _OPEN, _CLOSE, _RESOLVE = range(5)
 # Our stream in twin.rng, so the seeded tie-break never shares draws with other decisions.
 _TIE_STREAM = 0x766F7465
 
-# Ids are packed two to a hash key; keeping them below 2**31 keeps the hash in int64.
-_MAX_ID = 2**31
+# Ids are packed two to a hash key; MAX_ID (below 2**31) keeps the hash in int64.
 
 # The details field of a sealed ballot, followed by the voter's (or household's) id.
 _SEALED = "ballot/"
@@ -182,7 +182,7 @@ def pack_prefs(prefs, n_options: int = MAX_OPTIONS):
     a = np.asarray(prefs, dtype=np.int64)
     rows = np.ascontiguousarray(a.reshape(1, -1) if a.ndim == 1 else a)
     if rows.ndim != 2:
-        raise ValueError(f"prefs must be one ballot (1-D) or ballots × ranks (2-D), got shape {a.shape}")
+        raise InvalidBallot(f"prefs must be one ballot (1-D) or ballots × ranks (2-D), got shape {a.shape}")
     codes = np.empty(len(rows), np.int64)
     _pack_rows(rows, n_options, codes)
     bad = np.flatnonzero(codes < 0)
@@ -200,9 +200,16 @@ def _ballot_rows(prefs) -> np.ndarray:
         for i, r in enumerate(rows):
             padded[i, :len(r)] = r
         return padded
-    a = np.ascontiguousarray(prefs, dtype=np.int64)
+    try:
+        a = np.ascontiguousarray(prefs, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise InvalidBallot(f"a ballot lists option ids (integers), got {prefs!r}"[:300]) from None
     if a.ndim != 2:
-        raise ValueError(f"prefs must be ballots × ranks (2-D), got shape {a.shape}")
+        raise InvalidBallot(f"prefs must be ballots × ranks (2-D), got shape {a.shape}")
+    if isinstance(prefs, np.ndarray) and prefs.dtype.kind not in "iu" or \
+            not isinstance(prefs, np.ndarray) and not all(as_integer(x) is not None for x in np.ravel(
+                np.asarray(prefs, dtype=object))):
+        raise InvalidBallot(f"a ballot lists option ids (integers), got {np.asarray(prefs).tolist()!r}"[:300])
     return a
 
 
@@ -300,12 +307,11 @@ def _one_of(name, value, allowed):
 
 
 def _method_code(method) -> int:
-    if isinstance(method, str):
-        _one_of("method", method, METHODS)
-        return METHODS.index(method)
-    if not 0 <= int(method) < len(METHODS):
-        raise ValueError(f"method code must be in 0..{len(METHODS) - 1} {METHODS}, got {method!r}")
-    return int(method)
+    """A method by name or code; ``UnknownKind`` naming the methods otherwise."""
+    code = METHODS.index(method) if isinstance(method, str) and method in METHODS else as_integer(method)
+    if code is None or not 0 <= code < len(METHODS):
+        raise UnknownKind(f"method {method!r}: one of {', '.join(METHODS)} (or its code 0..{len(METHODS) - 1})")
+    return code
 
 
 def _meets(threshold, backing, ballots) -> bool:
@@ -839,11 +845,13 @@ class VotingDesk:
         store) has the same electorate.
         """
         n = batch_length(voter_ids, household_ids, is_adult)
-        voters = column(voter_ids, n, np.int64)
-        households = column(household_ids, n, np.int64)
+        pre = np.zeros(n, np.int16)
+        voters, households = integers(voter_ids, n, pre), integers(household_ids, n, pre)
+        t = times(t, n, pre)
+        raise_first(pre, "register voters")
         for name, ids in (("voter_ids", voters), ("household_ids", households)):
-            if n and (ids.min() < 0 or ids.max() >= _MAX_ID):
-                raise ValueError(f"{name} must be in [0, 2**31)")
+            if n and (ids.min() < 0 or ids.max() >= MAX_ID):
+                raise InvalidId(f"{name} must be in [0, {MAX_ID:,}), got {ids.min()}..{ids.max()}")
         if len(np.unique(voters)) != n:
             raise ValueError("voter_ids repeat; register each voter once per call")
         need = int(voters.max()) + 1 if n else 0
@@ -871,14 +879,16 @@ class VotingDesk:
         not positive for a budget topic or not zero for another.
         """
         n = batch_length(proposer, method_code, n_options, t, budget)
-        proposer, method_code, n_options, budget = (column(c, n, np.int64)
-                                                    for c in (proposer, method_code, n_options, budget))
-        t = column(t, n, np.float64)
+        pre = np.zeros(n, np.int16)
+        proposer = person_ids(proposer, n, pre)
+        method_code, n_options, budget = (integers(c, n, pre) for c in (method_code, n_options, budget))
+        t = times(t, n, pre)
         self._reserve_topics(self.n_topics + n)
         reasons, ids = np.empty(n, np.int16), np.empty(n, np.int64)
         self.n_topics = _propose_batch(self._state, self._method, self._n_options, self._budget,
-                                       self._proposer, self.n_topics, proposer, method_code,
+                                       self._proposer, self.n_topics, proposer, _unless(pre, method_code),
                                        n_options, budget, reasons, ids)
+        reasons = _first(pre, reasons)
         ok = reasons == 0
         return self._emit(Outcome(reasons, ev.make(
             ev.EventKind.TopicProposed, t[ok], actor=proposer[ok], subject=ids[ok], code=method_code[ok],
@@ -892,10 +902,12 @@ class VotingDesk:
         or a project beyond the topic's number of options.
         """
         n = batch_length(topic, costs, t)
-        topic, costs, t = column(topic, n, np.int64), column(costs, n, np.int64), column(t, n, np.float64)
+        pre = np.zeros(n, np.int16)
+        topic, costs, t = integers(topic, n, pre), integers(costs, n, pre), times(t, n, pre)
         reasons, ids = np.empty(n, np.int16), np.empty(n, np.int64)
         _add_project_batch(self._state, self._method, self._n_options, self._n_projects, self._costs,
-                           self.n_topics, topic, costs, reasons, ids)
+                           self.n_topics, _unless(pre, topic), costs, reasons, ids)
+        reasons = _first(pre, reasons)
         ok = reasons == 0
         return self._emit(Outcome(reasons, ev.make(
             ev.EventKind.ProjectAdded, t[ok], subject=topic[ok], code=ids[ok], amount=costs[ok]), ids))
@@ -904,10 +916,12 @@ class VotingDesk:
         """Screen proposed topics: passed ones go on to notice, the others are rejected."""
         n = batch_length(topic, passed, t, screener)
         passed = (column(passed, n, np.int64) != 0).astype(np.int64)
-        reasons, topic, t = self._steps(_SCREEN, topic, passed, t, n)
+        pre = np.zeros(n, np.int16)
+        screener = integers(screener, n, pre)
+        reasons, topic, t = self._steps(_SCREEN, topic, passed, t, n, pre)
         ok = reasons == 0
         return self._emit(Outcome(reasons, ev.make(
-            ev.EventKind.TopicScreened, t[ok], actor=column(screener, n, np.int64)[ok], subject=topic[ok],
+            ev.EventKind.TopicScreened, t[ok], actor=screener[ok], subject=topic[ok],
             extra=passed[ok])))
 
     def notice_batch(self, topic, t, minutes=None) -> Outcome:
@@ -931,8 +945,9 @@ class VotingDesk:
         """
         prefs = _ballot_rows(prefs)
         n = batch_length(topic, voter, t, channel, np.zeros(len(prefs)))
-        topic, voter = column(topic, n, np.int64), column(voter, n, np.int64)
-        t, channel = column(t, n, np.float64), column(channel, n, np.int8)
+        pre = np.zeros(n, np.int16)
+        topic, voter, t = integers(topic, n, pre), integers(voter, n, pre), times(t, n, pre)
+        channel = column(channel, n, np.int8)
         self._reserve_ballots(self._n_rows + n)
         first_row = self._n_rows
         reasons = np.empty(n, np.int16)
@@ -941,7 +956,8 @@ class VotingDesk:
             self.n_topics, self._household, self._adult, self.policy.eligibility == "household",
             self.policy.second_ballot == "last_counts", self._slot_topic, self._slot_key,
             self._slot_row, self._b_topic, self._b_voter, self._b_key, self._b_code, self._b_t,
-            self._b_channel, self._b_counted, self._n_rows, topic, voter, prefs, t, channel, reasons)
+            self._b_channel, self._b_counted, self._n_rows, _unless(pre, topic), voter, prefs, t, channel, reasons)
+        reasons = _first(pre, reasons)
         ok = reasons == 0
         with self._unit():  # the events and the sealed ballots are durable together
             if self.log is not None:
@@ -1009,7 +1025,10 @@ class VotingDesk:
 
     def cast(self, topic: int, voter: int, prefs, t: float = 0.0, channel: int = 0) -> None:
         """Cast one ballot (a sequence of option ids in preference order)."""
-        ballot = np.asarray(prefs, np.int64).reshape(1, -1)
+        ranks = [as_integer(r) for r in np.ravel(np.asarray(prefs, dtype=object))]
+        if None in ranks:  # "1", 1.5 or a nested list is no option id
+            raise InvalidBallot(f"a ballot is a list of option ids, got {prefs!r}"[:300])
+        ballot = np.array([ranks], np.int64).reshape(1, -1)
         self.cast_batch([topic], [voter], ballot, [t], [channel]) \
             .single(f"ballot {ballot[0].tolist()} by voter {voter} on topic {topic}")
 
@@ -1156,15 +1175,20 @@ class VotingDesk:
         if not 0 <= topic < self.n_topics:
             raise UnknownTopic(f"topic {topic} does not exist")
 
-    def _steps(self, op, topic, arg, t, n):
-        """Run one lifecycle step over a batch; return (reasons, topic column, t column)."""
-        topic, t = column(topic, n, np.int64), column(t, n, np.float64)
+    def _steps(self, op, topic, arg, t, n, pre=None):
+        """Run one lifecycle step over a batch; return (reasons, topic column, t column).
+
+        Commands whose inputs are malformed (``pre``, then the columns' own
+        checks) are refused before the kernel sees them.
+        """
+        pre = np.zeros(n, np.int16) if pre is None else pre
+        topic, arg, t = integers(topic, n, pre), integers(arg, n, pre), times(t, n, pre)
         reasons = np.empty(n, np.int16)
         eligible_now = self.eligible_count() if op == _CLOSE else 0
         _step_batch(op, self._state, self._method, self._n_options, self._n_projects, self._noticed_at,
-                    self._notice_minutes, self._eligible, self.n_topics, topic, arg, t,
+                    self._notice_minutes, self._eligible, self.n_topics, _unless(pre, topic), arg, t,
                     self.policy.notice_minutes, eligible_now, reasons)
-        return reasons, topic, t
+        return _first(pre, reasons), topic, t
 
     def _lifecycle(self, op, kind, topic, t, emit=True) -> Outcome:
         n = batch_length(topic, t)
@@ -1204,6 +1228,16 @@ class VotingDesk:
 
 __all__ = ["METHODS", "STATES", "MAX_RANKS", "MAX_OPTIONS", "KINDS", "VotingPolicy", "VotingDesk",
            "TallyResult", "tally", "pack_prefs", "unpack_prefs"]
+
+
+def _unless(refused: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """``ids`` with -1 where a command is already refused: the kernel then refuses it, changing nothing."""
+    return np.where(refused == 0, ids, -1)
+
+
+def _first(refused: np.ndarray, reasons: np.ndarray) -> np.ndarray:
+    """The input check's reason where there is one, else the kernel's."""
+    return np.where(refused != 0, refused, reasons).astype(np.int16)
 
 
 def _unique_runs(ids: np.ndarray):
