@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from twin.services import reasons
+from twin.services._inputs import MAX_ID
 from twin.services.events import EventKind, EventLog
 from twin.services.points import Activity, Item, Points, PointsRules
 from twin.services.reasons import Reason, UnknownActivity, UnknownItem
@@ -60,15 +61,20 @@ def test_codes_are_positions_and_names_resolve():
         rules.item_code("yacht")
 
 
-@pytest.mark.parametrize("bad", [dict(points=0), dict(points=5, unit="minute"), dict(points=5, daily_cap=-1)])
-def test_invalid_activity_definitions_are_rejected(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, field", [
+    (dict(points=0), "points"), (dict(points=5, unit="minute"), "unit"), (dict(points=5, daily_cap=-1), "daily_cap"),
+    (dict(points=4.5), "points"), (dict(points=10.0), "points"), (dict(points=True), "points"),
+    (dict(points="10"), "points"), (dict(points=5, daily_cap=2.5), "daily_cap"), (dict(points=2**63), "points"),
+])
+def test_invalid_activity_definitions_are_rejected(bad, field):
+    with pytest.raises(ValueError, match=field):
         Activity("x", **bad)
 
 
-@pytest.mark.parametrize("bad", [dict(cost=0), dict(cost=10, stock=-2)])
-def test_invalid_item_definitions_are_rejected(bad):
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize("bad, field", [(dict(cost=0), "cost"), (dict(cost=10, stock=-2), "stock"),
+                                        (dict(cost=9.5), "cost"), (dict(cost=10, stock=1.5), "stock")])
+def test_invalid_item_definitions_are_rejected(bad, field):
+    with pytest.raises(ValueError, match=field):
         Item("x", **bad)
 
 
@@ -158,9 +164,70 @@ def test_unknown_activity_is_refused(points, activity):
     _raises(R.UnknownActivity, points.earn, 0, activity, 1)
 
 
-@pytest.mark.parametrize("resident", [-1, 3, 10**6])
+@pytest.mark.parametrize("resident", [3, 10**6, MAX_ID - 1])
 def test_earning_for_a_resident_not_enrolled_is_refused(points, resident):
     _raises(R.UnknownAccount, points.earn, resident, WASTE, 1)
+
+
+@pytest.mark.parametrize("call", ["enroll", "earn", "redeem", "penalise", "balance"])
+@pytest.mark.parametrize("resident, reason", [(-1, R.InvalidId), (MAX_ID, R.InvalidId), (10**9, R.InvalidId),
+                                              (0.5, R.NotAnInteger), ("0", R.NotAnInteger),
+                                              (True, R.NotAnInteger), (2**64, R.NotAnInteger)])
+def test_a_resident_id_must_be_an_integer_within_the_bound(points, call, resident, reason):
+    args = {"enroll": (), "earn": (WASTE, 1), "redeem": (VOUCHER,), "penalise": (5,), "balance": ()}[call]
+    before, logged = points.snapshot(), len(points.log)
+    _raises(reason, getattr(points, call), resident, *args)
+    assert len(points.log) == logged and len(points.enrolled) < 1000
+    assert points.snapshot().keys() == before.keys()
+    assert all(np.array_equal(points.snapshot()[k], before[k]) for k in before if k != "claims")
+
+
+@pytest.mark.parametrize("call, args, reason", [
+    ("earn", (0, WASTE, 1, 1.5), R.NotAnInteger), ("earn", (0, WASTE, 1, "2"), R.NotAnInteger),
+    ("earn", (0, WASTE, 1.5), R.NotAnInteger), ("earn", (0, 1.5, 1), R.NotAnInteger),
+    ("earn", (0, WASTE, 1, 1, math.nan), R.InvalidTime), ("earn", (0, WASTE, 1, 1, math.inf), R.InvalidTime),
+    ("earn", (0, WASTE, 1, 1, "60"), R.InvalidTime),
+    ("redeem", (0, 0.5), R.NotAnInteger), ("redeem", (0, VOUCHER, math.nan), R.InvalidTime),
+    ("penalise", (0, 2.5), R.NotAnInteger), ("penalise", (0, 5, 0.5), R.NotAnInteger),
+    ("penalise", (0, 5, 0, -math.inf), R.InvalidTime), ("enroll", (7, math.nan), R.InvalidTime),
+])
+def test_single_commands_refuse_what_is_not_an_integer_or_a_time(points, call, args, reason):
+    points.earn(0, SUGGESTION, 99, units=4)  # 200 points, so a redemption or penalty would go through
+    before, logged = points.snapshot(), len(points.log)
+    _raises(reason, getattr(points, call), *args)
+    assert len(points.log) == logged and points.balance(0) == 200
+    assert points.snapshot()["claims"] == before["claims"]
+
+
+def test_volunteer_hours_with_a_fraction_are_refused_not_paid_as_whole_hours(points):
+    out = points.earn_batch([0, 1, 2], VOLUNTEER, [1, 1, 1], np.array([1.5, 2.0, 0.999]), 10.0)
+    assert [Reason(r).name for r in out.reasons] == ["NotAnInteger", "Accepted", "NotAnInteger"]
+    assert [points.balance(r) for r in range(3)] == [0, 60, 0]
+    assert out.events["extra"].tolist() == [2]
+
+
+def test_a_batch_refuses_bad_values_one_command_at_a_time(points):
+    out = points.earn_batch(np.array([0, -1, 1, 2, 0], dtype=object), WASTE, [1, 1, 1, 1, 2], 1,
+                            [0.0, 0.0, math.nan, 0.0, 1.0])
+    assert [Reason(r).name for r in out.reasons] == ["Accepted", "InvalidId", "InvalidTime", "Accepted", "Accepted"]
+    assert out.events["actor"].tolist() == [0, 2, 0] and out.events["t"].tolist() == [0.0, 0.0, 1.0]
+    assert set(points.claims.keys()) == {(0, WASTE, 1), (2, WASTE, 1), (0, WASTE, 2)}
+
+
+def test_units_whose_points_would_not_fit_int64_are_an_invalid_amount(points):
+    wraps_to_14 = -(-2**64 // 30)  # 30 * this = 2**64 + 14: wrapped around, 14 points
+    for units in (2**62, wraps_to_14):
+        _raises(R.InvalidAmount, points.earn, 0, VOLUNTEER, 1, units=units)
+    assert points.balance(0) == 0
+    assert points.earn(0, VOLUNTEER, 1, units=(2**63 - 1) // 30) == 30 * ((2**63 - 1) // 30)
+    assert points.issued == points.balance(0)
+
+
+def test_a_huge_claim_cannot_slip_under_the_daily_cap():
+    p = _capped()
+    p.earn(0, 1, 1)  # 30 of the 60 a day
+    _raises(R.DailyCapReached, p.earn, 0, 1, 2, units=(2**63 - 1) // 30)
+    assert p.balance(0) == 30
 
 
 @pytest.mark.parametrize("units", [0, -2])
@@ -184,9 +251,14 @@ def test_enrolling_twice_is_refused(points):
     assert points.balance(5) == 0
 
 
-def test_negative_resident_ids_are_an_error(points):
-    with pytest.raises(ValueError):
-        points.enroll(-1)
+def test_enrolling_an_id_beyond_the_bound_is_refused_before_anything_grows(points):
+    size, accounts = len(points.enrolled), points.ledger.n
+    out = points.enroll_batch([10**9, 5, -3, 2.5, 5, MAX_ID, 4], t=[0.0, 0.0, 0.0, 0.0, 0.0, 0.0, math.nan])
+    assert [Reason(r).name for r in out.reasons] == [
+        "InvalidId", "Accepted", "InvalidId", "NotAnInteger", "AlreadyRegistered", "InvalidId", "InvalidTime"]
+    assert out.events["actor"].tolist() == [5]
+    assert len(points.enrolled) == max(size, 16) and points.ledger.n <= accounts + 16
+    assert not points.enrolled[4] and points.enrolled[5]
 
 
 def test_enrolling_many_residents_grows_every_table():
@@ -265,11 +337,16 @@ def test_unlimited_stock_never_runs_out():
     assert out.accepted.all() and p.stock[2] == -1 and p.balance(0) == 0
 
 
-@pytest.mark.parametrize("item, quantity, reason", [(9, 1, R.UnknownItem), (0, 0, R.InvalidAmount),
-                                                    (0, -3, R.InvalidAmount), (2, 5, R.InvalidAmount)])
-def test_restock_refusals(item, quantity, reason):
+@pytest.mark.parametrize("item, quantity, t, reason", [
+    (9, 1, 0.0, R.UnknownItem), (0, 0, 0.0, R.InvalidAmount), (0, -3, 0.0, R.InvalidAmount),
+    (2, 5, 0.0, R.InvalidAmount), (0, 2**63 - 1, 0.0, R.InvalidAmount), (0.5, 1, 0.0, R.NotAnInteger),
+    (0, 1.5, 0.0, R.NotAnInteger), (0, "2", 0.0, R.NotAnInteger), (0, 1, math.nan, R.InvalidTime),
+])
+def test_restock_refusals(item, quantity, t, reason):
     p = _stocked()
-    _raises(reason, p.restock, item, quantity)
+    logged = len(p.log)
+    _raises(reason, p.restock, item, quantity, t)
+    assert list(p.stock) == [1, 0, -1] and len(p.log) == logged
 
 
 # --------------------------------------------------------------- penalties
@@ -303,7 +380,7 @@ def test_penalty_on_an_unknown_resident_is_refused(points):
 # ---------------------------------------------------------------- queries
 def test_balance_of_an_unknown_resident_is_refused(points):
     _raises(R.UnknownAccount, points.balance, 3)
-    _raises(R.UnknownAccount, points.balance, -1)
+    _raises(R.InvalidId, points.balance, -1)
 
 
 def test_a_residents_history_shows_earn_redeem_and_penalty(points):
@@ -317,6 +394,26 @@ def test_a_residents_history_shows_earn_redeem_and_penalty(points):
 
 
 # -------------------------------------------------------- the naive twin
+def is_int64(x):
+    """An integer an int64 holds: an int (not a bool) or a float without fraction."""
+    if isinstance(x, float):
+        return math.isfinite(x) and x.is_integer() and -2**63 <= x < 2**63
+    return isinstance(x, int) and not isinstance(x, bool) and -2**63 <= x < 2**63
+
+
+def form(resident, *codes, t):
+    """The input checks every command starts with, in argument order (``t`` comes last)."""
+    if not is_int64(resident):
+        return R.NotAnInteger
+    if not 0 <= resident < MAX_ID:
+        return R.InvalidId
+    if not all(map(is_int64, codes)):
+        return R.NotAnInteger
+    if not math.isfinite(t):
+        return R.InvalidTime
+    return R.Accepted
+
+
 class NaivePoints:
     """The points rules with plain Python containers, in the documented order."""
 
@@ -329,12 +426,18 @@ class NaivePoints:
         self.issued = self.redeemed = self.penalised = 0
 
     def enroll(self, r, t):
+        if form(r, t=t):
+            return form(r, t=t)
+        r = int(r)
         if r in self.balance:
             return R.AlreadyRegistered
         self.balance[r] = 0
         return R.Accepted
 
     def earn(self, r, a, occ, units, t):
+        if form(r, a, occ, units, t=t):
+            return form(r, a, occ, units, t=t)
+        r, a, occ, units = map(int, (r, a, occ, units))
         if r not in self.balance:
             return R.UnknownAccount
         if not 0 <= a < len(self.per_unit):
@@ -355,6 +458,9 @@ class NaivePoints:
         return R.Accepted
 
     def redeem(self, r, item, t):
+        if form(r, item, t=t):
+            return form(r, item, t=t)
+        r, item = int(r), int(item)
         if r not in self.balance:
             return R.UnknownAccount
         if not 0 <= item < len(self.cost):
@@ -370,6 +476,9 @@ class NaivePoints:
         return R.Accepted
 
     def penalise(self, r, amount, cause, t):
+        if form(r, amount, cause, t=t):
+            return form(r, amount, cause, t=t)
+        r, amount = int(r), int(amount)
         if r not in self.balance:
             return R.UnknownAccount
         if amount <= 0:
@@ -385,12 +494,15 @@ RULES = PointsRules(
                 Activity("volunteer", 30, "hour", daily_cap=60), Activity("suggestion", 50)),
     catalog=(Item("voucher", 100), Item("towel", 30, stock=2), Item("gone", 20, stock=0)),
 )
-T = st.sampled_from([0.0, 10.0, 1439.0, 1440.0, 2000.0, 5000.0])
+# mostly valid values; now and then one that is not an integer, an id beyond the bound or no time
+T = st.sampled_from([0.0, 10.0, 1439.0, 1440.0, 2000.0, 5000.0] * 3 + [math.nan, math.inf])
+ODD = st.sampled_from([2.5, -0.5, 3.0])
+RESIDENT = st.integers(-1, 6) | st.sampled_from([MAX_ID, 1.5])
 COMMANDS = st.lists(st.one_of(
-    st.tuples(st.just("enroll"), st.integers(0, 6), T),
-    st.tuples(st.just("earn"), st.integers(-1, 6), st.integers(-1, 4), st.integers(0, 4), st.integers(-1, 3), T),
-    st.tuples(st.just("redeem"), st.integers(-1, 6), st.integers(-1, 3), T),
-    st.tuples(st.just("penalise"), st.integers(-1, 6), st.integers(-2, 80), st.integers(0, 2), T),
+    st.tuples(st.just("enroll"), st.integers(0, 6) | st.sampled_from([-1, MAX_ID, 0.5, 3.0]), T),
+    st.tuples(st.just("earn"), RESIDENT, st.integers(-1, 4) | ODD, st.integers(0, 4), st.integers(-1, 3) | ODD, T),
+    st.tuples(st.just("redeem"), RESIDENT, st.integers(-1, 3) | ODD, T),
+    st.tuples(st.just("penalise"), RESIDENT, st.integers(-2, 80) | ODD, st.integers(0, 2) | ODD, T),
 ), max_size=60)
 BATCH = {"enroll": "enroll_batch", "earn": "earn_batch", "redeem": "redeem_batch", "penalise": "penalise_batch"}
 

@@ -13,8 +13,32 @@ So at all times ``issued - redeemed - penalised == sum of residents' balances``.
 The rules table maps activity → points per unit (a time, or an hour) and an
 optional daily cap per resident; the catalog maps item → cost and stock.  The
 default table is the one from the Chengdu case (成都武侯区社区积分银行).
+
+Residents are ids ``0 .. MAX_ID - 1`` (:data:`twin.services._inputs.MAX_ID`):
+the service keeps dense arrays up to the highest enrolled id (about 80 bytes
+per id with the default four activities), so the bound is also what a stray
+id could cost; ``enroll(10**9)`` is refused before anything grows.
+
+A command is checked in this order, and the first failure is its reason.
+First the form of each argument, in argument order (see
+:mod:`twin.services._inputs`): a resident that is not an integer
+(``NotAnInteger``) or outside ``[0, MAX_ID)`` (``InvalidId``), any other count,
+code or amount that is not an integer (``NotAnInteger``: 1.5 hours are never
+paid as 1), a time that is not a finite number (``InvalidTime``).  Then:
+
+* enroll: AlreadyRegistered (enrolled, or listed earlier in the batch);
+* earn: UnknownAccount (not enrolled) → UnknownActivity → InvalidAmount (units
+  <= 0, or so many that the points would not fit an int64) → DuplicateClaim →
+  DailyCapReached → the ledger's refusals;
+* redeem: UnknownAccount → UnknownItem → OutOfStock → InsufficientBalance;
+* penalise: UnknownAccount → InvalidAmount (amount <= 0).
+
+A batch refuses each command on its own (the engine reads the reasons); the
+single commands raise the exception named after the reason (an activity or
+item given by name is looked up first: UnknownActivity, UnknownItem).
 """
 from dataclasses import dataclass, field
+from numbers import Integral
 
 import numpy as np
 from numba import types
@@ -22,13 +46,21 @@ from numba.typed import Dict
 
 from twin._jit import kernel
 from twin.services import events as ev
-from twin.services._batch import Outcome, batch_length, column, grow
+from twin.services._batch import Outcome, batch_length, grow
+from twin.services._inputs import MAX_ID, finite_time, integer, integers, person_ids, times
 from twin.services.ledger import NO_FLOOR, Ledger, _check_transfer
 from twin.services.reasons import Reason, raise_for
 
 ISSUER, REDEEMED, PENALISED = 0, 1, 2
 _FIRST_RESIDENT = 3
 UNLIMITED = -1
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
+def _check_whole(what: str, name: str, value, lowest: int, meaning: str = "") -> None:
+    """A rules-table number: an integer (never a bool or a float) >= ``lowest``."""
+    if isinstance(value, bool) or not isinstance(value, Integral) or not lowest <= value <= _INT64_MAX:
+        raise ValueError(f"{what}: {name} must be an integer >= {lowest}{meaning}, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -39,12 +71,10 @@ class Activity:
     daily_cap: int = 0  # 0 = no cap
 
     def __post_init__(self):
-        if self.points <= 0:
-            raise ValueError(f"activity {self.name!r}: points must be positive, got {self.points}")
+        _check_whole(f"activity {self.name!r}", "points", self.points, 1)
         if self.unit not in ("time", "hour"):
             raise ValueError(f"activity {self.name!r}: unit must be 'time' or 'hour', got {self.unit!r}")
-        if self.daily_cap < 0:
-            raise ValueError(f"activity {self.name!r}: daily_cap must be >= 0 (0 = none), got {self.daily_cap}")
+        _check_whole(f"activity {self.name!r}", "daily_cap", self.daily_cap, 0, " (0 = none)")
 
 
 @dataclass(frozen=True)
@@ -54,10 +84,8 @@ class Item:
     stock: int = UNLIMITED
 
     def __post_init__(self):
-        if self.cost <= 0:
-            raise ValueError(f"item {self.name!r}: cost must be positive, got {self.cost}")
-        if self.stock < UNLIMITED:
-            raise ValueError(f"item {self.name!r}: stock must be >= 0 or -1 (unlimited), got {self.stock}")
+        _check_whole(f"item {self.name!r}", "cost", self.cost, 1)
+        _check_whole(f"item {self.name!r}", "stock", self.stock, UNLIMITED, " (-1 = unlimited)")
 
 
 def _default_activities():
@@ -117,7 +145,7 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
         return _UNKNOWN_ACCOUNT, 0
     if activity < 0 or activity >= per_unit.shape[0]:
         return _UNKNOWN_ACTIVITY, 0
-    if units <= 0:
+    if units <= 0 or units > _INT64_MAX // per_unit[activity]:
         return _INVALID_AMOUNT, 0
     key = (resident, activity, occurrence)
     if key in claims:
@@ -128,7 +156,7 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
     # a refused command must leave no trace (replay never sees it), so the
     # day's counter is only reset when the claim is accepted
     today = earned_today[slot] if last_day[slot] == day else 0
-    if cap[activity] > 0 and today + points > cap[activity]:
+    if cap[activity] > 0 and points > cap[activity] - today:  # today + points > cap, without overflow
         return _CAP, 0
     account = resident + _FIRST_RESIDENT
     r = _check_transfer(balances, floors, n_acc, ISSUER, account, points)
@@ -145,7 +173,11 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
 @kernel
 def _earn_batch(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims,
                 resident, activity, occurrence, units, t, out, awarded):
+    """Earn in command order; commands refused by the input checks (``out[i] != 0``) keep their reason."""
     for i in range(resident.shape[0]):
+        if out[i] != 0:
+            awarded[i] = 0
+            continue
         out[i], awarded[i] = _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today,
                                    claims, resident[i], activity[i], occurrence[i], units[i], t[i])
 
@@ -171,7 +203,10 @@ def _redeem(balances, floors, n_acc, enrolled, cost, stock, resident, item):
 
 @kernel
 def _redeem_batch(balances, floors, n_acc, enrolled, cost, stock, resident, item, out):
+    """Redeem in command order; commands refused by the input checks (``out[i] != 0``) keep their reason."""
     for i in range(resident.shape[0]):
+        if out[i] != 0:
+            continue
         out[i] = _redeem(balances, floors, n_acc, enrolled, cost, stock, resident[i], item[i])
 
 
@@ -195,7 +230,11 @@ def _penalise(balances, floors, enrolled, resident, amount):
 
 @kernel
 def _penalise_batch(balances, floors, enrolled, resident, amount, out, applied):
+    """Penalise in command order; commands refused by the input checks (``out[i] != 0``) keep their reason."""
     for i in range(resident.shape[0]):
+        if out[i] != 0:
+            applied[i] = 0
+            continue
         out[i], applied[i] = _penalise(balances, floors, enrolled, resident[i], amount[i])
 
 
@@ -232,10 +271,11 @@ class Points:
     def enroll_batch(self, resident, t=0.0) -> Outcome:
         """Open an account for each resident id (already enrolled: refused, nothing changes)."""
         n = batch_length(resident, t)
-        resident = column(resident, n, np.int64)
-        if n and resident.min() < 0:
-            raise ValueError("resident ids must be non-negative")
-        need = int(resident.max(initial=-1)) + 1
+        out = np.zeros(n, np.int16)
+        resident = person_ids(resident, n, out)
+        t = times(t, n, out)
+        valid = np.flatnonzero(out == 0)
+        need = int(resident[valid].max(initial=-1)) + 1
         if need > len(self.enrolled):
             self.enrolled = grow(self.enrolled, need, fill=False)
             size = len(self.enrolled)
@@ -244,21 +284,22 @@ class Points:
             self._earned_today = grow(self._earned_today, size * self._n_act)
         # a resident listed twice in one batch: the first enrols, the second is a duplicate
         first = np.zeros(n, bool)
-        _, idx = np.unique(resident, return_index=True)
-        first[idx] = True
-        out = np.where(first & ~self.enrolled[resident], 0, Reason.AlreadyRegistered).astype(np.int16)
+        _, idx = np.unique(resident[valid], return_index=True)
+        first[valid[idx]] = True
+        taken = np.ones(n, bool)
+        taken[valid] = self.enrolled[resident[valid]]
+        out[(out == 0) & ~(first & ~taken)] = Reason.AlreadyRegistered
         ok = out == 0
         self.enrolled[resident[ok]] = True
-        return Outcome(out, self._emit(ev.make(ev.EventKind.ResidentEnrolled, column(t, n, np.float64)[ok],
-                                               actor=resident[ok])))
+        return Outcome(out, self._emit(ev.make(ev.EventKind.ResidentEnrolled, t[ok], actor=resident[ok])))
 
     def earn_batch(self, resident, activity, occurrence, units=1, t=0.0) -> Outcome:
         """Award points for activity occurrences; the same (resident, activity, occurrence) twice is a DuplicateClaim."""
         n = batch_length(resident, activity, occurrence, units, t)
-        resident, activity, occurrence, units = (column(c, n, np.int64) for c in
-                                                 (resident, activity, occurrence, units))
-        t = column(t, n, np.float64)
-        out, awarded = np.empty(n, np.int16), np.empty(n, np.int64)
+        out, awarded = np.zeros(n, np.int16), np.empty(n, np.int64)
+        resident = person_ids(resident, n, out)
+        activity, occurrence, units = (integers(c, n, out) for c in (activity, occurrence, units))
+        t = times(t, n, out)
         L = self.ledger
         _earn_batch(L.balances, L.floors, L.n, self.enrolled, self.per_unit, self.cap, self._last_day,
                     self._earned_today, self.claims, resident, activity, occurrence, units, t, out, awarded)
@@ -270,33 +311,38 @@ class Points:
 
     def redeem_batch(self, resident, item, t=0.0) -> Outcome:
         n = batch_length(resident, item, t)
-        resident, item = column(resident, n, np.int64), column(item, n, np.int64)
-        out = np.empty(n, np.int16)
+        out = np.zeros(n, np.int16)
+        resident, item, t = person_ids(resident, n, out), integers(item, n, out), times(t, n, out)
         L = self.ledger
         _redeem_batch(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, resident, item, out)
         ok = out == 0
-        L.journal(column(t, n, np.float64)[ok], resident[ok] + _FIRST_RESIDENT, REDEEMED, self.cost[item[ok]])
-        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsRedeemed, column(t, n, np.float64)[ok],
-                                               actor=resident[ok], code=item[ok], amount=self.cost[item[ok]])))
+        L.journal(t[ok], resident[ok] + _FIRST_RESIDENT, REDEEMED, self.cost[item[ok]])
+        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsRedeemed, t[ok], actor=resident[ok],
+                                               code=item[ok], amount=self.cost[item[ok]])))
 
     def penalise_batch(self, resident, amount, cause=0, t=0.0) -> Outcome:
         """Take points away; the balance floors at zero and the shortfall is recorded (``extra``)."""
         n = batch_length(resident, amount, cause, t)
-        resident, amount, cause = (column(c, n, np.int64) for c in (resident, amount, cause))
-        out, applied = np.empty(n, np.int16), np.empty(n, np.int64)
+        out, applied = np.zeros(n, np.int16), np.empty(n, np.int64)
+        resident = person_ids(resident, n, out)
+        amount, cause = integers(amount, n, out), integers(cause, n, out)
+        t = times(t, n, out)
         L = self.ledger
         _penalise_batch(L.balances, L.floors, self.enrolled, resident, amount, out, applied)
         ok = out == 0
         moved = ok & (applied > 0)
-        L.journal(column(t, n, np.float64)[moved], resident[moved] + _FIRST_RESIDENT, PENALISED, applied[moved])
-        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsPenalised, column(t, n, np.float64)[ok],
-                                               actor=resident[ok], code=cause[ok], amount=applied[ok],
-                                               extra=(amount - applied)[ok])))
+        L.journal(t[moved], resident[moved] + _FIRST_RESIDENT, PENALISED, applied[moved])
+        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsPenalised, t[ok], actor=resident[ok],
+                                               code=cause[ok], amount=applied[ok], extra=(amount - applied)[ok])))
 
     def restock(self, item: int, quantity: int, t=0.0) -> None:
+        """Add ``quantity`` to a finite stock; raises ``NotAnInteger``, ``InvalidTime``,
+        ``UnknownItem``, ``InvalidAmount`` (not positive, an unlimited item, or beyond int64)."""
+        item, quantity = integer(item, "restock item"), integer(quantity, "restock quantity")
+        t = finite_time(t, f"restock item {item}")
         if not 0 <= item < len(self.stock):
             raise_for(Reason.UnknownItem, f"restock item {item}")
-        if quantity <= 0 or self.stock[item] == UNLIMITED:
+        if quantity <= 0 or self.stock[item] == UNLIMITED or quantity > _INT64_MAX - self.stock[item]:
             raise_for(Reason.InvalidAmount, f"restock {quantity} of item {item}")
         self.stock[item] += quantity
         self._emit(ev.make(ev.EventKind.ItemRestocked, t, code=item, amount=quantity))
@@ -324,7 +370,11 @@ class Points:
 
     # ---------------------------------------------------------------- queries
     def balance(self, resident: int) -> int:
-        if not (0 <= resident < len(self.enrolled) and self.enrolled[resident]):
+        """A resident's points; raises ``NotAnInteger``, ``InvalidId``, ``UnknownAccount``."""
+        resident = integer(resident, "resident")
+        if not 0 <= resident < MAX_ID:
+            raise_for(Reason.InvalidId, f"balance of resident {resident} (ids run 0..{MAX_ID - 1})")
+        if not (resident < len(self.enrolled) and self.enrolled[resident]):
             raise_for(Reason.UnknownAccount, f"balance of resident {resident}")
         return int(self.ledger.balances[resident + _FIRST_RESIDENT])
 
