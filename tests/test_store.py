@@ -321,11 +321,12 @@ def test_ticket_free_text_stays_in_the_details_table_and_nowhere_else(tmp_path):
         assert (got["description"], got["contact"], got["comment"]) == \
             ("leak under the sink", "138-0000-0000", "quick and tidy")
         dump = list(again.store.conn.iterdump())
-    texts = ("leak under the sink", "138-0000-0000", "quick and tidy")
+    texts = ("leak under the sink", "quick and tidy")
     in_details = [line for line in dump if line.startswith('INSERT INTO "details"')]
     elsewhere = [line for line in dump if not line.startswith('INSERT INTO "details"')]
     assert all(any(t in line for line in in_details) for t in texts)
     assert not any(t in line for t in texts for line in elsewhere)
+    assert not any("138-0000-0000" in line for line in dump)  # the phone number is sealed everywhere
 
 
 def test_sealed_ballots_survive_a_reopen_and_are_erased_from_the_file_at_close(tmp_path):
@@ -706,3 +707,32 @@ def test_a_hostile_snapshot_runs_nothing_and_is_ignored(tmp_path, same_state):
         assert s._snapshot_at == 0
         same_state(s.snapshot(), expected)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ contacts at rest
+def test_contacts_are_sealed_at_rest_and_readable_only_with_the_store_key(tmp_path):
+    import shutil
+
+    from twin.services.community import open_services
+
+    path = tmp_path / "sealed.db"
+    with open_services(path) as s:
+        a = s.repair.submit("plumbing", "leak", building=1, unit=101, contact="138-1111-2222")
+        b = s.repair.submit("gas", "smell", building=1, unit=102, contact="139-3333-4444")
+        wal = (tmp_path / "sealed.db-wal").read_bytes()
+        assert b"138-1111-2222" not in wal and b"leak" in wal  # the description stays plain, the phone not
+    assert b"138-1111-2222" not in path.read_bytes()
+    assert oct((tmp_path / "sealed.db.key").stat().st_mode & 0o777) == "0o600"
+    with open_services(path) as s:  # with its key, the store reads its contacts back
+        assert (s.repair.get(a)["contact"], s.repair.get(b)["contact"]) == ("138-1111-2222", "139-3333-4444")
+    copy = tmp_path / "copy.db"
+    shutil.copy(path, copy)  # a copy without the key: descriptions yes, contacts no
+    with open_services(copy, readonly=True) as s:
+        assert s.repair.get(a)["description"] == "leak" and s.repair.get(a)["contact"] is None
+    conn = sqlite3.connect(path)  # a sealed contact moved to another ticket does not open there
+    sealed_a = conn.execute("SELECT value FROM details WHERE subject=? AND field='contact'", (a,)).fetchone()[0]
+    conn.execute("UPDATE details SET value=? WHERE subject=? AND field='contact'", (sealed_a, b))
+    conn.commit()
+    conn.close()
+    with open_services(path) as s:
+        assert s.repair.get(a)["contact"] == "138-1111-2222" and s.repair.get(b)["contact"] is None

@@ -15,15 +15,22 @@ Trust rules, each a clear error rather than a silent misread:
   dies).  A second writer, in this process or another, gets
   :class:`StoreLocked` naming the holder; read-only opens stay possible.
 - **Schema version.** A store written by newer code is :class:`StoreVersionError`.
+- **Contacts sealed at rest.** Details that identify a person (a ticket's
+  ``contact``) are encrypted (AES-GCM, bound to their ticket and field) with
+  a key kept beside the store in ``<store>.key`` (mode 0600), so a copy of
+  the store or its log without the key reveals no phone numbers; the server
+  shows them to staff and to the reporter only.
 - **Damage.** A file that is not a store, lacks its schema-version row, is
   truncated, or is a copy of an open store made without its ``-wal`` file
   (detected by the open-flag the writer sets and clears on a clean close) is
   :class:`StoreCorrupt`, naming the file.  Copy a live store with
   :meth:`EventStore.backup`, or after closing it.
 """
+import base64
 import fcntl
 import hashlib
 import os
+import secrets
 import socket
 import sqlite3
 import time
@@ -31,6 +38,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from Crypto.Cipher import AES
 
 from twin.services.events import EVENT_DTYPE, FIELDS
 
@@ -66,15 +74,18 @@ class EventStore:
         self.conn = None
         self._lock = None
         self._epoch = None
+        self._key = None
         if readonly:
             if not self.path.exists():
                 raise StoreCorrupt(f"{self.path} does not exist (a read-only open cannot create a store)")
             _check_file_size(self.path)
+            self._key = _store_key(self.path, create=False)
             self._connect(f"file:{self.path}?mode=ro", uri=True)
             self._check_schema(existing=True)
             return
         self._lock = _take_writer_lock(self.path)
         try:
+            self._key = _store_key(self.path, create=True)
             existing = self.path.exists() and self.path.stat().st_size > 0
             wal = Path(f"{self.path}-wal")
             wal_found = wal.exists()  # looked at before SQLite opens (and so creates) it
@@ -195,15 +206,42 @@ class EventStore:
                     self.conn.execute("DELETE FROM details WHERE subject=? AND field=?", (int(subject), field))
                 else:
                     self.conn.execute("INSERT OR REPLACE INTO details VALUES (?, ?, ?)",
-                                      (int(subject), field, text))
+                                      (int(subject), field, self._seal(subject, field, text)))
 
     # ---------------------------------------------------------------- reading
     def details(self) -> list[tuple]:
-        """Every free-text detail, ``(subject, field, text)``."""
+        """Every free-text detail, ``(subject, field, text)``; a sealed one that cannot be opened is left out."""
         try:
-            return self.conn.execute("SELECT subject, field, value FROM details ORDER BY subject").fetchall()
+            rows = self.conn.execute("SELECT subject, field, value FROM details ORDER BY subject").fetchall()
         except sqlite3.DatabaseError as exc:
             raise self._damaged(exc) from exc
+        out = []
+        for subject, field, value in rows:
+            text = self._unseal(subject, field, value)
+            if text is not None:
+                out.append((subject, field, text))
+        return out
+
+    def _seal(self, subject: int, field: str, text: str) -> str:
+        if field not in SEALED_FIELDS:
+            return text
+        cipher = AES.new(self._key, AES.MODE_GCM)
+        cipher.update(f"{int(subject)}/{field}".encode())
+        sealed, tag = cipher.encrypt_and_digest(text.encode())
+        return _SEALED_PREFIX + base64.b64encode(cipher.nonce + tag + sealed).decode()
+
+    def _unseal(self, subject: int, field: str, value: str):
+        if field not in SEALED_FIELDS or not value.startswith(_SEALED_PREFIX):
+            return value
+        if self._key is None:
+            return None
+        try:
+            raw = base64.b64decode(value[len(_SEALED_PREFIX):], validate=True)
+            cipher = AES.new(self._key, AES.MODE_GCM, nonce=raw[:16])
+            cipher.update(f"{int(subject)}/{field}".encode())
+            return cipher.decrypt_and_verify(raw[32:], raw[16:32]).decode()
+        except ValueError:  # another store's key, moved to another row, or damaged
+            return None
 
     def load(self, after: int = 0) -> np.ndarray:
         """Every stored event after the first ``after``, in order."""
@@ -251,7 +289,10 @@ class EventStore:
         return (events, row[4]) if len(events) == row[0] else None
 
     def backup(self, dest) -> Path:
-        """A consistent copy of the store (events and details up to now) at ``dest``."""
+        """A consistent copy of the store (events and details up to now) at ``dest``.
+
+        Sealed contacts stay sealed: copy ``<store>.key`` along only where they may be read.
+        """
         dest = Path(dest)
         target = sqlite3.connect(dest)
         try:
@@ -293,6 +334,31 @@ class EventStore:
             self.close()
         except Exception:
             pass
+
+
+#: Details that identify a person, encrypted at rest with the store's key.
+SEALED_FIELDS = frozenset({"contact"})
+_SEALED_PREFIX = "sealed:v1:"
+
+
+def _store_key(path: Path, create: bool):
+    """The store's 32-byte key from ``<store>.key`` (made, mode 0600, when a writer finds none)."""
+    key_path = Path(f"{path}.key")
+    if key_path.exists():
+        try:
+            key = bytes.fromhex(key_path.read_text().strip())
+        except ValueError:
+            key = b""
+        if len(key) != 32:
+            raise StoreCorrupt(f"{key_path} is not a store key (64 hex digits)")
+        return key
+    if not create:
+        return None
+    key = secrets.token_bytes(32)
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key.hex() + "\n")
+    return key
 
 
 _SNAPSHOTS = ("CREATE TABLE IF NOT EXISTS snapshots (seq INTEGER PRIMARY KEY, fingerprint TEXT NOT NULL, "
