@@ -67,13 +67,19 @@ def seed_demo(services) -> dict[str, str]:
 
 
 def serve(store, host: str = "127.0.0.1", port: int = 8000, roster=None, demo: bool = False,
-          window_s: float = 0.002) -> int:
+          window_s: float = 0.002, n_workers: int | None = None, mqtt: str | None = None,
+          community: str = "c1") -> int:
     """Run the server until interrupted (see ``twin serve --help``)."""
     import uvicorn
 
     from twin.live.app import create_app
 
-    with open_services(store) as services:
+    with open_services(store, n_workers=n_workers) as services:
+        publisher = None
+        if mqtt is not None:
+            from twin.live.publisher import EventPublisher
+
+            publisher = EventPublisher(mqtt, community, services.service_of)
         if roster is not None:
             print(f"roster: {load_roster(services, roster)} new residents from {roster}")
         if demo:
@@ -81,14 +87,19 @@ def serve(store, host: str = "127.0.0.1", port: int = 8000, roster=None, demo: b
                 print(f"demo: {store} already holds {len(services.log)} events; not seeding it again")
             else:
                 tokens = seed_demo(services)
-                print("demo community seeded; one token per role (shown once):")
+                print("demo community seeded; sign in as each role (links shown once):")
                 for role, token in tokens.items():
-                    print(f"  {role:<14} {token}")
-                print(f"  try: curl -H 'Authorization: Bearer {tokens['resident']}' "
+                    print(f"  {role:<14} http://{host}:{port}/login?token={token}")
+                print(f"  API: curl -H 'Authorization: Bearer {tokens['resident']}' "
                       f"http://{host}:{port}/api/v1/repair/tickets")
         print(f"serving {store} on http://{host}:{port}/  (API http://{host}:{port}/api/v1, "
-              f"docs http://{host}:{port}/docs); Ctrl-C stops")
-        uvicorn.run(create_app(services, window_s=window_s), host=host, port=port, log_level="warning")
+              f"docs http://{host}:{port}/docs); Ctrl-C stops", flush=True)
+        try:
+            uvicorn.run(create_app(services, window_s=window_s, publisher=publisher), host=host, port=port,
+                        log_level="warning")
+        finally:
+            if publisher is not None:
+                publisher.close()
     return 0
 
 
@@ -96,3 +107,31 @@ def add_user(store, role: str, id: int, name: str = "") -> str:
     """Create an account on a store no server holds (``twin users add``); returns the token."""
     with open_services(store) as services:
         return acc.add_account(services, role, id, name)
+
+
+# ------------------------------------------------------------------ the command line
+def add_commands(sub) -> None:
+    """``twin serve`` and ``twin users add``, registered on the CLI's subparsers."""
+    p = sub.add_parser("serve", help="run the community's production server over a store",
+                       description="Serve the services over HTTP (API /api/v1, pages at /) on one store; "
+                                   "this process is the store's one writer.")
+    p.add_argument("--store", default="community.db", help="the SQLite store (default: %(default)s)")
+    p.add_argument("--roster", default=None,
+                   help="a CSV of residents (id,household,building,unit,adult) to register first")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="technicians on the desk's roster, ids 0..N-1 (default: any worker id)")
+    p.add_argument("--mqtt", default=None, help="publish every event to this broker, e.g. mqtt://127.0.0.1:1883")
+    p.add_argument("--community", default="c1", help="community id in MQTT topics (default: %(default)s)")
+    p.add_argument("--demo", action="store_true", help="seed a demo community on an empty store and print logins")
+    p.set_defaults(func=lambda a: serve(a.store, a.host, a.port, roster=a.roster, demo=a.demo,
+                                        n_workers=a.workers, mqtt=a.mqtt, community=a.community))
+    users = sub.add_parser("users", help="accounts of a store (the server must be stopped)")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    p = users_sub.add_parser("add", help="create an account; prints its token once")
+    p.add_argument("--store", default="community.db", help="the SQLite store (default: %(default)s)")
+    p.add_argument("--role", required=True, choices=acc.ROLES, help="the account's role")
+    p.add_argument("--id", type=int, required=True, help="the person's id in the services")
+    p.add_argument("--name", default="", help="a display name")
+    p.set_defaults(func=lambda a: print(add_user(a.store, a.role, a.id, a.name)) or 0)
