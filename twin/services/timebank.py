@@ -23,17 +23,19 @@ member, still staff, and the confirmer is not a party to it.  By default
 by a staff member who is neither a party nor the record's recorder.
 
 **Inputs.**  Every integer argument (ids, minutes, floors, kinds, roles,
-households, record ids, ``uphold``) must be an integer: a fraction, NaN or text
-is refused with NotAnInteger (minutes of 10.9 never become 10).  Member ids
-(``by`` and every member named) must lie in ``0..MAX_MEMBER_ID``, or the
-command is refused with InvalidId: state arrays are indexed by member id, so
-the bound caps their size (about 26 bytes per id up to the highest
-registered, at most ~440 MB).  Enum codes outside their enum (a service kind
-other than 0..5, a role other than -1..4) are refused with UnknownKind.  These
-three checks come first, in that order, for every operation; then each
-operation checks in a fixed order (the contract follows the same order, so
-both refuse with the same reason; NotAnInteger and InvalidId are the
-binding's, since the chain sees int64 values and addresses):
+households, record ids, ``uphold``) must be an integer, read as every service
+reads one (:mod:`twin.services._inputs`): a fraction, NaN, text, a bool (except
+for the yes/no ``uphold``) or a number beyond int64 is refused with NotAnInteger
+(minutes of 10.9 never become 10).  Member ids (``by`` and every member named)
+must lie in ``0..MAX_MEMBER_ID``, or the command is refused with InvalidId:
+state arrays are indexed by member id, so the bound caps their size (about 26
+bytes per id up to the highest registered, at most ~440 MB).  Enum codes outside
+their enum (a service kind other than 0..5, a role other than -1..4) are refused
+with UnknownKind, and a time that is not a finite number with InvalidTime.  These
+four checks come first, in that order, for every operation; then each operation
+checks in a fixed order (the contract follows the same order, so both refuse
+with the same reason; NotAnInteger and InvalidId are the binding's, since the
+chain sees int64 values and addresses, and the chain takes no time):
 
 * ``register(by, member, role, household)``: UnknownKind (role) → InvalidRole
   (role not member or coordinator) → Unauthorized (``by`` not admin;
@@ -70,7 +72,6 @@ Every InvalidAmount for minutes means ``minutes <= 0`` or ``minutes > MAX_MINUTE
 with floors and the endowment's budget bounded too, no balance can leave int64
 (the contract's int256 and the service's int64 agree everywhere).
 """
-import math
 import numbers
 from dataclasses import dataclass
 from enum import IntEnum
@@ -79,7 +80,8 @@ import numpy as np
 
 from twin._jit import kernel
 from twin.services import events as ev
-from twin.services._batch import Outcome, batch_length, column, grow
+from twin.services._batch import Outcome, batch_length, grow
+from twin.services._inputs import integers, refuse, times
 from twin.services.ledger import Ledger, _check_transfer
 from twin.services.reasons import Reason, raise_for
 
@@ -158,9 +160,6 @@ _UNAUTHORIZED = int(Reason.Unauthorized)
 _POLICY = int(Reason.PolicyForbids)
 _INVALID_AMOUNT = int(Reason.InvalidAmount)
 _INVALID_ROLE = int(Reason.InvalidRole)
-_NOT_INTEGER = int(Reason.NotAnInteger)
-_UNKNOWN_KIND = int(Reason.UnknownKind)
-_INVALID_ID = int(Reason.InvalidId)
 _INSUFFICIENT = int(Reason.InsufficientBalance)
 _EXHAUSTED = int(Reason.EndowmentExhausted)
 _CONFIRMATION = int(Reason.ConfirmationRequired)
@@ -170,8 +169,6 @@ _PENDING, _CONFIRMED, _CANCELLED, _DISPUTED = 0, 1, 2, 3
 #: Columns of ``TimeBank.records``: who gave, who received, minutes, service kind, status,
 #: who recorded it, and whether the receiver raised its dispute (1) or not (0).
 PROVIDER, RECEIVER, MINUTES, KIND, STATUS, RECORDER, RECEIVER_DISPUTED = range(7)
-_INT64_MAX = np.iinfo(np.int64).max
-_INT64_MIN = np.iinfo(np.int64).min
 
 
 @kernel
@@ -353,69 +350,33 @@ _SETTLE_KIND = {0: ev.EventKind.ServiceConfirmed, 1: ev.EventKind.ServiceCancell
                 2: ev.EventKind.ServiceDisputed, 3: ev.EventKind.DisputeResolved}
 
 
-def _as_integer(value, flag: bool = False):
-    """``value`` as an int if it is an integer (an int, numpy's too, or a float without fraction;
-    a bool only where ``flag``), else None.  Integers beyond int64 saturate at its ends."""
-    if isinstance(value, (bool, np.bool_)):
-        return int(value) if flag else None
-    if isinstance(value, numbers.Integral):
-        value = int(value)
-    elif isinstance(value, numbers.Real) and math.isfinite(value) and float(value).is_integer():
-        value = int(value)
-    else:
-        return None
-    return min(max(value, _INT64_MIN), _INT64_MAX)
+def _flags(values):
+    """A yes/no column with its bools as 0/1, so the integer check accepts them."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.int64) if values.dtype.kind == "b" else values
+    if isinstance(values, (list, tuple)):
+        return [int(v) if isinstance(v, (bool, np.bool_)) else v for v in values]
+    return int(values) if isinstance(values, (bool, np.bool_)) else values
 
 
-def integers(values, n: int, flag: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """An int64 column of ``n`` rows from ``values`` (a scalar broadcasts), and which rows were no integers.
+def check_inputs(n: int, columns: dict, ids=(), kinds=None, flags=(), t=None) -> tuple[dict, np.ndarray]:
+    """The columns as int64 (and ``t`` as float64) and each row's first refusal from its inputs alone.
 
-    Integral floats (10.0) count as integers; fractions, NaN, infinities, text, bools (unless
-    ``flag``: a yes/no column) and other objects do not (their slot in the column is 0).
-    Integers beyond int64 saturate at its ends, so that range checks refuse them for what they
-    are (too large).  numpy arrays are read by dtype; other values one by one, so a list mixing
-    ``1`` and ``"3"`` refuses only the ``"3"``.
-    """
-    if not isinstance(values, np.ndarray) or values.dtype.kind == "O":
-        if isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray) and values.ndim == 1):
-            if len(values) != n:
-                raise ValueError(f"expected {n} values, got {len(values)}")
-            read = [_as_integer(v, flag) for v in values]   # a nested list or array reads as no integer
-        else:
-            read = [_as_integer(values[()] if isinstance(values, np.ndarray) else values, flag)] * n
-        bad = np.array([v is None for v in read], bool)
-        return np.array([0 if v is None else v for v in read], np.int64), bad
-    a = np.broadcast_to(values, (n,)) if values.ndim == 0 else values
-    if a.shape != (n,):
-        raise ValueError(f"expected {n} values, got shape {a.shape}")
-    kind = a.dtype.kind
-    if kind == "i" or (kind == "b" and flag):
-        return a.astype(np.int64), np.zeros(n, bool)
-    if kind == "u":
-        return np.minimum(a, np.uint64(_INT64_MAX)).astype(np.int64), np.zeros(n, bool)
-    if kind != "f":   # bools, strings, bytes, dates, complex numbers
-        return np.zeros(n, np.int64), np.ones(n, bool)
-    bad = ~np.isfinite(a) | (np.trunc(a) != a)
-    # beyond +-9.2e18 (the largest floats below 2**63) values saturate: out of every range all the same
-    return np.clip(np.where(bad, 0.0, a), -9.2e18, 9.2e18).astype(np.int64), bad
-
-
-def check_inputs(n: int, columns: dict, ids=(), kinds=None, flags=()) -> tuple[dict, np.ndarray]:
-    """The columns as int64 and each row's first refusal from its inputs alone (0: none).
-
-    NotAnInteger (any column; bools only in the yes/no columns named in ``flags``), then InvalidId
-    (the member id columns named in ``ids``), then UnknownKind (``kinds``: column name ->
-    (lowest, highest) code).  The contract binding runs the first two itself (the chain sees
-    int64 values and addresses, not ids).
+    NotAnInteger (any column, read as :func:`twin.services._inputs.integers` reads it; bools
+    only in the yes/no columns named in ``flags``), then InvalidId (the member id columns named
+    in ``ids``, outside ``0..MAX_MEMBER_ID``), then UnknownKind (``kinds``: column name ->
+    (lowest, highest) code), then InvalidTime (``t``, when given).  The contract binding runs
+    the first two itself (the chain sees int64 values and addresses, not ids).
     """
     cols, first = {}, np.zeros(n, np.int16)
     for name, values in columns.items():
-        cols[name], bad = integers(values, n, flag=name in flags)
-        first[bad & (first == 0)] = _NOT_INTEGER
+        cols[name] = integers(_flags(values) if name in flags else values, n, first)
     for name in ids:
-        first[((cols[name] < 0) | (cols[name] > MAX_MEMBER_ID)) & (first == 0)] = _INVALID_ID
+        refuse(first, (cols[name] < 0) | (cols[name] > MAX_MEMBER_ID), Reason.InvalidId)
     for name, (low, high) in (kinds or {}).items():
-        first[((cols[name] < low) | (cols[name] > high)) & (first == 0)] = _UNKNOWN_KIND
+        refuse(first, (cols[name] < low) | (cols[name] > high), Reason.UnknownKind)
+    if t is not None:
+        cols["t"] = times(t, n, first)
     return cols, first
 
 
@@ -437,9 +398,9 @@ def enum_label(enum, value) -> str:
 
 def _one_id(value, what: str) -> int:
     """A single member id or record id argument of a query, checked like the batch columns."""
-    (col,), (bad,) = integers([value], 1)
-    if bad:
-        raise_for(Reason.NotAnInteger, what)
+    reasons = np.zeros(1, np.int16)
+    (col,) = integers([value], 1, reasons)
+    raise_for(reasons[0], what)
     return int(col)
 
 
@@ -484,7 +445,7 @@ class TimeBank:
     def register_batch(self, by, member, role=Role.member, household=-1, t=0.0) -> Outcome:
         n = batch_length(by, member, role, household, t)
         c, first = check_inputs(n, {"by": by, "member": member, "role": role, "household": household},
-                                ids=("by", "member"), kinds={"role": (min(Role), max(Role))})
+                                ids=("by", "member"), kinds={"role": (min(Role), max(Role))}, t=t)
         by, member, role, household = c["by"], c["member"], c["role"], c["household"]
         self._ensure(member[first == 0].max(initial=0))
         out = np.empty(n, np.int16)
@@ -492,14 +453,15 @@ class TimeBank:
                         by, member, role, household, first, out)
         ok = out == 0
         return Outcome(out, self._emit(ev.make(
-            ev.EventKind.MemberRegistered, column(t, n, np.float64)[ok], actor=by[ok], target=member[ok],
+            ev.EventKind.MemberRegistered, c["t"][ok], actor=by[ok], target=member[ok],
             code=role[ok], extra=household[ok], amount=self.ledger.floors[member[ok]])))
 
     def record_batch(self, by, provider, receiver, minutes, kind=ServiceKind.other, t=0.0) -> Outcome:
         n = batch_length(by, provider, receiver, minutes, kind, t)
         c, first = check_inputs(n, {"by": by, "provider": provider, "receiver": receiver, "minutes": minutes,
                                     "kind": kind},
-                                ids=("by", "provider", "receiver"), kinds={"kind": (min(ServiceKind), max(ServiceKind))})
+                                ids=("by", "provider", "receiver"), kinds={"kind": (min(ServiceKind), max(ServiceKind))},
+                                t=t)
         by, provider, receiver, minutes, kind = (c[k] for k in ("by", "provider", "receiver", "minutes", "kind"))
         self.records = grow(self.records, self.n_records + n)
         out, ids = np.empty(n, np.int16), np.empty(n, np.int64)
@@ -507,18 +469,19 @@ class TimeBank:
                                            minutes, kind, first, out, ids))
         ok = out == 0
         return Outcome(out, self._emit(ev.make(
-            ev.EventKind.ServiceRecorded, column(t, n, np.float64)[ok], actor=by[ok], subject=ids[ok],
+            ev.EventKind.ServiceRecorded, c["t"][ok], actor=by[ok], subject=ids[ok],
             target=receiver[ok], amount=minutes[ok], code=kind[ok], extra=provider[ok])), ids)
 
     def _settle(self, action, by, record, t, uphold=1) -> Outcome:
         n = batch_length(by, record, t, uphold)
-        c, first = check_inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",), flags=("uphold",))
+        c, first = check_inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",), flags=("uphold",),
+                                t=t)
         by, record, uphold = c["by"], c["record"], (c["uphold"] != 0).astype(np.int64)
         out = np.empty(n, np.int16)
         _settle_batch(self.role, self.records, self.n_records, self.ledger.balances, self.ledger.floors,
                       self.ledger.n, by, record, action, uphold, bool(self.policy.staff_confirm), first, out)
         ok = out == 0
-        t = column(t, n, np.float64)
+        t = c["t"]
         if action == 0 or action == 3:
             moved = ok & (uphold != 0) if action == 3 else ok
             rec = self.records[record[moved]]
@@ -540,11 +503,10 @@ class TimeBank:
         return self._settle(3, by, record, t, uphold)
 
     def _ledger_move(self, kind, first, by, src, dst, minutes, t, short=_INSUFFICIENT) -> Outcome:
-        """Checks done (``first``), then a ledger transfer; logged as ``kind``.
+        """Checks done (``first``; ``t`` checked), then a ledger transfer; logged as ``kind``.
 
         ``short`` is the reason given when the source would go below its floor.
         """
-        t = column(t, len(by), np.float64)
         out = first.astype(np.int16)
         todo = out == 0
         moved = self.ledger.apply(src[todo], dst[todo], minutes[todo], t[todo])
@@ -557,8 +519,8 @@ class TimeBank:
 
     def endow_batch(self, by, member, minutes, t=0.0) -> Outcome:
         n = batch_length(by, member, minutes, t)
-        c, first = check_inputs(n, {"by": by, "member": member, "minutes": minutes}, ids=("by", "member"))
-        by, member, minutes = c["by"], c["member"], c["minutes"]
+        c, first = check_inputs(n, {"by": by, "member": member, "minutes": minutes}, ids=("by", "member"), t=t)
+        by, member, minutes, t = c["by"], c["member"], c["minutes"], c["t"]
         first = np.where(first != 0, first,
                          np.where(by != self.admin, _UNAUTHORIZED,
                                   np.where(~self._parties(member), _UNKNOWN_MEMBER,
@@ -568,8 +530,8 @@ class TimeBank:
 
     def family_transfer_batch(self, by, to, minutes, t=0.0) -> Outcome:
         n = batch_length(by, to, minutes, t)
-        c, first = check_inputs(n, {"by": by, "to": to, "minutes": minutes}, ids=("by", "to"))
-        by, to, minutes = c["by"], c["to"], c["minutes"]
+        c, first = check_inputs(n, {"by": by, "to": to, "minutes": minutes}, ids=("by", "to"), t=t)
+        by, to, minutes, t = c["by"], c["to"], c["minutes"], c["t"]
         hh_by, hh_to = self._households(by), self._households(to)
         same = (hh_by >= 0) & (hh_by == hh_to) & (by != to)
         first = np.where(first != 0, first,
@@ -580,7 +542,7 @@ class TimeBank:
 
     def set_floor_batch(self, by, member, floor, t=0.0) -> Outcome:
         n = batch_length(by, member, floor, t)
-        c, first = check_inputs(n, {"by": by, "member": member, "floor": floor}, ids=("by", "member"))
+        c, first = check_inputs(n, {"by": by, "member": member, "floor": floor}, ids=("by", "member"), t=t)
         by, member, floor = c["by"], c["member"], c["floor"]
         out = np.where(first != 0, first,
                        np.where(by != self.admin, _UNAUTHORIZED,
@@ -589,21 +551,21 @@ class TimeBank:
                        ).astype(np.int16)
         ok = out == 0
         self.ledger.floors[member[ok]] = floor[ok]  # later commands in the batch win, as in order
-        return Outcome(out, self._emit(ev.make(ev.EventKind.MemberFloorSet, column(t, n, np.float64)[ok],
+        return Outcome(out, self._emit(ev.make(ev.EventKind.MemberFloorSet, c["t"][ok],
                                                actor=by[ok], target=member[ok], amount=floor[ok])))
 
     def revoke_batch(self, by, member, t=0.0) -> Outcome:
         n = batch_length(by, member, t)
-        c, first = check_inputs(n, {"by": by, "member": member}, ids=("by", "member"))
+        c, first = check_inputs(n, {"by": by, "member": member}, ids=("by", "member"), t=t)
         out = np.empty(n, np.int16)
         _revoke_batch(self.role, c["by"], c["member"], first, out)
         ok = out == 0
-        return Outcome(out, self._emit(ev.make(ev.EventKind.RoleRevoked, column(t, n, np.float64)[ok], actor=c["by"][ok],
+        return Outcome(out, self._emit(ev.make(ev.EventKind.RoleRevoked, c["t"][ok], actor=c["by"][ok],
                                                target=c["member"][ok], code=_MEMBER)))
 
     def rotate_admin_batch(self, by, new_admin, t=0.0) -> Outcome:
         n = batch_length(by, new_admin, t)
-        c, first = check_inputs(n, {"by": by, "new_admin": new_admin}, ids=("by", "new_admin"))
+        c, first = check_inputs(n, {"by": by, "new_admin": new_admin}, ids=("by", "new_admin"), t=t)
         by, new_admin = c["by"], c["new_admin"]
         self._ensure(new_admin[first == 0].max(initial=0))
         out = np.empty(n, np.int16)
@@ -611,7 +573,7 @@ class TimeBank:
         ok = out == 0
         if ok.any():
             self.admin = int(new_admin[ok][-1])
-        return Outcome(out, self._emit(ev.make(ev.EventKind.AdminRotated, column(t, n, np.float64)[ok], actor=by[ok],
+        return Outcome(out, self._emit(ev.make(ev.EventKind.AdminRotated, c["t"][ok], actor=by[ok],
                                                target=new_admin[ok])))
 
     def _roles(self, ids):
