@@ -418,7 +418,7 @@ def _memory_equals_store(services, same_state):
     from twin.services.community import Services
 
     fresh = Services(services.policies)
-    fresh.replay(services.log.events.copy())
+    fresh.replay(services.log.events.copy(), services.log.detail_rows())
     same_state(services.snapshot(), fresh.snapshot())
 
 
@@ -736,3 +736,19 @@ def test_contacts_are_sealed_at_rest_and_readable_only_with_the_store_key(tmp_pa
     conn.close()
     with open_services(path) as s:
         assert s.repair.get(a)["contact"] == "138-1111-2222" and s.repair.get(b)["contact"] is None
+
+
+def test_a_rollback_starts_from_the_last_snapshot_and_keeps_memory_equal_to_the_store(tmp_path, same_state):
+    from twin.services.community import open_services
+
+    path = tmp_path / "roll.db"
+    _busy_store(path)
+    with open_services(path) as s:
+        assert s._snapshot_state is not None
+        s.points.earn(4, 0, occurrence=10**6 + 5, t=2000.0)  # after the snapshot
+        _disk_full(s.store)
+        with pytest.raises(ev.WriteFailed):
+            for i in range(10_000):
+                s.repair.submit("plumbing", "x" * 500, building=1, unit=1, t=3000.0 + i)
+        _memory_equals_store(s, same_state)
+        assert (4, 0, 10**6 + 5) in s.points.claims

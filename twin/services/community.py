@@ -45,6 +45,7 @@ class Services:
         self.log = log if log is not None else EventLog()
         self.store = None
         self._snapshot_at = 0
+        self._snapshot_state = None  # (events, state) of the last snapshot, for a fast rollback
         p = self.policies
         self._builders = {
             "points": lambda: (Points, (self.log, p.points), {}),
@@ -99,7 +100,12 @@ class Services:
         for name, build in self._builders.items():
             cls, args, kwargs = build()
             getattr(self, name).__init__(*args, **kwargs)
-        self.replay(committed)
+        start = 0
+        if self._snapshot_state is not None:  # from the last snapshot: a long log rolls back in seconds
+            start, state = self._snapshot_state
+            self.log.restore(committed[:start])
+            snapshot.restore(self, state)
+        self.replay(committed[start:])
 
     def snapshot(self) -> dict:
         """Everything that defines the services' state, for comparisons."""
@@ -109,8 +115,10 @@ class Services:
         """Keep a snapshot of the state in the store (see ``twin.services.snapshot``); False if no store."""
         if self.store is None or self.store.readonly or self.store.conn is None:
             return False
-        self.store.save_snapshot(self.log.events, snapshot.fingerprint(self.policies), snapshot.dumps(self))
+        state = snapshot.dumps(self)
+        self.store.save_snapshot(self.log.events, snapshot.fingerprint(self.policies), state)
         self._snapshot_at = len(self.log)
+        self._snapshot_state = (len(self.log), state)
         return True
 
     def close(self) -> None:
@@ -184,6 +192,7 @@ def _from_snapshot(store: EventStore, policies, n_workers) -> "Services | None":
         services.log.restore(events, store.details())
         snapshot.restore(services, state)
         services._snapshot_at = len(events)
+        services._snapshot_state = (len(events), state)
         services.replay(tail[1:])
     except (pickle.UnpicklingError, ValueError, TypeError, AttributeError, EOFError, KeyError):
         return None  # a snapshot that does not restore is ignored: the log is the record
