@@ -109,11 +109,16 @@ class Twin:
         days = self.cfg.sim.days
         show = self.cfg.progress if progress is None else progress
         t0 = time.perf_counter()
+        if show and self.day < days:
+            from twin.warmup import compile_notice
+
+            with compile_notice():  # the first day compiles what the cache lacks; the bar's ETA starts after it
+                self.step()
         it = range(self.day, days)
         if show:
             from tqdm.auto import tqdm
 
-            it = tqdm(it, desc=f"{self.cfg.name}", unit="day", leave=False)
+            it = tqdm(it, desc=f"{self.cfg.name}", unit="day", leave=False, initial=self.day, total=days)
         for _ in it:
             self.step()
         self.timings["run_s"] = time.perf_counter() - t0
