@@ -181,3 +181,92 @@ def test_a_browser_draws_every_figure(busy, quiet, tmp_path):
         for div in figures:
             assert f'<div id="{div}" class="plotly-graph-div js-plotly-plot"' in dom, (path.name, div)
         assert dom.count('class="main-svg"') >= 2 * len(figures)
+
+
+# ---------------------------------------------------------------- plotly.js: inline, cdn, shared
+def test_a_cdn_report_links_plotly_and_is_small(busy, tmp_path):
+    inline = write_report(busy, tmp_path / "inline.html")
+    cdn = write_report(busy, tmp_path / "cdn.html", plotly="cdn")
+    parser = TagBalance()
+    parser.feed(cdn.read_text(encoding="utf-8"))
+    assert len(parser.sources) == 1 and parser.sources[0].startswith("https://cdn.plot.ly/plotly-")
+    assert cdn.stat().st_size < inline.stat().st_size / 20
+    assert cdn.read_text(encoding="utf-8").count("Plotly.newPlot") == len(FIGURES)
+
+
+def test_a_shared_plotly_is_written_once_beside_the_run_folders(busy, tmp_path):
+    pages = [write_report(busy, tmp_path / run / "report.html", plotly="shared") for run in ("run-a", "run-b")]
+    shared = list(tmp_path.glob("plotly-*.min.js"))
+    assert len(shared) == 1 and shared[0].stat().st_size > 1_000_000
+    for page in pages:
+        parser = TagBalance()
+        parser.feed(page.read_text(encoding="utf-8"))
+        assert parser.sources == [f"../{shared[0].name}"]
+        assert page.stat().st_size < 200_000
+    with pytest.raises(ValueError, match="plotly"):
+        write_report(busy, tmp_path / "x.html", plotly="embedded")
+
+
+# ---------------------------------------------------------------- readable figures
+def test_the_map_axes_hug_the_buildings():
+    from twin.report import _map_figure
+
+    x = [100.0, 160.0, 220.0, 100.0, 160.0]
+    y = [0.0, 0.0, 0.0, 60.0, 60.0]
+    fig = _map_figure({"x": x, "y": y, "tickets": [1, 2, 3, 4, 5], "alerts": [0] * 5, "households": [10] * 5})
+    (x0, x1), (y0, y1) = fig.layout.xaxis.range, fig.layout.yaxis.range
+    assert x0 < 100 and x1 > 220 and y0 < 0 and y1 > 60  # every building inside
+    assert 100 - x0 <= 60 and x1 - 220 <= 60 and 0 - y0 <= 60 and y1 - 60 <= 60  # at most a grid step beyond
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.yaxis.constrain == "domain"
+
+
+def test_the_ticket_colours_span_the_quietest_to_the_busiest_building():
+    from twin.report import _map_figure
+
+    base = {"x": [0.0, 60.0, 120.0], "y": [0.0, 0.0, 0.0], "alerts": [0, 0, 0], "households": [50, 50, 50]}
+    marker = _map_figure({**base, "tickets": [70, 74, 81]}).data[0].marker
+    assert (marker.cmin, marker.cmax) == (70, 81)
+    marker = _map_figure({**base, "tickets": [0, 0, 0]}).data[0].marker
+    assert marker.cmin < marker.cmax  # a flat map still has a scale
+
+
+def test_repair_tickets_are_smoothed_and_the_backlog_has_its_own_panel(busy):
+    from twin.report import _kpi_figure
+
+    fig = _kpi_figure({"": busy.kpis})
+    titles = [a.text for a in fig.layout.annotations]
+    assert "Repair tickets (7-day mean)" in titles and "Repair backlog" in titles
+    opened = next(t for t in fig.data if t.name == "opened")
+    daily = busy.kpis["tickets_opened"].to_numpy(dtype=float)
+    naive = [daily[max(0, i - 6): i + 1].mean() for i in range(len(daily))]
+    assert np.allclose(opened.y, naive)
+    assert daily.std() > np.std(opened.y)  # smoother than the daily counts
+    backlog = next(t for t in fig.data if t.name == "backlog")
+    assert backlog.xaxis != opened.xaxis
+    assert np.array_equal(backlog.y, busy.kpis["backlog"].to_numpy(dtype=float))
+
+
+# ---------------------------------------------------------------- comparison and sweep pages
+def test_a_comparison_page_shows_differences_with_intervals(busy, quiet, tmp_path):
+    rows = {"participation_rate": {"baseline": 0.15, "policy": 0.42, "diff": 0.27, "low": 0.2, "high": 0.34, "n": 5},
+            "repair_wait_minutes_mean": {"baseline": 100.0, "policy": 90.0, "diff": -10.0, "low": -15.0, "high": -5.0,
+                                         "n": 5},
+            "turnout_mean": {"baseline": math.nan, "policy": math.nan, "diff": math.nan, "low": math.nan,
+                             "high": math.nan, "n": 0}}
+    text = assert_valid_page(compare_report({"baseline": busy, "policy": quiet}, tmp_path / "c.html", differences=rows))
+    assert "<td class='value'>15.0</td><td class='value'>42.0</td><td class='value'>+27.0</td>" in text
+    assert "<td class='ci'>[+20.0, +34.0]</td>" in text and "<td class='ci'>[-15.0, -5.0]</td>" in text
+    assert text.count("Plotly.newPlot") == 2  # differences, daily KPIs
+    assert '"Participation rate"' in text and '"Turnout mean"' not in text  # no interval to draw for turnout
+
+
+def test_a_sweep_page_draws_headline_kpis_against_the_swept_values(tmp_path):
+    from twin.report import sweep_report
+
+    table = pd.DataFrame({"policies.dispatch": ["fifo", "fifo", "skill", "skill"], "seed": ["1", "2", "1", "2"],
+                          "participation_rate": [0.2, 0.3, 0.25, 0.35], "satisfaction_index": [78.0, 79.0, 80, 81],
+                          "tickets_opened": [10, 12, 11, 13]})
+    text = assert_valid_page(sweep_report(table, ["policies.dispatch", "seed"], tmp_path / "sweep.html"))
+    assert 'id="sweep"' in text and text.count("Plotly.newPlot") == 1
+    assert "<td>skill</td><td>2</td><td class='value'>35.0</td>" in text  # shares as %, like the summary
+    assert "Participation rate (%)" in text and "Tickets opened</th>" in text

@@ -7,6 +7,8 @@ mean difference gets a 95% confidence interval from Student's t.
 """
 from __future__ import annotations
 
+import dataclasses
+import html
 import json
 import math
 from pathlib import Path
@@ -42,40 +44,108 @@ def paired_ci(a, b, level: float = 0.95) -> dict:
 
 
 def compare(scenario: str, baseline: list[str], policy: list[str], replications: int = 10, out=None,
-            first_seed: int = 1) -> str:
-    """Run both arms and return a table of KPI means and differences with 95% CIs."""
+            first_seed: int = 1, plotly: str = "inline") -> str:
+    """Run both arms and return a table of KPI means and differences with 95% CIs.
+
+    With ``out``, the folder gets ``compare.json`` (the overrides, seeds, each
+    KPI's row and every run's summary), each arm's daily KPIs averaged over the
+    seeds (``baseline_kpis.csv``, ``policy_kpis.csv``) and ``compare.html``;
+    ``twin report`` redraws that page from them.
+    """
     from tqdm.auto import tqdm
 
+    from twin.warmup import compile_notice
+
     seeds = list(range(first_seed, first_seed + replications))
-    base, pol = [], []
-    for seed in tqdm(seeds, desc="replications", unit="seed"):
-        base += run_arm(scenario, baseline, [seed])
-        pol += run_arm(scenario, policy, [seed])
-    keys = list(base[0].summary)
-    rows = {}
-    for k in keys:
-        a = [r.summary[k] for r in base]
-        b = [r.summary[k] for r in pol]
-        rows[k] = {"baseline": float(np.nanmean(a)) if not all(map(math.isnan, a)) else math.nan,
-                   "policy": float(np.nanmean(b)) if not all(map(math.isnan, b)) else math.nan,
-                   **paired_ci(a, b)}
+    with compile_notice():  # the first pair compiles any kernel the cache lacks; the bar starts after it
+        base, pol = _light(run_arm(scenario, baseline, seeds[:1])), _light(run_arm(scenario, policy, seeds[:1]))
+    for seed in tqdm(seeds[1:], desc="replications", unit="seed", initial=1, total=len(seeds)):
+        base += _light(run_arm(scenario, baseline, [seed]))
+        pol += _light(run_arm(scenario, policy, [seed]))
+    rows = kpi_rows([r.summary for r in base], [r.summary for r in pol])
     if out:
-        from twin.report import compare_report
         from twin.results import _jsonable
 
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
-        (d / "compare.json").write_text(json.dumps(_jsonable({"baseline": baseline, "policy": policy,
-                                                               "seeds": seeds, "kpis": rows}), indent=2))
-        compare_report({"baseline": base[0], "policy": pol[0]}, d / "compare.html")
+        record = {"scenario": scenario, "baseline": list(baseline), "policy": list(policy), "seeds": seeds,
+                  "kpis": rows, "summaries": {"baseline": [r.summary for r in base],
+                                              "policy": [r.summary for r in pol]},
+                  "config": {"baseline": base[0].config, "policy": pol[0].config}}
+        (d / "compare.json").write_text(json.dumps(_jsonable(record), indent=2))
+        for arm, results in (("baseline", base), ("policy", pol)):
+            mean_kpis([r.kpis for r in results]).to_csv(d / f"{arm}_kpis.csv", index=False)
+        redraw(d, plotly=plotly)
     return format_table(rows)
 
 
+def _light(results: list) -> list:
+    """The results without their event logs: a comparison keeps summaries and daily KPIs, so memory stays one run's."""
+    return [dataclasses.replace(r, event_log=r.event_log[:0].copy()) for r in results]
+
+
+def kpi_rows(base: list[dict], pol: list[dict]) -> dict:
+    """Per KPI: each arm's mean over seeds and the paired difference with its 95% interval."""
+    rows = {}
+    for k in base[0]:
+        a = [s[k] for s in base]
+        b = [s[k] for s in pol]
+        rows[k] = {"baseline": _nanmean(a), "policy": _nanmean(b), **paired_ci(a, b)}
+    return rows
+
+
+def _nanmean(values) -> float:
+    values = np.asarray(values, float)
+    return math.nan if np.isnan(values).all() else float(np.nanmean(values))
+
+
+def mean_kpis(frames: list):
+    """Daily KPIs averaged over replications, day by day."""
+    import pandas as pd
+
+    return pd.concat(frames).groupby("day", as_index=False).mean()
+
+
+def redraw(directory, plotly: str = "inline") -> Path:
+    """(Re)write ``compare.html`` of a comparison folder from its files; returns its path."""
+    from twin.report import compare_report
+    from twin.results import DamagedRunFolder, Result, read_json, read_kpis
+    from twin.services.events import empty
+
+    d = Path(directory)
+    record = read_json(d / "compare.json")
+    try:
+        rows = {k: {c: math.nan if v is None else v for c, v in r.items()} for k, r in record["kpis"].items()}
+        for r in rows.values():
+            for c in ("baseline", "policy", "diff", "low", "high"):
+                float(r[c])
+        arms = {}
+        for arm in ("baseline", "policy"):
+            config = record.get("config", {}).get(arm) or {}
+            summary = {k: r[arm] for k, r in rows.items()}
+            arms[arm] = Result(summary=summary, kpis=read_kpis(d / f"{arm}_kpis.csv"), event_log=empty(0),
+                               config=config, provenance={"seed": _seed_range(record["seeds"])})
+        note = (f"scenario <b>{html.escape(str(record['scenario']))}</b> · {len(record['seeds'])} paired seeds · "
+                f"baseline <code>{html.escape(' '.join(record['baseline']) or '(as configured)')}</code> · "
+                f"policy <code>{html.escape(' '.join(record['policy']))}</code>")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise DamagedRunFolder(d / "compare.json", f"not a comparison record ({type(e).__name__}: {e})") from None
+    return compare_report(arms, d / "compare.html", differences=rows, note=note, plotly=plotly)
+
+
+def _seed_range(seeds: list) -> str:
+    return f"{seeds[0]}–{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+
+
 def format_table(rows: dict) -> str:
-    width = max(map(len, rows))
-    head = f"{'kpi':<{width}}  {'baseline':>12}  {'policy':>12}  {'difference [95% CI]':>34}"
-    lines = [head, "-" * len(head)]
+    """The comparison for terminals: aligned columns, units, shares as % (their differences in pp)."""
+    from twin.results import format_interval, format_value, text_table, unit_of
+
+    lines = []
     for k, r in rows.items():
-        ci = "" if math.isnan(r["low"]) else f"[{r['low']:,.3f}, {r['high']:,.3f}]"
-        lines.append(f"{k:<{width}}  {r['baseline']:>12,.3f}  {r['policy']:>12,.3f}  {r['diff']:>+12,.3f} {ci:>21}")
-    return "\n".join(lines)
+        unit = unit_of(k)
+        ci = format_interval(r["low"], r["high"], unit)
+        lines.append([k, format_value(r["baseline"], unit), format_value(r["policy"], unit),
+                      format_value(r["diff"], unit, signed=True), ci, unit])
+    table = text_table(["kpi", "baseline", "policy", "difference", "95% CI", "unit"], lines, "lrrrrl")
+    return table + "\nshares in %, their differences in percentage points; both arms ran the same seeds"

@@ -4,13 +4,18 @@
 households, package version), the summary table, the daily KPI series,
 distributions (repair waits, alert responses, ratings), staff utilisation and
 a map of the buildings.  ``compare_report(results, path)`` sets several named
-runs side by side: one summary table with a column per run and the daily KPI
-series overlaid.
+runs side by side: one summary table with a column per run, the daily KPI
+series overlaid and, given a policy comparison's rows, each KPI's difference
+with its 95% interval.  ``sweep_report(table, keys, path)`` draws a sweep: every
+run's KPIs and the headline KPIs against the swept values.
 
-plotly.js is embedded once in the page head, so a report opens offline.  Every
-figure is drawn from a :class:`~twin.results.Result` alone (its summary, daily
-KPIs, event log, map and config), so ``twin report DIR`` can redraw a saved run.
-A run without tickets, alerts or a map gets a note in place of the empty chart.
+By default plotly.js (about 4.6 MB) is embedded once in the page head, so a
+report opens offline; ``plotly="cdn"`` links it from plotly's CDN instead, and
+``plotly="shared"`` writes it once beside the folder (``../plotly-<version>.min.js``),
+for a directory holding many runs.  Every figure is drawn from a
+:class:`~twin.results.Result` alone (its summary, daily KPIs, event log, map and
+config), so ``twin report DIR`` can redraw a saved run.  A run without tickets,
+alerts or a map gets a note in place of the empty chart.
 """
 from __future__ import annotations
 
@@ -23,24 +28,27 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.offline import get_plotlyjs
+from plotly.offline import get_plotlyjs, get_plotlyjs_version
 from plotly.subplots import make_subplots
 
+from twin.results import HEADLINE_KPIS, format_interval, format_value, label_of, unit_of
 from twin.services.events import EventKind
 
 MINUTES_PER_DAY = 1440.0
 ALERT_TYPES = {0: "inactivity", 1: "smoke"}
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 SERIES_DASHES = ("solid", "dash", "dot")
+PLOTLY_MODES = ("inline", "cdn", "shared")
 
 
 class Series(NamedTuple):
-    """One line of a daily KPI panel: a ``kpis`` column, drawn per day or cumulated."""
+    """One line of a daily KPI panel: a ``kpis`` column, drawn per day, cumulated or as a rolling mean."""
 
     column: str
     name: str
     cumulative: bool = False
     scale: float = 1.0
+    smooth_days: int = 1
 
 
 class Panel(NamedTuple):
@@ -55,9 +63,10 @@ KPI_PANELS = (
     Panel("Participants", "residents earning points / day", (Series("participants", "participants"),)),
     Panel("Points (cumulative)", "points", (Series("points_issued", "issued", cumulative=True),
                                             Series("points_redeemed", "redeemed", cumulative=True))),
-    Panel("Repair tickets", "tickets", (Series("tickets_opened", "opened / day"),
-                                        Series("tickets_completed", "completed / day"),
-                                        Series("backlog", "backlog at day end"))),
+    # daily counts of a few tickets jump between 0 and 5: a weekly mean shows the trend
+    Panel("Repair tickets (7-day mean)", "tickets / day", (Series("tickets_opened", "opened", smooth_days=7),
+                                                           Series("tickets_completed", "completed", smooth_days=7))),
+    Panel("Repair backlog", "open tickets at day end", (Series("backlog", "backlog"),)),
     Panel("Satisfaction", "index (0–100)", (Series("satisfaction", "mean satisfaction"),)),
     Panel("Ballots", "ballots cast / day", (Series("ballots", "ballots"),)),
     Panel("Alerts", "alerts raised / day", (Series("alerts", "alerts"),)),
@@ -66,8 +75,8 @@ KPI_PANELS = (
 
 
 # ------------------------------------------------------------------ public API
-def write_report(result, path) -> Path:
-    """Write the dashboard of one run to ``path`` (one self-contained HTML file)."""
+def write_report(result, path, plotly: str = "inline") -> Path:
+    """Write the dashboard of one run to ``path`` (one HTML file; ``plotly``: inline, cdn or shared)."""
     sections = [
         ("Summary", _summary_table({"": result.summary})),
         ("Daily KPIs", _figure_html(_kpi_figure({"": result.kpis}), "kpis")),
@@ -76,19 +85,38 @@ def write_report(result, path) -> Path:
         ("Map", _figure_html(_map_figure(result.map), "map")),
     ]
     header = f"<p class='meta'>{_run_meta(result)}</p>"
-    return _write_page(path, f"community-twin report — {_scenario_name(result)}", header, sections)
+    return _write_page(path, f"community-twin report — {_scenario_name(result)}", header, sections, plotly)
 
 
-def compare_report(results: dict, path) -> Path:
-    """Write a side-by-side report of several named runs (e.g. baseline vs policy) to ``path``."""
+def compare_report(results: dict, path, differences: dict | None = None, note: str = "",
+                   plotly: str = "inline") -> Path:
+    """Write a side-by-side report of several named runs (e.g. baseline vs policy) to ``path``.
+
+    ``differences`` (a policy comparison's rows: KPI → baseline, policy, diff,
+    low, high, n) adds a table and a chart of each KPI's difference with its
+    95% interval; ``note`` is a line of HTML under the title (what the runs are).
+    """
     if not results:
         raise ValueError("compare_report needs at least one run")
-    header = "".join(f"<p class='meta'><b>{html.escape(name)}</b>: {_run_meta(r)}</p>" for name, r in results.items())
-    sections = [
+    header = (f"<p class='meta'>{note}</p>" if note else "") + "".join(
+        f"<p class='meta'><b>{html.escape(name)}</b>: {_run_meta(r)}</p>" for name, r in results.items())
+    sections = []
+    if differences:
+        sections += [("Differences (policy − baseline, 95% CI)", _differences_table(differences)),
+                     ("Relative differences", _figure_html(_differences_figure(differences), "differences"))]
+    sections += [
         ("Summary", _summary_table({name: r.summary for name, r in results.items()})),
         ("Daily KPIs", _figure_html(_kpi_figure({name: r.kpis for name, r in results.items()}), "kpis")),
     ]
-    return _write_page(path, "community-twin comparison — " + " vs ".join(results), header, sections)
+    return _write_page(path, "community-twin comparison — " + " vs ".join(results), header, sections, plotly)
+
+
+def sweep_report(table: pd.DataFrame, keys: list, path, note: str = "", plotly: str = "inline") -> Path:
+    """Write a sweep's page: every run's KPIs, and the headline KPIs against the swept values."""
+    header = f"<p class='meta'>{note}</p>" if note else ""
+    sections = [("Headline KPIs by swept value", _figure_html(_sweep_figure(table, keys), "sweep")),
+                ("Runs", _runs_table(table, keys))]
+    return _write_page(path, "community-twin sweep — " + (", ".join(keys) or "one run"), header, sections, plotly)
 
 
 # ---------------------------------------------------------------- page layout
@@ -101,19 +129,35 @@ table.summary { border-collapse: collapse; }
 table.summary th, table.summary td { padding: 0.25em 0.8em; border-bottom: 1px solid #eee; }
 table.summary td.value { text-align: right; font-variant-numeric: tabular-nums; }
 table.summary td.unit { color: #777; }
+table.summary td.ci { color: #555; font-variant-numeric: tabular-nums; }
 .empty { color: #777; font-style: italic; }
 """
 
 
-def _write_page(path, title: str, header: str, sections) -> Path:
-    body = "".join(f"<section><h2>{html.escape(name)}</h2>{content}</section>" for name, content in sections)
-    page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style><script type='text/javascript'>{get_plotlyjs()}</script></head>"
-            f"<body><h1>{html.escape(title)}</h1>{header}{body}</body></html>\n")
+def _write_page(path, title: str, header: str, sections, plotly: str = "inline") -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    body = "".join(f"<section><h2>{html.escape(name)}</h2>{content}</section>" for name, content in sections)
+    page = (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{_STYLE}</style>{_plotly_script(path, plotly)}</head>"
+            f"<body><h1>{html.escape(title)}</h1>{header}{body}</body></html>\n")
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _plotly_script(page: Path, mode: str) -> str:
+    """The page head's plotly.js: embedded, from the CDN, or one file shared by the folders beside this one."""
+    if mode not in PLOTLY_MODES:
+        raise ValueError(f"plotly={mode!r}; expected one of {', '.join(PLOTLY_MODES)}")
+    if mode == "inline":
+        return f"<script type='text/javascript'>{get_plotlyjs()}</script>"
+    name = f"plotly-{get_plotlyjs_version()}.min.js"
+    if mode == "cdn":
+        return f"<script src='https://cdn.plot.ly/{name}' charset='utf-8'></script>"
+    shared = page.resolve().parent.parent / name
+    if not shared.exists():
+        shared.write_text(get_plotlyjs(), encoding="utf-8")
+    return f"<script src='../{name}' charset='utf-8'></script>"
 
 
 def _figure_html(fig, div_id: str) -> str:
@@ -141,55 +185,108 @@ def _run_meta(result) -> str:
 
 
 # ---------------------------------------------------------------- summary table
-def _unit(key: str) -> str:
-    """The unit a summary key names (DESIGN.md "KPI meanings": units are in the name)."""
-    if "minutes" in key:
-        return "min"
-    if "hours" in key:
-        return "h"
-    if key.endswith(("_rate", "_precision", "_recall")) or key.startswith("turnout"):
-        return "%"
-    if key == "satisfaction_index":
-        return "0–100"
-    if "rating" in key:
-        return "1–5"
-    if key.startswith("points"):
-        return "points"
-    return ""
-
-
-def _label(key: str) -> str:
-    words = [w for w in key.split("_") if w not in ("minutes", "hours")]
-    return " ".join(words).capitalize()
-
-
-def _format_value(value, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, (int, np.integer)):
-        return f"{value:,}"
-    if unit == "%":
-        return f"{100 * value:.1f}"
-    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
-
-
 def _summary_table(summaries: dict) -> str:
     """One row per summary key, one value column per run (a blank name: one run)."""
     keys = list(dict.fromkeys(k for s in summaries.values() for k in s))
     head = "".join(f"<th>{html.escape(name)}</th>" for name in summaries)
     rows = []
     for key in keys:
-        unit = _unit(key)
-        cells = "".join(f"<td class='value'>{_format_value(s.get(key), unit)}</td>" for s in summaries.values())
-        rows.append(f"<tr><td title='{html.escape(key)}'>{html.escape(_label(key))}</td>{cells}"
+        unit = unit_of(key)
+        cells = "".join(f"<td class='value'>{format_value(s.get(key), unit)}</td>" for s in summaries.values())
+        rows.append(f"<tr><td title='{html.escape(key)}'>{html.escape(label_of(key))}</td>{cells}"
                     f"<td class='unit'>{unit}</td></tr>")
     return (f"<table class='summary'><thead><tr><th>KPI</th>{head}<th>unit</th></tr></thead>"
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _differences_table(rows: dict) -> str:
+    """Baseline, policy, their difference and its 95% interval, per KPI (shares in percentage points)."""
+    body = []
+    for key, r in rows.items():
+        unit = unit_of(key)
+        ci = format_interval(r.get("low"), r.get("high"), unit)
+        cells = "".join(f"<td class='value'>{format_value(r.get(c), unit, signed=c == 'diff')}</td>"
+                        for c in ("baseline", "policy", "diff"))
+        body.append(f"<tr><td title='{html.escape(key)}'>{html.escape(label_of(key))}</td>{cells}"
+                    f"<td class='ci'>{ci}</td><td class='unit'>{unit}</td></tr>")
+    return ("<table class='summary'><thead><tr><th>KPI</th><th>baseline</th><th>policy</th><th>difference</th>"
+            f"<th>95% CI</th><th>unit</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+            "<p class='meta'>Both arms run the same seeds; a difference of shares (%) is in percentage points.</p>")
+
+
+def _differences_figure(rows: dict):
+    """Each KPI's difference relative to its baseline mean, with the interval: one axis for every unit."""
+    keys = [k for k, r in rows.items() if r["baseline"] and not math.isnan(r["baseline"]) and not math.isnan(r["diff"])]
+    if not keys:
+        return None
+    base = np.array([abs(rows[k]["baseline"]) for k in keys])
+    diff = np.array([rows[k]["diff"] for k in keys]) / base * 100
+    low = np.array([rows[k]["low"] for k in keys], float) / base * 100
+    high = np.array([rows[k]["high"] for k in keys], float) / base * 100
+    fig = go.Figure(go.Scatter(
+        x=diff, y=[label_of(k) for k in keys], mode="markers", marker=dict(size=9, color="#1f77b4"),
+        error_x=dict(type="data", symmetric=False, array=np.nan_to_num(high - diff),
+                     arrayminus=np.nan_to_num(diff - low), color="#1f77b4"),
+        hovertemplate="%{y}: %{x:+.1f}% of the baseline<extra></extra>"))
+    fig.add_vline(x=0, line=dict(color="#777", dash="dot"))
+    fig.update_xaxes(title_text="policy − baseline, % of the baseline mean (95% CI)", zeroline=False)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(height=120 + 28 * len(keys), margin=dict(l=220, t=30), showlegend=False)
+    return fig
+
+
+def _runs_table(table: pd.DataFrame, keys: list) -> str:
+    """A sweep's runs: swept values, then every KPI (units in the header, shares as %)."""
+    kpis = [c for c in table.columns if c not in keys]
+    head = "".join(f"<th>{html.escape(k)}</th>" for k in keys) + "".join(
+        f"<th title='{html.escape(k)}'>{html.escape(label_of(k))}" + (f" ({unit_of(k)})" if unit_of(k) else "") + "</th>"
+        for k in kpis)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(row[k]))}</td>" for k in keys) + "".join(
+        f"<td class='value'>{format_value(_plain(row[k]), unit_of(k))}</td>" for k in kpis) + "</tr>"
+        for _, row in table.iterrows())
+    return f"<table class='summary'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _plain(value):
+    """A table cell as a Python number: integral floats (CSV round trips) as ints."""
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    value = float(value)
+    return int(value) if value.is_integer() and abs(value) >= 1 else value
+
+
+def _sweep_figure(table: pd.DataFrame, keys: list):
+    """Headline KPIs against the first swept key (colour: the second); seeds are replications, their mean a line."""
+    axes = [k for k in keys if k != "seed"] or list(keys)
+    kpis = [k for k in HEADLINE_KPIS if k in table]
+    if not axes or not kpis or table.empty:
+        return None
+    x_key, colour_key = axes[0], (axes[1] if len(axes) > 1 else None)
+    groups = table.groupby(colour_key, sort=False) if colour_key else [(None, table)]
+    fig = make_subplots(rows=1, cols=len(kpis), subplot_titles=[
+        label_of(k) + (f" ({unit_of(k)})" if unit_of(k) else "") for k in kpis], horizontal_spacing=0.06)
+    for g, (value, rows) in enumerate(groups):
+        name = f"{colour_key}={value}" if colour_key else x_key
+        colour = RUN_COLOURS[g % len(RUN_COLOURS)]
+        for i, k in enumerate(kpis, start=1):
+            y = rows[k].astype(float) * (100 if unit_of(k) == "%" else 1)
+            x = rows[x_key].astype(str)
+            mean = y.groupby(x, sort=False).mean()
+            fig.add_trace(go.Scatter(x=x, y=y, mode="markers", name=name, legendgroup=name, showlegend=False,
+                                     marker=dict(color=colour, size=7, opacity=0.5)), row=1, col=i)
+            fig.add_trace(go.Scatter(x=mean.index, y=mean.to_numpy(), mode="lines+markers", name=name,
+                                     legendgroup=name, showlegend=i == 1 and colour_key is not None,
+                                     line=dict(color=colour)), row=1, col=i)
+            fig.update_xaxes(title_text=x_key, type="category", row=1, col=i)
+    fig.update_layout(height=380, legend=dict(orientation="h", y=-0.3), margin=dict(t=60))
+    return fig
+
+
 # ---------------------------------------------------------------- daily KPIs
 def _series_values(kpis: pd.DataFrame, series: Series) -> np.ndarray:
     values = kpis[series.column].to_numpy(dtype=float) * series.scale
+    if series.smooth_days > 1:
+        values = pd.Series(values).rolling(series.smooth_days, min_periods=1).mean().to_numpy()
     return np.cumsum(values) if series.cumulative else values
 
 
@@ -355,18 +452,32 @@ def _marker_sizes(households: np.ndarray) -> np.ndarray:
     return 10 + 30 * np.sqrt(households / biggest)
 
 
+def _map_range(values: np.ndarray) -> list:
+    """An axis range around the buildings: half a grid step (or 30 m) of margin beyond the outermost ones."""
+    steps = np.diff(np.unique(values))
+    pad = 0.6 * (steps.min() if len(steps) else 50.0)
+    return [float(values.min() - pad), float(values.max() + pad)]
+
+
+def _ticket_scale(tickets: np.ndarray) -> tuple:
+    """The colour range of ticket counts: from the quietest building to the busiest, so they differ in colour."""
+    low, high = (int(tickets.min()), int(tickets.max())) if len(tickets) else (0, 0)
+    return (low, high) if high > low else (0, max(1, high))
+
+
 def _map_figure(building_map: dict):
     if not building_map or not len(building_map.get("x", ())):
         return None
-    x, y = np.asarray(building_map["x"]), np.asarray(building_map["y"])
+    x, y = np.asarray(building_map["x"], float), np.asarray(building_map["y"], float)
     households, tickets, alerts = (np.asarray(building_map.get(k, np.zeros(len(x))), dtype=np.int64)
                                    for k in ("households", "tickets", "alerts"))
     sizes = _marker_sizes(households)
+    cmin, cmax = _ticket_scale(tickets)
     fig = go.Figure()
     fig.add_trace(go.Scatter(
         x=x, y=y, mode="markers", name="buildings (size: households, colour: tickets)",
-        marker=dict(size=sizes, color=tickets, colorscale="YlOrRd", cmin=0, cmax=max(1, tickets.max()), showscale=True,
-                    colorbar=dict(title="tickets"), line=dict(width=1, color="#444")),
+        marker=dict(size=sizes, color=tickets, colorscale="Viridis", reversescale=True, cmin=cmin, cmax=cmax,
+                    showscale=True, colorbar=dict(title="tickets"), line=dict(width=1, color="#444")),
         customdata=np.column_stack([np.arange(len(x)), households, tickets, alerts]),
         hovertemplate=("building %{customdata[0]}<br>%{customdata[1]} households<br>"
                        "%{customdata[2]} tickets<br>%{customdata[3]} alerts<extra></extra>")))
@@ -376,8 +487,10 @@ def _map_figure(building_map: dict):
         marker=dict(symbol="circle-open", size=sizes[with_alerts] + 10, color="crimson",
                     line=dict(width=np.clip(alerts[with_alerts], 1, 6))),
         customdata=alerts[with_alerts], hovertemplate="%{customdata} alerts<extra></extra>"))
-    fig.update_xaxes(title_text="x (m)")
-    fig.update_yaxes(title_text="y (m)", scaleanchor="x", scaleratio=1)
+    # the ranges hug the buildings; equal scale shrinks the plot area rather than widening a range
+    fig.update_xaxes(title_text="x (m)", range=_map_range(x), constrain="domain", showgrid=False, zeroline=False)
+    fig.update_yaxes(title_text="y (m)", range=_map_range(y), scaleanchor="x", scaleratio=1, constrain="domain",
+                     showgrid=False, zeroline=False)
     fig.update_layout(title=dict(text="Buildings: households, repair tickets and alerts"), height=560,
                       legend=dict(orientation="h", y=-0.15))
     return fig

@@ -5,7 +5,13 @@ A run folder holds ``config.yaml`` (the resolved config), ``provenance.json``
 (NaN written as ``null``), ``kpis.csv`` (daily), ``events.npy`` (the event log,
 structured array) with ``events.csv.gz`` beside it for other tools, ``map.json``
 (buildings with their tickets and alerts) and ``report.html``.
-``Result.load(dir)`` reads a folder back; ``twin report DIR`` redraws it.
+``Result.load(dir)`` reads a folder back, checking each file as it goes: a file
+that is missing, truncated or holds the wrong types raises :class:`DamagedRunFolder`
+naming it, so ``twin report DIR`` never draws a report from garbage.
+
+The units of summary keys and the way values are written (``unit_of``,
+``format_value``: rates, shares and turnout as percentages) serve the terminal
+tables and the HTML report alike.
 """
 from __future__ import annotations
 
@@ -19,6 +25,14 @@ import numpy as np
 import pandas as pd
 
 from twin.services.events import EVENT_DTYPE, EventKind, to_frame
+
+
+class DamagedRunFolder(ValueError):
+    """A file of a run (or comparison, or sweep) folder that cannot be read as it was written."""
+
+    def __init__(self, path, problem: str):
+        self.path = Path(path)
+        super().__init__(f"{self.path}: {problem}")
 
 
 def _jsonable(x):
@@ -71,8 +85,11 @@ class Result:
                    provenance=_provenance(twin), map=_map(twin, events), extras=dict(twin.extras))
 
     # ----------------------------------------------------------------- files
-    def save(self, directory) -> Path:
-        """Write the run folder (see the module docstring); returns its path."""
+    def save(self, directory, plotly: str = "inline") -> Path:
+        """Write the run folder (see the module docstring); returns its path.
+
+        ``plotly`` says how its report carries plotly.js (see :func:`twin.report.write_report`).
+        """
         import yaml
 
         d = Path(directory)
@@ -86,42 +103,160 @@ class Result:
         self.events.to_csv(d / "events.csv.gz", index=False)
         for name, value in self.extras.items():
             (d / f"{name}.json").write_text(json.dumps(_jsonable(value), indent=2))
-        self.report(d / "report.html")
+        self.report(d / "report.html", plotly=plotly)
         return d
 
     @classmethod
     def load(cls, directory) -> "Result":
-        import yaml
-
+        """Read a run folder back; raises :class:`DamagedRunFolder` naming a file that is not as written."""
         d = Path(directory)
         if not (d / "summary.json").exists():
             raise FileNotFoundError(f"{d} is not a run folder (no summary.json)")
-        summary = {k: (math.nan if v is None else v) for k, v in json.loads((d / "summary.json").read_text()).items()}
-        events = np.load(d / "events.npy")
-        if events.dtype != EVENT_DTYPE:
-            raise ValueError(f"{d / 'events.npy'} does not hold this version's event schema")
-        return cls(summary=summary, kpis=pd.read_csv(d / "kpis.csv"), event_log=events,
-                   config=yaml.safe_load((d / "config.yaml").read_text()),
-                   provenance=json.loads((d / "provenance.json").read_text()),
-                   map=json.loads((d / "map.json").read_text()) if (d / "map.json").exists() else {})
+        summary = read_json(d / "summary.json")
+        for k, v in summary.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise DamagedRunFolder(d / "summary.json", f"{k!r} is {v!r}; expected a number or null")
+        summary = {k: (math.nan if v is None else v) for k, v in summary.items()}
+        config = read_yaml(d / "config.yaml")
+        provenance = read_json(d / "provenance.json")
+        return cls(summary=summary, kpis=read_kpis(d / "kpis.csv"), event_log=read_events(d / "events.npy"),
+                   config=config, provenance=provenance,
+                   map=read_json(d / "map.json") if (d / "map.json").exists() else {})
 
-    def report(self, path) -> Path:
-        """Write the plotly dashboard to ``path`` (HTML)."""
+    def report(self, path, plotly: str = "inline") -> Path:
+        """Write the plotly dashboard to ``path`` (HTML); ``plotly`` as in :func:`twin.report.write_report`."""
         from twin.report import write_report
 
-        return write_report(self, path)
+        return write_report(self, path, plotly=plotly)
 
     def table(self) -> str:
-        """The summary as an aligned two-column table for terminals."""
-        width = max(map(len, self.summary))
-        lines = []
-        for k, v in self.summary.items():
-            if isinstance(v, float):
-                v = "n/a" if math.isnan(v) else f"{v:,.3f}" if abs(v) < 10 else f"{v:,.1f}"
-            else:
-                v = f"{v:,}"
-            lines.append(f"{k:<{width}}  {v:>14}")
-        return "\n".join(lines)
+        """The summary for terminals: key, value and unit, rates as percentages (as in the report)."""
+        rows = [[k, format_value(v, unit_of(k)), unit_of(k)] for k, v in self.summary.items()]
+        return text_table(["kpi", "value", "unit"], rows, "lrl")
+
+
+# ------------------------------------------------------------ reading folders
+def read_json(path) -> dict:
+    """A JSON object from ``path``; :class:`DamagedRunFolder` if it is missing, truncated or not an object."""
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedRunFolder(path, "missing") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedRunFolder(path, f"not valid JSON (truncated or overwritten?): {e}") from None
+    if not isinstance(value, dict):
+        raise DamagedRunFolder(path, f"holds a {type(value).__name__}, not a JSON object")
+    return value
+
+
+def read_yaml(path) -> dict:
+    import yaml
+
+    path = Path(path)
+    try:
+        value = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DamagedRunFolder(path, "missing") from None
+    except (UnicodeDecodeError, yaml.YAMLError) as e:
+        raise DamagedRunFolder(path, f"not valid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(value, dict):
+        raise DamagedRunFolder(path, f"holds a {type(value).__name__}, not a mapping of settings")
+    return value
+
+
+def read_kpis(path) -> pd.DataFrame:
+    """Daily KPIs: a ``day`` column counting 0, 1, 2, ... and numbers in every column."""
+    path = Path(path)
+    try:
+        kpis = pd.read_csv(path)
+    except FileNotFoundError:
+        raise DamagedRunFolder(path, "missing") from None
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DamagedRunFolder(path, f"not a CSV table of daily KPIs: {str(e).splitlines()[0]}") from None
+    if "day" not in kpis:
+        raise DamagedRunFolder(path, "has no 'day' column; not a table of daily KPIs")
+    text = [c for c in kpis if not pd.api.types.is_numeric_dtype(kpis[c])]
+    if text:
+        raise DamagedRunFolder(path, f"column {text[0]!r} holds text; every daily KPI is a number")
+    if not np.array_equal(kpis["day"].to_numpy(), np.arange(len(kpis))):
+        raise DamagedRunFolder(path, "its 'day' column does not count 0, 1, 2, ...")
+    return kpis
+
+
+def read_events(path) -> np.ndarray:
+    path = Path(path)
+    try:
+        events = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DamagedRunFolder(path, "missing") from None
+    except (ValueError, EOFError, OSError) as e:
+        raise DamagedRunFolder(path, f"not a numpy event log (empty or truncated?): {e}") from None
+    if not isinstance(events, np.ndarray) or events.dtype != EVENT_DTYPE or events.ndim != 1:
+        raise DamagedRunFolder(path, "does not hold this version's event schema")
+    return events
+
+
+# ------------------------------------------------------------ units and tables
+#: The KPIs a sweep page plots against the swept values and ``twin sweep`` prints by default.
+HEADLINE_KPIS = ("participation_rate", "satisfaction_index", "repair_wait_minutes_mean",
+                 "alert_response_minutes_mean", "turnout_mean")
+
+
+def label_of(key: str) -> str:
+    """A summary key in words (its unit, named apart, left out): ``repair_wait_minutes_mean`` → Repair wait mean."""
+    words = [w for w in key.split("_") if w not in ("minutes", "hours")]
+    return " ".join(words).capitalize()
+
+
+def unit_of(key: str) -> str:
+    """The unit a summary key names (DESIGN.md "KPI meanings": units are in the name)."""
+    if "minutes" in key:
+        return "min"
+    if "hours" in key:
+        return "h"
+    if key.endswith(("_rate", "_precision", "_recall")) or key.startswith("turnout"):
+        return "%"
+    if key == "satisfaction_index":
+        return "0–100"
+    if "rating" in key:
+        return "1–5"
+    if key.startswith("points"):
+        return "points"
+    return ""
+
+
+def format_value(value, unit: str, signed: bool = False) -> str:
+    """A value as tables show it: counts with separators, shares (unit ``%``) times 100, NaN as n/a."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    sign = "+" if signed else ""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return f"{value:{sign},}"
+    if unit == "%":
+        return f"{100 * value:{sign}.1f}"
+    return f"{value:{sign},.3f}" if abs(value) < 10 else f"{value:{sign},.1f}"
+
+
+def format_interval(low, high, unit: str) -> str:
+    """``[low, high]`` signed, both ends to the same precision (that of the larger); n/a without bounds."""
+    if low is None or high is None or math.isnan(low) or math.isnan(high):
+        return "n/a"
+    wider = max(abs(low), abs(high))
+    ends = (format_value(v, unit, signed=True) if unit == "%" else f"{v:+,.3f}" if wider < 10 else f"{v:+,.1f}"
+            for v in (float(low), float(high)))
+    return "[{}, {}]".format(*ends)
+
+
+def text_table(header: list, rows: list, align: str) -> str:
+    """Rows of strings as aligned columns; ``align`` has one ``l`` or ``r`` per column."""
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
+
+    def line(cells):
+        return "  ".join(f"{c:<{w}}" if a == "l" else f"{c:>{w}}" for c, w, a in zip(cells, widths, align)).rstrip()
+
+    head = line(header)
+    return "\n".join([head, "-" * len(head), *map(line, rows)])
 
 
 def _provenance(twin) -> dict:
