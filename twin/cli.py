@@ -7,8 +7,12 @@
                                               every combination, in parallel → summary.csv
     twin report DIR                           redraw a run's, comparison's or sweep's page
     twin warmup                               compile every kernel ahead of the first run
-    twin verify RUN_DIR [--url URL]           check a run's chain anchors
+    twin verify RUN_DIR --url URL --registry ADDR --account ADDR [--chain-id N]
+                                              check a run's log against the chain the operator names
     twin scenarios                            list the shipped scenarios
+    twin serve [--store DB] [--demo] [--roster CSV] [--host H] [--port P]
+                                              the community's production server (API and pages)
+    twin users add --store DB --role ROLE --id N   an account; prints its token once
     twin bench [--json] [--full]              speed and memory, side by side
 
 Overrides are Hydra's ``key=value`` syntax, e.g.
@@ -217,6 +221,14 @@ def _explain(e: BaseException, args) -> tuple[int, str]:
                              "Use fewer households or days.")
     if isinstance(e, DamagedRunFolder):
         return EXIT_INPUT, f"damaged file: {e}"
+    from twin.services.community import ReplayMismatch
+    from twin.services.reasons import ServiceError
+    from twin.services.store import StoreError
+
+    if isinstance(e, (StoreError, ReplayMismatch)):
+        return EXIT_INPUT, f"store: {_one_line(e)}"
+    if command in ("serve", "users") and isinstance(e, (ServiceError, ValueError)):
+        return EXIT_USAGE, f"{command}: {_one_line(e)}"
     if any(c.__module__.split(".")[0] in ("web3", "requests", "urllib3", "aiohttp", "paho")
            for c in type(e).__mro__) or isinstance(e, ConnectionError):
         return EXIT_NETWORK, f"{command or 'twin'}: cannot reach or use the node: {_one_line(e)}"
@@ -335,6 +347,9 @@ def main(argv=None) -> int:
                        description="Compile (or load from the cache) every numba kernel by running tiny "
                                    "communities for a few days; prints the time taken and the cache folder.")
     p.set_defaults(func=cmd_warmup)
+    from twin.live.serve import add_commands
+
+    add_commands(sub)  # serve, users
     sub.add_parser("bench", help="benchmarks (table; --json for one JSON line; --full for large sizes)")
     args, extra = parser.parse_known_args(argv)
     if extra and isinstance(getattr(args, "overrides", None), list) and not any(x.startswith("-") for x in extra):
