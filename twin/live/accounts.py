@@ -17,6 +17,7 @@ STAFF = frozenset(ROLES[1:])
 #: Side records live under these subjects in the log's details (events never use negative ids).
 ACCOUNTS_SUBJECT = -1
 _PREFIX = "account/"
+ROSTER_FIELD = "technician"
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,16 @@ def add_account(services, role: str, id: int, name: str = "") -> str:
         raise ValueError(f"an account's id is an integer >= 0, got {id!r}")
     token = secrets.token_urlsafe(32)
     record = json.dumps({"role": role, "id": id, "name": str(name)[:200]})
-    services.log.detail(ACCOUNTS_SUBJECT, _PREFIX + token_hash(token), record)
+    with services.unit():
+        services.log.detail(ACCOUNTS_SUBJECT, _PREFIX + token_hash(token), record)
+        if role == "technician":  # the repair desk's live roster: who may be dispatched
+            services.log.detail(id, ROSTER_FIELD, str(name)[:200] or f"technician {id}")
     return token
+
+
+def is_technician(services, id) -> bool:
+    """Whether ``id`` has a technician account (the live desk's roster)."""
+    return id in services.log.details.get(ROSTER_FIELD, {})
 
 
 def principal_for(services, token: str) -> Principal | None:

@@ -121,6 +121,16 @@ def _assigned_ticket(services, principal, args) -> bool:
     return principal.role != "technician" or services.repair.get(args["ticket"])["worker"] == principal.id
 
 
+def _rostered_worker(services, principal, args) -> bool:
+    """The live desk's roster is its technician accounts: anyone else is an ``UnknownWorker``."""
+    from twin.live.accounts import is_technician
+
+    if not is_technician(services, args.get("worker")):
+        _refuse(Reason.UnknownWorker, f"dispatch ticket {args.get('ticket')} to worker {args.get('worker')!r}, "
+                                      "who has no technician account")
+    return True
+
+
 OPERATIONS: tuple[Operation, ...] = (
     # repair desk
     Operation("repair", "submit", "POST", "/repair/tickets", EVERYONE, "Report a repair (报事报修)",
@@ -130,7 +140,8 @@ OPERATIONS: tuple[Operation, ...] = (
               present=lambda r, p: {**r, "data": [_ticket_for(p, t) for t in r["data"]]}),
     Operation("repair", "get", "GET", "/repair/tickets/{ticket}", EVERYONE, "One ticket",
               present=lambda r, p: _ticket_for(p, r)),
-    Operation("repair", "dispatch", "POST", "/repair/tickets/{ticket}/dispatch", OFFICE, "Assign a worker"),
+    Operation("repair", "dispatch", "POST", "/repair/tickets/{ticket}/dispatch", OFFICE,
+              "Assign a technician (one with a technician account)", owner=_rostered_worker),
     Operation("repair", "start", "POST", "/repair/tickets/{ticket}/start", FIELD, "Start work",
               owner=_assigned_ticket),
     Operation("repair", "complete", "POST", "/repair/tickets/{ticket}/complete", FIELD, "Finish work",
