@@ -27,7 +27,7 @@ from twin.live import accounts as acc
 from twin.live.committer import GroupCommitter
 from twin.live.operations import OPERATIONS, Operation, call
 from twin.live.problems import problem, status_of
-from twin.services.events import FIELDS, EventKind, WriteFailed
+from twin.services.events import WriteFailed, as_json
 from twin.services.reasons import Reason, ServiceError
 
 API = "/api/v1"
@@ -87,7 +87,7 @@ def create_app(services, *, window_s: float = 0.002, clock=None, publisher=None)
             import asyncio
 
             await asyncio.sleep(0.05)
-        return {"after": after, "next": after + len(rows), "events": [_event_json(after + 1 + i, r)
+        return {"after": after, "next": after + len(rows), "events": [as_json(after + 1 + i, r)
                                                                       for i, r in enumerate(rows)]}
 
     @app.post(API + "/admin/accounts", tags=["admin"], summary="Create an account; the token is shown once")
@@ -208,14 +208,6 @@ def _jsonable(value):
     if isinstance(value, float) and value != value:
         return None
     return value
-
-
-def _event_json(seq: int, row) -> dict:
-    out = {"seq": seq}
-    for f in FIELDS:
-        v = row[f].item()
-        out[f] = EventKind(v).name if f == "kind" else v
-    return out
 
 
 # ----------------------------------------------------------- errors as problems
