@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 from paho.mqtt import client as mqtt
 
-from twin.services.events import FIELDS, EventKind
+from twin.services.events import EventKind, as_json
 
 
 def service_of(kind: int, by_kind: dict) -> str:
@@ -21,14 +21,6 @@ def service_of(kind: int, by_kind: dict) -> str:
     if name is not None:
         return name
     return "ledger" if kind < 10 else "engine"
-
-
-def payload(seq: int, row) -> dict:
-    out = {"seq": seq}
-    for f in FIELDS:
-        value = row[f].item()
-        out[f] = EventKind(value).name if f == "kind" else value
-    return out
 
 
 class EventPublisher:
@@ -51,7 +43,7 @@ class EventPublisher:
         """Publish ``events``, the first of which is the log's event number ``first_seq``."""
         for i, row in enumerate(events):
             topic = self.prefix + service_of(int(row["kind"]), self.by_kind)
-            self.client.publish(topic, json.dumps(payload(first_seq + i, row)), qos=1)
+            self.client.publish(topic, json.dumps(as_json(first_seq + i, row)), qos=1)
         self.published += len(events)
 
     def close(self) -> None:

@@ -341,6 +341,15 @@ def to_frame(events: np.ndarray):
     return log.to_frame()
 
 
+def as_json(seq: int, row) -> dict:
+    """One event as a JSON object: ``seq`` (its place in the log, from 1), ``kind`` by name, the columns."""
+    out = {"seq": int(seq)}
+    for f in FIELDS:
+        value = row[f].item()
+        out[f] = EventKind(value).name if f == "kind" else value
+    return out
+
+
 def runs(events: np.ndarray):
     """Yield ``(kind, rows)`` for each maximal run of consecutive same-kind events.
 
