@@ -6,63 +6,20 @@ route against every role, refusals as problem documents, group commit
 commands), idempotent retries that survive a restart, a failed commit that
 answers 503 and leaves memory equal to the store, and the one-writer rule.
 """
-import socket
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
-from twin.live.accounts import add_account
-from twin.live.app import create_app
 from twin.live.operations import OPERATIONS
 from twin.services.community import open_services
 from twin.services.events import EventKind
 from twin.services.store import EventStore, StoreLocked
 
+from live_helpers import Server
+
 ROLES = ("resident", "technician", "social_worker", "coordinator", "admin")
-
-
-class Server:
-    """A real uvicorn server on a free loopback port, over a store opened for it."""
-
-    def __init__(self, path):
-        self.path = path
-        self.services = open_services(path)
-        self.tokens = {}
-
-    def account(self, role, id):
-        token = add_account(self.services, role, id)
-        self.tokens[(role, id)] = token
-        return token
-
-    def __enter__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.app = create_app(self.services)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}/api/v1"
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.services.close()
-
-    def client(self, token=None):
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
 @pytest.fixture
@@ -91,6 +48,7 @@ def test_a_resident_reports_a_technician_completes_and_the_resident_rates(server
     assert ticket.status_code == 201
     tid = ticket.json()["id"]
     _is_problem(li.post(f"/repair/tickets/{tid}/dispatch", json={"worker": 0}), 403, "Unauthorized")
+    _is_problem(office.post(f"/repair/tickets/{tid}/dispatch", json={"worker": 9}), 404, "UnknownWorker")  # no account
     assert office.post(f"/repair/tickets/{tid}/dispatch", json={"worker": 0}).status_code == 201
     _is_problem(li.post(f"/repair/tickets/{tid}/rate", json={"rating": 5}), 409, "InvalidTransition")
     assert tech.post(f"/repair/tickets/{tid}/start").status_code == 201

@@ -73,6 +73,11 @@ def create_app(services, *, window_s: float = 0.002, clock=None, publisher=None)
             if op.service == service:
                 _route(router, op, committer, clock, principal)
         app.include_router(router)
+    app.state.principal = principal  # Open311 and the /api/repairs alias: the same token check
+    from twin.live import legacy, open311
+
+    app.include_router(open311.router)
+    app.include_router(legacy.router)
 
     @app.get(API + "/events", tags=["events"], summary="The event log after a sequence number (long-poll)")
     async def events(after: int = Query(0, ge=0), limit: int = Query(500, ge=1, le=5000),
@@ -172,6 +177,7 @@ def _answer(services, op, who, args, payload, t, key):
             status, content = json.loads(kept)
             return status, content
     try:
+        check_unicode(payload)
         result = call(op, services, who, args, payload, t)
         status, content = (201 if op.http == "POST" else 200), _jsonable(result)
     except ServiceError as refused:
@@ -181,6 +187,24 @@ def _answer(services, op, who, args, payload, t, key):
     if field is not None and op.http == "POST":
         services.log.detail(IDEMPOTENCY_SUBJECT, field, json.dumps([status, content]))
     return status, content
+
+
+def check_unicode(value, where: str = "body") -> None:
+    """Refuse text the store cannot encode (a lone surrogate, JSON's ``"\\ud800"``) as a ValueError (422).
+
+    Let through, it would fail the commit of its whole batch, everyone's commands with it.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{where}: text must be valid Unicode (a lone surrogate is not)") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            check_unicode(item, f"{where}.{key}")
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            check_unicode(item, where)
 
 
 def _problem_body(name: str, exc: Exception) -> dict:
