@@ -170,9 +170,12 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
 
 def _answer(services, op, who, args, payload, t, key):
     """Run one operation inside the writer; the (status, body) answer, kept under ``key`` if given."""
-    field = f"idem/{who.role}/{who.id}/{key}" if key else None
+    # a key is the caller's and the route's: the same key elsewhere is another request; a retry that
+    # lands in the same batch as its first try sees that try's answer, still uncommitted (detail_of)
+    where = "/".join(str(args[p]) for p in op.path_params)
+    field = f"idem/{who.role}/{who.id}/{op.name}/{where}/{key}" if key else None
     if field is not None:
-        kept = services.log.details.get(field, {}).get(IDEMPOTENCY_SUBJECT)
+        kept = services.log.detail_of(IDEMPOTENCY_SUBJECT, field)
         if kept is not None:
             status, content = json.loads(kept)
             return status, content
