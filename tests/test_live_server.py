@@ -232,3 +232,30 @@ def test_a_second_writer_beside_the_server_is_refused(server):
         open_services(server.path)
     with open_services(server.path, readonly=True) as looking:
         assert len(looking.log) == len(server.services.log)
+
+
+def test_concurrent_retries_with_one_key_apply_once_and_a_key_belongs_to_its_route(server):
+    li = server.client(server.account("resident", 17))
+    body = {"category": "plumbing", "description": "leak", "building": 1, "unit": 101}
+
+    def post(_):
+        with server.client(server.tokens[("resident", 17)]) as c:
+            return c.post("/repair/tickets", json=body, headers={"Idempotency-Key": "same"})
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(post, range(32)))
+    assert {a.status_code for a in answers} == {201} and {a.json()["id"] for a in answers} == {0}
+    assert server.services.repair.n_tickets == 1
+    # the same, certain to share one commit: two commands queued back to back reach the writer together
+    from twin.live.accounts import Principal
+    from twin.live.app import _answer
+
+    submit = next(op for op in OPERATIONS if op.name == "repair.submit")
+    me = Principal("resident", 17)
+    committer = server.app.state.committer
+    batches = committer.batches
+    twins = [committer.submit(lambda s: _answer(s, submit, me, {}, body, 1.0, "twice")) for _ in range(2)]
+    assert [f.result(30) for f in twins] == [(201, {"id": 1})] * 2
+    assert committer.batches == batches + 1 and server.services.repair.n_tickets == 2
+    other = li.post("/repair/tickets/0/cancel", headers={"Idempotency-Key": "same"})  # another route
+    assert other.status_code == 201 and server.services.repair.get(0)["status"] == "cancelled"

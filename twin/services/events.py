@@ -261,6 +261,14 @@ class EventLog:
         self._keep(events)
         self._keep_details(details)
 
+    def detail_of(self, subject: int, field: str):
+        """A detail's text as this unit sees it: its own pending writes first, then what is committed."""
+        if self._pending is not None:
+            for s, f, text in reversed(self._pending[1]):
+                if s == subject and f == field:
+                    return text
+        return self.details.get(field, {}).get(subject)
+
     def detail_rows(self) -> list[tuple]:
         """The committed details as ``(subject, field, text)`` rows (what ``Services.replay`` takes)."""
         return [(subject, field, text) for field, texts in self.details.items() for subject, text in texts.items()]
