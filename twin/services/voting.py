@@ -94,6 +94,7 @@ KINDS = frozenset({
     ev.EventKind.TopicClosed, ev.EventKind.TopicResolved, ev.EventKind.BallotCounted,
 })
 
+_CHANNELS = np.array([int(c) for c in ev.Channel], np.int64)
 _UNKNOWN_TOPIC = int(Reason.UnknownTopic)
 _TOPIC_NOT_OPEN = int(Reason.TopicNotOpen)
 _NOT_ELIGIBLE = int(Reason.NotEligible)
@@ -947,7 +948,9 @@ class VotingDesk:
         n = batch_length(topic, voter, t, channel, np.zeros(len(prefs)))
         pre = np.zeros(n, np.int16)
         topic, voter, t = integers(topic, n, pre), integers(voter, n, pre), times(t, n, pre)
-        channel = column(channel, n, np.int8)
+        channel = integers(channel, n, pre)
+        pre[(pre == 0) & ~np.isin(channel, _CHANNELS)] = Reason.UnknownKind
+        channel = np.where(pre == 0, channel, 0).astype(np.int8)
         self._reserve_ballots(self._n_rows + n)
         first_row = self._n_rows
         reasons = np.empty(n, np.int16)
