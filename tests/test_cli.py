@@ -203,13 +203,16 @@ def test_running_out_of_memory_is_one_line(monkeypatch, capsys, tmp_path):
 
 def peak_rss_bytes(households: int, days: int, cwd) -> tuple[float, int]:
     """Peak resident memory of a fresh process that builds, runs and saves one run; and its events."""
-    code = ("import resource, sys\n"
+    # VmHWM, not getrusage's ru_maxrss: Linux keeps ru_maxrss across exec, so a child forked from a
+    # large pytest process would report the parent's peak; VmHWM belongs to the new address space
+    code = ("import sys\n"
             "from twin import Twin, load_scenario\n"
             f"cfg = load_scenario('default', ['community.households={households}', 'sim.days={days}', "
             "'progress=false'])\n"
             "r = Twin(cfg).run()\n"
             "r.save('out', plotly='cdn')\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, len(r.event_log))\n")
+            "hwm = next(l for l in open('/proc/self/status') if l.startswith('VmHWM'))\n"
+            "print(int(hwm.split()[1]) * 1024, len(r.event_log))\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     peak, events = done.stdout.split()[-2:]
