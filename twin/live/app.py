@@ -17,7 +17,7 @@ import time
 from contextlib import asynccontextmanager
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ConfigDict, create_model
@@ -36,13 +36,15 @@ IDEMPOTENCY_SUBJECT = -2
 _SERVICE_OF_KIND = {}
 
 
-def create_app(services, *, window_s: float = 0.002, clock=None, publisher=None) -> FastAPI:
+def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock=None,
+               publisher=None) -> FastAPI:
     """The server over ``services`` (opened on a store with ``open_services``; this app is its one writer).
 
     ``clock()`` gives live time in minutes (default: the store's epoch clock).
     ``publisher``: an :class:`~twin.live.publisher.EventPublisher` that gets every committed event.
+    ``window_s``, ``max_batch``: the group commit's (``window_s=0, max_batch=1``: one transaction a request).
     """
-    committer = GroupCommitter(services, window_s=window_s)
+    committer = GroupCommitter(services, window_s=window_s, max_batch=max_batch)
     if publisher is not None:
         committer.on_commit.append(publisher.publish)
     if clock is None:
@@ -67,11 +69,15 @@ def create_app(services, *, window_s: float = 0.002, clock=None, publisher=None)
             raise _Unauthenticated("unknown or revoked token")
         return found
 
+    async def caller(authorization: str | None = Header(None, description="Bearer <token>")) -> acc.Principal:
+        """``principal`` on the event loop: FastAPI runs a plain ``def`` dependency in a worker thread."""
+        return principal(authorization)
+
     for service in ("repair", "points", "timebank", "voting"):
         router = APIRouter(prefix=API, tags=[service])
         for op in OPERATIONS:
             if op.service == service:
-                _route(router, op, committer, clock, principal)
+                _route(router, op, committer, clock, caller)
         app.include_router(router)
     app.state.principal = principal  # Open311 and the /api/repairs alias: the same token check
     from twin.live import legacy, open311
@@ -136,7 +142,7 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
         status, content = await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key))
         return _respond(status, content)
 
-    def allowed(who: acc.Principal = Depends(principal)) -> acc.Principal:
+    async def allowed(who: acc.Principal = Depends(principal)) -> acc.Principal:
         """The role gate, before the request is even parsed."""
         if who.role not in op.roles:
             raise _Forbidden(f"{op.name} is for {', '.join(sorted(op.roles))}, not a {who.role}")
@@ -277,9 +283,19 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
 
 def _install_body_limit(app: FastAPI) -> None:
-    @app.middleware("http")
-    async def limit(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return problem(413, "body-too-large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-        return await call_next(request)
+    app.add_middleware(_BodyLimit)
+
+
+class _BodyLimit:
+    """Refuse a declared body over ``MAX_BODY_BYTES`` (plain ASGI: ``@app.middleware`` costs a task a request)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                response = problem(413, "body-too-large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
