@@ -43,3 +43,19 @@ def test_twin_bench_rejects_unknown_flags_clearly():
     out = subprocess.run([sys.executable, "-m", "twin.cli", "bench", "--bogus"], capture_output=True, text=True,
                          timeout=120)
     assert out.returncode == 2 and "--bogus" in out.stderr
+
+
+def test_serve_benchmark_reports_its_keys_without_wrk():
+    from twin.bench import serve
+
+    r = serve.run(seconds=0.5, paced_seconds=0.5, warmup_seconds=0.2, connections=4, paced_rate=40, residents=10,
+                  client="python", processes=1, log=lambda msg: None)
+    assert r["serve_client"].startswith("python")
+    for key in ("serve_writes_per_s", "serve_write_p50_ms", "serve_write_p99_ms", "serve_single_tx_writes_per_s",
+                "serve_noop_per_s", "serve_reads_per_s", "serve_group_vs_single", "serve_paced_writes_per_s"):
+        assert r[key] > 0, key
+    assert r["serve_failed_requests"] == 0
+    # every acknowledged write is a committed event (in-flight ones at the end may add a few)
+    assert r["serve_write_events"] >= r["serve_write_acknowledged"] > 0
+    assert set(r["goals"]) == set(serve.GOALS) and serve.table_rows(r)
+    assert json.dumps(suite._jsonable(r))

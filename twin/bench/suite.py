@@ -12,7 +12,9 @@ Sections (each a module of ``twin.bench``):
 4. the twin's repair queue vs the SimPy desk, desk events per second (``reference``);
 5. memory: bytes of state per resident and the default run's peak RSS (``engine``);
 6. service throughput (``services``, when present) and, with ``--full``, the
-   chain (``chain``).
+   chain (``chain``);
+7. the live server on loopback: durable writes/s and latency, group commit vs one
+   transaction per request, beside a no-op endpoint and reads (``serve``, ~1 minute).
 
 The JSON object (printed as the last line with ``--json``) holds at least
 ``resident_agent_steps_per_s``, ``speedup_vs_mesa``, ``community_year_warm_s``,
@@ -106,7 +108,11 @@ def run(full: bool = False, cold: bool = True) -> dict:
         _log("chain ...")
         out["chain"] = _optional("chain")
 
+    out["serve"] = _optional("serve")  # the live server under load on loopback (twin.bench.serve)
+    out.update({k: v for k, v in (out["serve"] or {}).items() if k.startswith("serve_")})
+
     out["goals"] = {k: _meets(out.get(k, math.nan), *goal) for k, goal in GOALS.items()}
+    out["goals"].update((out["serve"] or {}).get("goals", {}))
     out["bench_s"] = time.perf_counter() - t_start
     return out
 
@@ -169,6 +175,10 @@ def table(r: dict) -> str:
     ]
     if r.get("chain"):
         rows.append(("chain tx/s (embedded EVM)", _fmt(r["chain"].get("accepted_tx_per_s"))))
+    if r.get("serve"):
+        from twin.bench.serve import table_rows
+
+        rows += table_rows(r["serve"])
     rows.append(("goals met", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["goals"].items())))
     rows.append(("bench time", _fmt(r["bench_s"], " s")))
     width = max(len(k) for k, _ in rows)
