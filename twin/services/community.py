@@ -47,15 +47,12 @@ class Services:
         self._snapshot_at = 0
         self._snapshot_state = None  # (events, state) of the last snapshot, for a fast rollback
         p = self.policies
-        self._builders = {
-            "points": lambda: (Points, (self.log, p.points), {}),
-            "timebank": lambda: (TimeBank, (self.log, p.timebank), {}),
-            "repair": lambda: (RepairDesk, (self.log, p.repair), {"n_workers": n_workers}),
-            "voting": lambda: (VotingDesk, (self.log, p.voting), {}),
-        }
-        for name, build in self._builders.items():
-            cls, args, kwargs = build()
-            setattr(self, name, cls(*args, **kwargs))
+        # how each service is built (and rebuilt in place by a rollback): class, policy, options
+        self._specs = {"points": (Points, p.points, {}), "timebank": (TimeBank, p.timebank, {}),
+                       "repair": (RepairDesk, p.repair, {"n_workers": n_workers}),
+                       "voting": (VotingDesk, p.voting, {})}
+        for name, (cls, policy, options) in self._specs.items():
+            setattr(self, name, cls(self.log, policy, **options))
         #: Which service owns each event kind (the engine's and the bare ledger's kinds are absent).
         self.service_of = {k: name for name in SERVICE_NAMES for k in _kinds(name)}
         self.log.on_failure.append(self._rollback)
@@ -97,9 +94,8 @@ class Services:
         """
         committed = self.log.events.copy()
         self.log.clear()
-        for name, build in self._builders.items():
-            cls, args, kwargs = build()
-            getattr(self, name).__init__(*args, **kwargs)
+        for name, (_, policy, options) in self._specs.items():
+            getattr(self, name).__init__(self.log, policy, **options)
         start = 0
         if self._snapshot_state is not None:  # from the last snapshot: a long log rolls back in seconds
             start, state = self._snapshot_state
