@@ -11,6 +11,7 @@ batch it was in has been committed.
 in the same transaction, so a retry gets that answer and applies nothing
 twice.
 """
+import asyncio
 import inspect
 import json
 import time
@@ -33,7 +34,6 @@ from twin.services.reasons import Reason, ServiceError
 API = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_SUBJECT = -2
-_SERVICE_OF_KIND = {}
 
 
 def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock=None,
@@ -95,8 +95,6 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
             rows = await committer.run(lambda s: s.log.events[after: after + limit].copy())
             if len(rows) or time.monotonic() >= deadline:
                 break
-            import asyncio
-
             await asyncio.sleep(0.05)
         return {"after": after, "next": after + len(rows), "events": [as_json(after + 1 + i, r)
                                                                       for i, r in enumerate(rows)]}
