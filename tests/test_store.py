@@ -123,6 +123,25 @@ def test_a_store_of_the_current_version_reopens(tmp_path):
         assert len(store.load()) == 4
 
 
+def test_a_version_1_store_opens_read_only_and_is_upgraded_by_its_writer(tmp_path):
+    from twin.services.community import open_services
+
+    path = tmp_path / "v1.db"
+    with open_services(path) as s:
+        s.points.enroll(3)
+    conn = sqlite3.connect(path)  # as version 1 wrote it: no snapshots table
+    conn.execute("DROP TABLE snapshots")
+    conn.execute("UPDATE meta SET value='1' WHERE key='schema_version'")
+    conn.commit()
+    conn.close()
+    with open_services(path, readonly=True) as looking:
+        assert looking.store.version == 1 and looking.points.balance(3) == 0
+    with open_services(path) as s:
+        assert s.store.version == 2 and s.checkpoint()
+    with EventStore(path, readonly=True) as reader:
+        assert reader.version == 2
+
+
 # ---------------------------------------------------------------- reopening
 def _operate(s, t0=0.0):
     """A morning's work across points, time bank and repair desk."""

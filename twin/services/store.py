@@ -75,13 +75,14 @@ class EventStore:
         self._lock = None
         self._epoch = None
         self._key = None
+        self.version = SCHEMA_VERSION  # the file's, once read
         if readonly:
             if not self.path.exists():
                 raise StoreCorrupt(f"{self.path} does not exist (a read-only open cannot create a store)")
             _check_file_size(self.path)
             self._key = _store_key(self.path, create=False)
             self._connect(f"file:{self.path}?mode=ro", uri=True)
-            self._check_schema(existing=True)
+            self._check_schema()
             return
         self._lock = _take_writer_lock(self.path)
         try:
@@ -93,7 +94,7 @@ class EventStore:
                 _check_file_size(self.path)
             self._connect(str(self.path))
             if existing:
-                self._check_schema(existing=True)
+                self._check_schema()
                 self._upgrade()
                 if self._meta("open") == "1" and not wal_found:
                     raise StoreCorrupt(
@@ -134,7 +135,7 @@ class EventStore:
             self.conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
             self.conn.execute("INSERT INTO meta VALUES ('epoch', ?)", (repr(time.time()),))
 
-    def _check_schema(self, existing: bool) -> None:
+    def _check_schema(self) -> None:
         try:
             tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             row = (self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -151,6 +152,7 @@ class EventStore:
             version = int(row[0])
         except ValueError:
             raise StoreCorrupt(f"{self.path} has a malformed schema version {row[0]!r}") from None
+        self.version = version
         if version > SCHEMA_VERSION:
             raise StoreVersionError(
                 f"{self.path} has schema version {version}; this code reads up to {SCHEMA_VERSION}. "
@@ -170,11 +172,12 @@ class EventStore:
 
     def _upgrade(self) -> None:
         """Bring a store of an older schema version up to this one (each step in one transaction)."""
-        if int(self._meta("schema_version")) < 2:
+        if self.version < 2:
             with self.conn:
                 self.conn.execute("BEGIN IMMEDIATE")
                 self.conn.execute(_SNAPSHOTS)
                 self.conn.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
+            self.version = 2
 
     def _meta(self, key: str):
         row = self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
@@ -273,8 +276,11 @@ class EventStore:
         """``(events, state)`` of the latest snapshot made under ``fingerprint``, or None.
 
         A snapshot made under other rules or policies, or one that does not
-        check out (its length or hash), is None: the caller replays in full.
+        check out (its length or hash), is None: the caller replays in full;
+        so is a version-1 store opened read-only (it has no snapshots table).
         """
+        if self.version < 2:
+            return None
         try:
             row = self.conn.execute("SELECT seq, fingerprint, events, state_sha256, state FROM snapshots "
                                     "ORDER BY seq DESC LIMIT 1").fetchone()
