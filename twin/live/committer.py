@@ -21,7 +21,6 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from twin.services.community import SNAPSHOT_EVERY
 from twin.services.events import WriteFailed
 from twin.services.reasons import ServiceError
 
@@ -113,21 +112,12 @@ class GroupCommitter:
             new = self.services.log.events[before:].copy()
             for callback in self.on_commit:
                 callback(new, before + 1)
-        if len(self.services.log) - self.services._snapshot_at >= SNAPSHOT_EVERY:
-            self._checkpoint()
+        self.services.checkpoint_if_due()  # keeps the next open fast
         for (_, future), outcome in zip(batch, outcomes):
             if isinstance(outcome, (ServiceError, ValueError)):
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
-
-
-    def _checkpoint(self) -> None:
-        """A snapshot now and then keeps the next open fast; failing one costs nothing but that."""
-        try:
-            self.services.checkpoint()
-        except Exception:  # noqa: BLE001 - the log is the record; a snapshot is an optimisation
-            self.services._snapshot_at = len(self.services.log)
 
 
 class _Bug:

@@ -117,14 +117,23 @@ class Services:
         self._snapshot_state = (len(self.log), state)
         return True
 
+    def checkpoint_if_due(self) -> None:
+        """A snapshot when the log grew by ``SNAPSHOT_EVERY`` since the last one (or the last try).
+
+        A snapshot is an optimisation, the log is the record: one that fails
+        is tried again only after as many events more.
+        """
+        if self.store is None or self.store.conn is None or len(self.log) - self._snapshot_at < SNAPSHOT_EVERY:
+            return
+        try:
+            self.checkpoint()
+        except Exception:  # noqa: BLE001 - see the docstring
+            self._snapshot_at = len(self.log)
+
     def close(self) -> None:
-        """Snapshot (when the log grew by ``SNAPSHOT_EVERY``), close the store, release its lock; idempotent."""
+        """Snapshot when due, close the store and release its lock; idempotent."""
         if self.store is not None:
-            if self.store.conn is not None and len(self.log) - self._snapshot_at >= SNAPSHOT_EVERY:
-                try:
-                    self.checkpoint()
-                except Exception:  # noqa: BLE001 - a snapshot is an optimisation; the log is the record
-                    pass
+            self.checkpoint_if_due()
             self.store.close()
 
     def __enter__(self):
