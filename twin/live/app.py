@@ -27,9 +27,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from twin.live import accounts as acc
 from twin.live.committer import GroupCommitter
 from twin.live.operations import OPERATIONS, Operation, call
-from twin.live.problems import problem, status_of
+from twin.live.problems import PROBLEM, problem, refusal
 from twin.services.events import WriteFailed, as_json
-from twin.services.reasons import Reason, ServiceError
+from twin.services.reasons import ServiceError
 
 API = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024
@@ -187,10 +187,8 @@ def _answer(services, op, who, args, payload, t, key):
         check_unicode(payload)
         result = call(op, services, who, args, payload, t)
         status, content = (201 if op.http == "POST" else 200), _jsonable(result)
-    except ServiceError as refused:
-        status, content = status_of(refused.reason), _problem_body(refused.reason.name, refused)
-    except ValueError as refused:
-        status, content = 422, _problem_body("InvalidValue", refused)
+    except (ServiceError, ValueError) as refused:
+        status, content = refusal(refused)
     if field is not None and op.http == "POST":
         services.log.detail(IDEMPOTENCY_SUBJECT, field, json.dumps([status, content]))
     return status, content
@@ -214,16 +212,9 @@ def check_unicode(value, where: str = "body") -> None:
             check_unicode(item, where)
 
 
-def _problem_body(name: str, exc: Exception) -> dict:
-    from twin.live.problems import TYPE_BASE
-
-    status = status_of(Reason[name]) if name in Reason.__members__ else 422
-    return {"type": TYPE_BASE + name, "title": name, "status": status, "detail": str(exc)}
-
-
 def _respond(status: int, content):
     if status >= 400:
-        return JSONResponse(content, status_code=status, media_type="application/problem+json")
+        return JSONResponse(content, status_code=status, media_type=PROBLEM)
     return JSONResponse(content if content is not None else {"ok": True}, status_code=status)
 
 

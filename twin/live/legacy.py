@@ -52,10 +52,10 @@ from fastapi.routing import APIRoute
 from pydantic import ConfigDict, create_model
 
 from twin.live import accounts as acc
-from twin.live.app import _answer, _Forbidden, _problem_body, _respond, check_unicode
+from twin.live.app import _answer, _Forbidden, _respond, check_unicode
 from twin.live.open311 import CATALOGUE, epoch_of, iso, parse_address, submitted_ticket, ticket_times
 from twin.live.operations import OPERATIONS, call
-from twin.live.problems import PROBLEM
+from twin.live.problems import PROBLEM, refusal
 from twin.services.reasons import EXCEPTIONS, Reason, ServiceError
 from twin.services.repair import Category, Status
 
@@ -147,9 +147,7 @@ class _LegacyRoute(APIRoute):
 
 
 def _refusal(exc: Exception) -> JSONResponse:
-    name = exc.reason.name if isinstance(exc, ServiceError) else "InvalidValue"
-    body = _problem_body(name, exc)
-    return _problem(body["status"], body)
+    return _problem(*refusal(exc))
 
 
 async def _run(request: Request, command):

@@ -17,7 +17,7 @@ do about it:
 """
 from fastapi.responses import JSONResponse
 
-from twin.services.reasons import Reason
+from twin.services.reasons import Reason, ServiceError
 
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://community-twin.org/problems/"
@@ -42,7 +42,20 @@ def status_of(reason: Reason) -> int:
     return 409
 
 
+def problem_body(status: int, type_: str, detail: str, **extra) -> dict:
+    """A problem document; ``type_`` is a Reason name or one of the server's own types."""
+    return {"type": TYPE_BASE + type_, "title": type_, "status": status, "detail": detail, **extra}
+
+
 def problem(status: int, type_: str, detail: str, **extra) -> JSONResponse:
-    """A problem+json response; ``type_`` is a Reason name or one of the server's own types."""
-    body = {"type": TYPE_BASE + type_, "title": type_, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+    """A problem+json response (see :func:`problem_body`)."""
+    return JSONResponse(problem_body(status, type_, detail, **extra), status_code=status, media_type=PROBLEM)
+
+
+def refusal(exc: Exception) -> tuple[int, dict]:
+    """A refused command's status and problem document: its Reason's, or ``InvalidValue`` (422) for a ValueError."""
+    if isinstance(exc, ServiceError):
+        status, name = status_of(exc.reason), exc.reason.name
+    else:
+        status, name = 422, "InvalidValue"
+    return status, problem_body(status, name, str(exc))
