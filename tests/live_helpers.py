@@ -20,13 +20,15 @@ def free_port() -> int:
 class Server:
     """A real uvicorn server on a free loopback port, over a store opened for it.
 
-    ``url`` is the API's base (``/api/v1``), ``root`` the server's.
+    ``url`` is the API's base (``/api/v1``), ``root`` the server's; ``clock`` the
+    live time in minutes (default: the store's).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, clock=None):
         self.path = path
         self.services = open_services(path)
         self.tokens = {}
+        self.clock = clock
 
     def account(self, role, id):
         token = add_account(self.services, role, id)
@@ -35,7 +37,7 @@ class Server:
 
     def __enter__(self):
         self.port = free_port()
-        self.app = create_app(self.services)
+        self.app = create_app(self.services, clock=self.clock)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -2,7 +2,6 @@
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -10,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+from live_helpers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,14 +20,8 @@ def _twin(*args, cwd, **kw):
                           text=True, timeout=300, **kw)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_demo_prints_logins_serves_them_and_holds_the_store(tmp_path):
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "serve", "--demo", "--port", str(port)],
                             cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

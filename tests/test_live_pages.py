@@ -11,19 +11,14 @@ operations.
 import ast
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
+import live_helpers
 from twin.live import page_text
-from twin.live.app import create_app
 from twin.live.serve import DEMO_STAFF, seed_demo
-from twin.services.community import open_services
 from twin.services.reasons import Reason
 
 CHROMIUM = "/usr/bin/chromium"
@@ -54,34 +49,17 @@ class Clock:
         return self.now
 
 
-class Server:
-    """A real uvicorn server on a free loopback port over a seeded demo store."""
+class Server(live_helpers.Server):
+    """The shared live-test server over a seeded demo store, on a clock the test moves; ``url`` is its root."""
 
     def __init__(self, path):
-        self.services = open_services(path)
+        super().__init__(path, clock=Clock())
         self.tokens = seed_demo(self.services)
-        self.clock = Clock()
 
     def __enter__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.app = create_app(self.services, clock=self.clock)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.02)
-        self.url = f"http://127.0.0.1:{self.port}"
+        super().__enter__()
+        self.url = self.root
         return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
-        self.services.close()
 
 
 @pytest.fixture

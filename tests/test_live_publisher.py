@@ -2,19 +2,13 @@
 import asyncio
 import json
 import queue
-import socket
 import threading
 import time
 
+from live_helpers import Server, free_port
 from paho.mqtt import client as mqtt
 
 from twin.live.publisher import EventPublisher
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Broker:
@@ -23,7 +17,7 @@ class Broker:
     def __enter__(self):
         from amqtt.broker import Broker as AmqttBroker
 
-        self.port = _free_port()
+        self.port = free_port()
         self.loop = asyncio.new_event_loop()
         started = threading.Event()
         config = {"listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
@@ -51,7 +45,6 @@ class Broker:
 
 
 def test_every_committed_event_is_published_in_order_without_free_text(tmp_path):
-    from live_helpers import Server
 
     with Broker() as broker:
         got = queue.Queue()
