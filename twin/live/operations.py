@@ -91,7 +91,8 @@ def _parameters(service: str, method: str):
 
 
 def _type_of(p: inspect.Parameter):
-    if p.annotation is not inspect.Parameter.empty and p.annotation is not inspect.Parameter.empty:
+    """A body field's type: the parameter's annotation, else what its default says."""
+    if p.annotation is not inspect.Parameter.empty:
         annotation = p.annotation
         if isinstance(annotation, str):
             annotation = {"int": int, "float": float, "str": str, "bool": bool}.get(annotation, typing.Any)
@@ -102,7 +103,7 @@ def _type_of(p: inspect.Parameter):
     if isinstance(default, bool):
         return bool
     if isinstance(default, (int, float, str)):
-        return type(default) | None if default is None else type(default)
+        return type(default)
     return typing.Any
 
 
