@@ -8,9 +8,9 @@ planner never runs a year-long simulation on a typo.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "scenarios"
 
@@ -28,221 +28,344 @@ def _choice(key: str, value: str, options) -> None:
     _check(value in options, key, f"one of {', '.join(map(repr, options))}", value)
 
 
+# ------------------------------------------------------------------ parameter metadata
+# Every field below is declared with ``param``: its default, what it means, its unit, the
+# values allowed and where its value comes from.  This is the one place a parameter is
+# described; ``twin.params`` turns it into the parameter table (docs/parameters.md), and the
+# ``allowed`` test is the very check a scenario goes through at load time.
+
+@dataclass(frozen=True)
+class Allowed:
+    """The values a parameter takes: the words a reader sees (docs, errors) and the test.
+
+    Without ``test`` the words document a rule checked elsewhere (one that spans several
+    keys, in the section's ``__post_init__``) or say that any value of the type is taken.
+    """
+
+    text: str = "any number"
+    test: Optional[Callable[[Any], bool]] = None
+
+    def describe(self) -> str:
+        return self.text
+
+    def admits(self, value) -> bool:
+        return self.test is None or bool(self.test(value))
+
+
+@dataclass(frozen=True)
+class OneOf(Allowed):
+    """One of a list of names; ``options`` may be a function (a registry filled at import)."""
+
+    text: str = ""
+    options: Any = ()
+
+    def names(self) -> tuple:
+        return tuple(self.options() if callable(self.options) else self.options)
+
+    def describe(self) -> str:
+        return self.text or f"one of {', '.join(map(repr, self.names()))}"
+
+    def admits(self, value) -> bool:
+        return value in self.names()
+
+
+SHARE = Allowed("a share in 0..1", lambda v: 0.0 <= v <= 1.0)
+PROBABILITY = Allowed("a probability in 0..1", lambda v: 0.0 <= v <= 1.0)
+NON_NEGATIVE = Allowed("a non-negative number", lambda v: v >= 0)
+MINUTES = Allowed("a non-negative number of minutes", lambda v: v >= 0)
+ANY_NUMBER = Allowed("any number")
+FLAG = Allowed("true or false")
+
+#: Where a value comes from (the ``source`` of a parameter), in the table's words.
+ASSUMED = "assumption (a round figure; not calibrated)"
+SETTING = "run setting (chosen per run)"
+CHENGDU = "calibrated: Chengdu case, participation 15% → 42% (tests/test_case_studies.py)"
+TUNED_TURNOUT = "tuned with the Chengdu calibration for a plausible turnout (no case figure)"
+HANGZHOU = "tuned: few false alarms with the Hangzhou case's alert answered within 30 min"
+PUDONG = "Pudong case: satisfaction 78 before the programme"
+ERLANG = "validation scenario (textbook M/M/c queue against Erlang C)"
+
+
+def param(default=MISSING, meaning: str = "", unit: str = "", allowed: Allowed = ANY_NUMBER,
+          source: str = ASSUMED, *, factory=MISSING):
+    """A config field that carries its description (dataclass field metadata, read by ``twin.params``)."""
+    metadata = {"meaning": meaning, "unit": unit, "allowed": allowed, "source": source}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+def section(factory, meaning: str):
+    """A nested section of the config (its own parameters are described field by field)."""
+    return field(default_factory=factory, metadata={"meaning": meaning, "unit": "section"})
+
+
+def allowed_of(node, name: str) -> Allowed:
+    """The :class:`Allowed` declared for field ``name`` of a config dataclass (or instance)."""
+    return {f_.name: f_ for f_ in fields(node)}[name].metadata.get("allowed", ANY_NUMBER)
+
+
+def _check_fields(prefix: str, node) -> None:
+    """Check each field of ``node`` against its declared ``allowed`` values; the error names the key."""
+    for f_ in fields(node):
+        allowed = f_.metadata.get("allowed")
+        if allowed is not None:
+            value = getattr(node, f_.name)
+            _check(allowed.admits(value), f"{prefix}{f_.name}", allowed.describe(), value)
+
+
+def _dispatch_names() -> tuple:
+    from policies import DISPATCH_POLICIES
+
+    return tuple(DISPATCH_POLICIES)
+
+
 @dataclass
 class CommunityConfig:
     """The place and its people."""
 
-    households: int = 2000
-    buildings: int = 40
-    spacing_m: float = 60.0          # distance between neighbouring buildings on the map grid
-    mean_household_size: float = 2.6
-    elder_share: float = 0.22        # share of residents aged 60+
-    elders_alone_share: float = 0.3  # share of elder-headed households of one person
-    app_literacy_adult: float = 0.85
-    app_literacy_elder: float = 0.35
-    friends_per_resident: int = 4    # small-world ties beyond household and building
-    rewire_p: float = 0.1
+    households: int = param(2000, "households in the community", "households",
+                            Allowed("an integer >= 1", lambda v: v >= 1), SETTING)
+    buildings: int = param(40, "residential buildings; households are spread evenly over them", "buildings",
+                           Allowed("1..households"), SETTING)
+    spacing_m: float = param(60.0, "distance between neighbouring buildings on the map grid", "m",
+                             Allowed("a positive distance in metres", lambda v: v > 0))
+    mean_household_size: float = param(2.6, "mean number of people in a household", "persons",
+                                       Allowed("1.0..6.0", lambda v: 1.0 <= v <= 6.0))
+    elder_share: float = param(0.22, "share of residents aged 60+", "share", SHARE)
+    elders_alone_share: float = param(0.3, "share of elder-headed households of one person (living alone)", "share",
+                                      SHARE)
+    app_literacy_adult: float = param(0.85, "chance a resident aged 12-59 uses the community app", "probability",
+                                      SHARE)
+    app_literacy_elder: float = param(0.35, "chance a resident aged 60+ uses the community app", "probability",
+                                      SHARE)
+    friends_per_resident: int = param(4, "small-world ties beyond household and building (ring neighbours before "
+                                         "rewiring)", "ties", Allowed("0..50", lambda v: 0 <= v <= 50))
+    rewire_p: float = param(0.1, "chance each friendship tie is rewired to a random resident (Watts-Strogatz)",
+                            "probability", SHARE)
 
     def __post_init__(self):
-        _check(self.households >= 1, "community.households", "an integer >= 1", self.households)
-        _check(1 <= self.buildings <= self.households, "community.buildings", "1..households", self.buildings)
-        _check(self.spacing_m > 0, "community.spacing_m", "a positive distance in metres", self.spacing_m)
-        _check(1.0 <= self.mean_household_size <= 6.0, "community.mean_household_size", "1.0..6.0",
-               self.mean_household_size)
-        for name in ("elder_share", "elders_alone_share", "app_literacy_adult", "app_literacy_elder", "rewire_p"):
-            v = getattr(self, name)
-            _check(0.0 <= v <= 1.0, f"community.{name}", "a share in 0..1", v)
-        _check(0 <= self.friends_per_resident <= 50, "community.friends_per_resident", "0..50",
-               self.friends_per_resident)
+        _check_fields("community.", self)
+        _check(1 <= self.buildings <= self.households, "community.buildings",
+               allowed_of(self, "buildings").describe(), self.buildings)
 
 
 @dataclass
 class SimConfig:
     """How long and how finely time runs."""
 
-    days: int = 365
-    tick_minutes: int = 60
-    engine: str = "cpu"
+    days: int = param(365, "simulated days", "days", Allowed("an integer >= 1", lambda v: v >= 1), SETTING)
+    tick_minutes: int = param(60, "length of a tick: residents and sensors step once a tick", "min",
+                              OneOf("one of 15, 20, 30, 60, 120", options=(15, 20, 30, 60, 120)), SETTING)
+    engine: str = param("cpu", "backend that runs the compiled kernels", "name", OneOf(options=("cpu",)), SETTING)
 
     def __post_init__(self):
-        _check(self.days >= 1, "sim.days", "an integer >= 1", self.days)
-        _check(self.tick_minutes in (15, 20, 30, 60, 120), "sim.tick_minutes", "one of 15, 20, 30, 60, 120",
-               self.tick_minutes)
-        _choice("sim.engine", self.engine, ("cpu",))
+        _check_fields("sim.", self)
 
 
 @dataclass
 class ResidentsConfig:
     """Behaviour of residents: the knobs of the resident rule (logit scale unless a rate)."""
 
-    activity_base: float = -6.4      # logit of taking part in an offered activity, before effects
-    reward_effect: float = 0.9       # per 10 points offered
-    peer_effect: float = 1.0         # times the share of one's network active in the last 30 days
-    engagement_effect: float = 1.5   # times the resident's engagement (0..1)
-    fatigue_effect: float = 1.2      # times fatigue (0..1; rises with each activity, decays daily)
-    fatigue_gain: float = 0.25
-    fatigue_decay: float = 0.85
-    redeem_prob: float = 0.05        # per day, when a resident can afford an item
-    timebank_help_prob: float = 0.03 # per day, a younger elder offers help to an older neighbour
-    timebank_minutes_mean: float = 60.0
-    confirm_delay_minutes: float = 120.0
-    propose_rate_per_month: float = 1.5  # topics proposed by the community per month
-    vote_base: float = -4.0          # logit of voting on an open topic per day of the vote
-    vote_app_effect: float = 1.0
-    vote_engagement_effect: float = 2.0
-    fault_notice_per_hour: float = 0.02  # chance a resident at home notices a public fault in an hour
-    satisfaction_baseline: float = 78.0
-    satisfaction_memory: float = 0.98    # daily persistence of satisfaction
+    activity_base: float = param(-6.4, "logit of taking part in an offered activity, before effects", "logit",
+                                 ANY_NUMBER, CHENGDU)
+    reward_effect: float = param(0.9, "logit added per 10 points an activity offers", "logit per 10 points",
+                                 ANY_NUMBER, CHENGDU + "; 0 in chengdu_before")
+    peer_effect: float = param(1.0, "logit added times the share of one's network active in the last 30 days",
+                               "logit", ANY_NUMBER, CHENGDU)
+    engagement_effect: float = param(1.5, "logit added times the resident's engagement (0..1)", "logit")
+    fatigue_effect: float = param(1.2, "logit taken away times fatigue (0..1)", "logit")
+    fatigue_gain: float = param(0.25, "fatigue added by each activity taken part in", "fatigue per activity")
+    fatigue_decay: float = param(0.85, "share of fatigue left after each day", "share per day", PROBABILITY)
+    redeem_prob: float = param(0.05, "chance a day that a resident who can afford an item redeems points",
+                               "probability per day", PROBABILITY)
+    timebank_help_prob: float = param(0.03, "chance a day that a younger elder (60-74) offers help to an older "
+                                            "neighbour (75+)", "probability per day", PROBABILITY)
+    timebank_minutes_mean: float = param(60.0, "mean length of a time-bank service (exponential, in 15-minute "
+                                               "steps, 15..240)", "min", NON_NEGATIVE)
+    confirm_delay_minutes: float = param(120.0, "delay before the receiver confirms a recorded service", "min",
+                                         NON_NEGATIVE)
+    propose_rate_per_month: float = param(1.5, "topics proposed by the community per month", "topics per month",
+                                          NON_NEGATIVE)
+    vote_base: float = param(-4.0, "logit of voting on an open topic, per day of the vote", "logit", ANY_NUMBER,
+                             TUNED_TURNOUT)
+    vote_app_effect: float = param(1.0, "logit added when the resident uses the app", "logit")
+    vote_engagement_effect: float = param(2.0, "logit added times the resident's engagement (0..1)", "logit")
+    fault_notice_per_hour: float = param(0.02, "chance a resident at home notices a public fault in an hour",
+                                         "probability per hour", PROBABILITY)
+    satisfaction_baseline: float = param(78.0, "satisfaction a resident returns to without experiences", "0–100",
+                                         Allowed("0..100", lambda v: 0 <= v <= 100), PUDONG)
+    satisfaction_memory: float = param(0.98, "daily persistence of satisfaction (the rest moves to the baseline)",
+                                       "share per day", PROBABILITY)
 
     def __post_init__(self):
-        for name in ("redeem_prob", "timebank_help_prob", "fault_notice_per_hour", "fatigue_decay",
-                     "satisfaction_memory"):
-            v = getattr(self, name)
-            _check(0.0 <= v <= 1.0, f"residents.{name}", "a probability in 0..1", v)
-        _check(0 <= self.satisfaction_baseline <= 100, "residents.satisfaction_baseline", "0..100",
-               self.satisfaction_baseline)
-        for name in ("timebank_minutes_mean", "confirm_delay_minutes", "propose_rate_per_month"):
-            _check(getattr(self, name) >= 0, f"residents.{name}", "a non-negative number", getattr(self, name))
+        _check_fields("residents.", self)
 
 
 @dataclass
 class SensorsConfig:
     """IoT devices, their faults and the hidden incidents they should reveal."""
 
-    incapacitation_per_elder_year: float = 0.5   # an elder living alone falls and cannot get up
-    away_day_prob: float = 0.001                 # elder out all day (a source of false alarms)
-    pipe_burst_per_building_year: float = 0.5
-    dropout_per_device_day: float = 0.002
-    stuck_per_device_day: float = 0.001
-    drift_per_device_day: float = 0.001
-    repair_device_days: float = 3.0
-    faults: bool = True                          # false: devices never fail (detection tests)
-    water_litres_per_hour: float = 12.0
-    kwh_per_hour: float = 0.3                    # per active person
-    burst_litres_per_hour: float = 2000.0
-    smoke_per_household_year: float = 0.01
-    bin_fill_per_hour: float = 0.085
+    incapacitation_per_elder_year: float = param(0.5, "rate at which an elder living alone falls and cannot get up",
+                                                 "per elder-year", NON_NEGATIVE)
+    away_day_prob: float = param(0.001, "chance a day that an elder living alone is out all day (a source of false "
+                                        "alarms)", "probability per day", PROBABILITY, HANGZHOU)
+    pipe_burst_per_building_year: float = param(0.5, "rate of water-main bursts", "per building-year", NON_NEGATIVE)
+    dropout_per_device_day: float = param(0.002, "chance a day that a meter falls silent", "probability per day",
+                                          PROBABILITY)
+    stuck_per_device_day: float = param(0.001, "chance a day that a meter repeats its last reading",
+                                        "probability per day", PROBABILITY)
+    drift_per_device_day: float = param(0.001, "chance a day that a meter starts drifting (a growing bias)",
+                                        "probability per day", PROBABILITY)
+    repair_device_days: float = param(3.0, "how long a faulty device stays faulty", "days", NON_NEGATIVE)
+    faults: bool = param(True, "whether devices fail at all (false: detection tests)", "flag", FLAG)
+    water_litres_per_hour: float = param(12.0, "water used per person present and active", "L/h per person",
+                                         NON_NEGATIVE)
+    kwh_per_hour: float = param(0.3, "electricity used per active person", "kWh/h per person", NON_NEGATIVE)
+    burst_litres_per_hour: float = param(2000.0, "extra flow through a building's main while a pipe is burst",
+                                         "L/h", NON_NEGATIVE)
+    smoke_per_household_year: float = param(0.01, "rate of smoke alarms", "per household-year", NON_NEGATIVE)
+    bin_fill_per_hour: float = param(0.085, "share of a bin filled in an hour by 50 households (times 0.5..1.5 at "
+                                            "random)", "bins per hour", NON_NEGATIVE)
 
     def __post_init__(self):
-        for name in ("away_day_prob", "dropout_per_device_day", "stuck_per_device_day", "drift_per_device_day"):
-            v = getattr(self, name)
-            _check(0.0 <= v <= 1.0, f"sensors.{name}", "a probability in 0..1", v)
-        for name in ("incapacitation_per_elder_year", "pipe_burst_per_building_year", "repair_device_days",
-                     "water_litres_per_hour", "kwh_per_hour", "burst_litres_per_hour", "smoke_per_household_year",
-                     "bin_fill_per_hour"):
-            _check(getattr(self, name) >= 0, f"sensors.{name}", "a non-negative number", getattr(self, name))
+        _check_fields("sensors.", self)
+
+
+def _service_minutes() -> dict:
+    return {"plumbing": 90.0, "electrical": 75.0, "elevator": 180.0, "public_area": 60.0, "other": 60.0}
 
 
 @dataclass
 class StaffConfig:
     """Who does the work, when, and how fast."""
 
-    technicians: int = 6
-    social_workers: int = 4
-    shift_start_hour: float = 8.0
-    shift_end_hour: float = 20.0
-    on_call_social_workers: bool = True  # social workers answer alerts around the clock
-    alert_setout_minutes: float = 10.0   # reading the alert and calling before setting out
-    alert_visit_minutes: float = 30.0    # time spent at the home
-    walk_m_per_min: float = 70.0
-    service_minutes: dict = field(default_factory=lambda: {
-        "plumbing": 90.0, "electrical": 75.0, "elevator": 180.0, "public_area": 60.0, "other": 60.0})
-    rating_delay_minutes: float = 240.0
-    cleaner_round_hours: list = field(default_factory=lambda: [7.0, 19.0])  # when bins are emptied
-    rating_prob: float = 0.7
+    technicians: int = param(6, "repair technicians", "workers", Allowed("an integer >= 1", lambda v: v >= 1))
+    social_workers: int = param(4, "social workers who answer alerts", "workers",
+                                Allowed("an integer >= 0", lambda v: v >= 0))
+    shift_start_hour: float = param(8.0, "when technicians' shift starts", "hour of day",
+                                    Allowed("0 <= start < end <= 24"))
+    shift_end_hour: float = param(20.0, "when technicians' shift ends", "hour of day",
+                                  Allowed("0 <= start < end <= 24"))
+    on_call_social_workers: bool = param(True, "social workers answer alerts around the clock", "flag", FLAG)
+    alert_setout_minutes: float = param(10.0, "reading the alert and calling before setting out", "min", MINUTES)
+    alert_visit_minutes: float = param(30.0, "time spent at the home", "min", MINUTES)
+    walk_m_per_min: float = param(70.0, "walking speed of staff between buildings", "m/min",
+                                  Allowed("a positive speed", lambda v: v > 0))
+    service_minutes: dict = param(None, "mean work time of a repair, by category (exponential)", "min",
+                                  Allowed("a positive number of minutes for plumbing, electrical, elevator, "
+                                          "public_area, other"), factory=_service_minutes)
+    rating_delay_minutes: float = param(240.0, "delay from completion to the resident's rating", "min", MINUTES)
+    cleaner_round_hours: list = param(None, "when cleaners empty the bins", "hours of day",
+                                      Allowed("hours in 0..24"), factory=lambda: [7.0, 19.0])
+    rating_prob: float = param(0.7, "chance a resident rates a completed repair", "probability", PROBABILITY)
 
     def __post_init__(self):
-        _check(self.technicians >= 1, "staff.technicians", "an integer >= 1", self.technicians)
-        _check(self.social_workers >= 0, "staff.social_workers", "an integer >= 0", self.social_workers)
+        _check_fields("staff.", self)
         _check(0 <= self.shift_start_hour < self.shift_end_hour <= 24, "staff.shift_start_hour/shift_end_hour",
-               "0 <= start < end <= 24", (self.shift_start_hour, self.shift_end_hour))
-        _check(self.walk_m_per_min > 0, "staff.walk_m_per_min", "a positive speed", self.walk_m_per_min)
-        for name in ("alert_setout_minutes", "alert_visit_minutes", "rating_delay_minutes"):
-            _check(getattr(self, name) >= 0, f"staff.{name}", "a non-negative number of minutes", getattr(self, name))
+               allowed_of(self, "shift_start_hour").describe(), (self.shift_start_hour, self.shift_end_hour))
         from twin.services.repair import Category
 
         allowed = [c.name for c in Category]
         for k, v in self.service_minutes.items():
             _choice("staff.service_minutes key", k, allowed)
             _check(v > 0, f"staff.service_minutes.{k}", "a positive number of minutes", v)
-        _check(0 <= self.rating_prob <= 1, "staff.rating_prob", "a probability in 0..1", self.rating_prob)
         for h in self.cleaner_round_hours:
-            _check(0 <= h < 24, "staff.cleaner_round_hours", "hours in 0..24", h)
+            _check(0 <= h < 24, "staff.cleaner_round_hours", allowed_of(self, "cleaner_round_hours").describe(), h)
 
 
 @dataclass
 class FacilitiesConfig:
     """Failure rates (per unit per year) of what residents report when it breaks."""
 
-    household_faults_per_year: float = 1.2       # in-home plumbing / electrical
-    public_faults_per_building_year: float = 6.0  # lights, corridors, doors
-    elevator_faults_per_building_year: float = 2.0
-    elevator_share: float = 0.6                  # share of buildings with an elevator
+    household_faults_per_year: float = param(1.2, "in-home plumbing and electrical faults", "per household-year",
+                                             NON_NEGATIVE)
+    public_faults_per_building_year: float = param(6.0, "public-area faults: lights, corridors, doors",
+                                                   "per building-year", NON_NEGATIVE)
+    elevator_faults_per_building_year: float = param(2.0, "elevator faults, in buildings that have one",
+                                                     "per building-year", NON_NEGATIVE)
+    elevator_share: float = param(0.6, "share of buildings with an elevator", "share", SHARE)
 
     def __post_init__(self):
-        for f_ in fields(self):
-            v = getattr(self, f_.name)
-            _check(v >= 0, f"facilities.{f_.name}", "a non-negative number", v)
-        _check(self.elevator_share <= 1, "facilities.elevator_share", "a share in 0..1", self.elevator_share)
+        _check_fields("facilities.", self)
 
 
 @dataclass
 class ActivityRule:
-    name: str = "activity"
-    points: int = 10
-    unit: str = "time"
-    daily_cap: int = 0
-    per_week: float = 7.0   # how often the activity is offered
-    hour: float = 9.0       # when it starts
-    minutes: float = 60.0   # how long it lasts (units = hours for unit "hour")
+    """One entry of ``policies.points.activities`` (a key left out takes the default below)."""
+
+    name: str = param("activity", "the activity's name (a default one keeps its schedule)", "name",
+                      Allowed("a name"))
+    points: int = param(10, "points earned per time or per hour", "points", Allowed("an integer >= 1"))
+    unit: str = param("time", "what points are counted per", "name", OneOf(options=("time", "hour")))
+    daily_cap: int = param(0, "most points a resident may earn from it in a day (0 = no cap)", "points",
+                           Allowed("an integer >= 0"))
+    per_week: float = param(1.0, "how often the activity is offered", "per week", NON_NEGATIVE)
+    hour: float = param(10.0, "when it starts", "hour of day", Allowed("hours in 0..24"))
+    minutes: float = param(60.0, "how long it lasts (the hours counted for unit 'hour')", "min", MINUTES)
+    appeal: float = param(0.0, "logit added beyond the reward (an adopted suggestion is rare)", "logit")
+
+
+@dataclass
+class CatalogEntry:
+    """One entry of ``policies.points.catalog``."""
+
+    name: str = param("item", "the item's name", "name", Allowed("a name"))
+    cost: int = param(100, "points a redemption costs", "points", Allowed("an integer >= 1"))
+    stock: int = param(-1, "items available (-1 = unlimited)", "items", Allowed("an integer >= -1"))
 
 
 @dataclass
 class PointsPolicyConfig:
     """The points rule table (activities) and catalog; empty lists mean the services' default table."""
 
-    activities: list = field(default_factory=list)
-    catalog: list = field(default_factory=list)
+    activities: list = param(None, "the activities that earn points (entries: ActivityRule); empty: the default "
+                                   "table", "table", Allowed("a list of activity entries"),
+                             "Chengdu case (the default table)", factory=list)
+    catalog: list = param(None, "what points buy (entries: CatalogEntry); empty: the default catalog", "table",
+                          Allowed("a list of catalog entries"), "Chengdu case (the default catalog)", factory=list)
 
 
 @dataclass
 class PoliciesConfig:
     """What planners change.  Each entry names a policy in ``policies/`` and its parameters."""
 
-    dispatch: str = "nearest"                 # fifo | nearest | skill
-    points: PointsPolicyConfig = field(default_factory=PointsPolicyConfig)
-    alert_hours_without_water: float = 4.0    # daytime hours of no water before an alert
-    alert_day_start_hour: float = 6.0
-    alert_day_end_hour: float = 22.0
-    pipe_burst_auto_ticket: bool = True
-    burst_threshold_litres_per_hour: float = 600.0
-    voting_method: str = "plurality"          # plurality | approval | borda | irv
-    voting_quorum: float = 0.0
-    voting_threshold: str = "simple"          # none | simple | two_thirds
-    voting_eligibility: str = "adult"         # adult | household
-    notice_days: float = 7.0
-    vote_days: float = 7.0
-    timebank_elder_floor_minutes: int = 0     # overdraft allowed to elders 75+ (negative floor, in minutes)
-    timebank_endowment_minutes: int = 240     # monthly endowment to elders 75+
-    timebank_endowment_budget_minutes: int = 1_900_000  # all the endowment may issue (a year's plan); then refused
-    reopen_window_days: float = 7.0
+    dispatch: str = param("nearest", "how a free technician is chosen for a ticket", "name",
+                          OneOf(options=_dispatch_names))
+    points: PointsPolicyConfig = section(PointsPolicyConfig, "the points rule table and catalog")
+    alert_hours_without_water: float = param(4.0, "daytime hours of no water before an elder living alone raises "
+                                                  "an alert", "h",
+                                             Allowed("a positive number of hours", lambda v: v > 0))
+    alert_day_start_hour: float = param(6.0, "start of the daytime the alert watches", "hour of day",
+                                        Allowed("hours in 0..24"))
+    alert_day_end_hour: float = param(22.0, "end of the daytime the alert watches", "hour of day",
+                                      Allowed("hours in 0..24"))
+    pipe_burst_auto_ticket: bool = param(True, "a burst on a building's main opens a plumbing ticket by itself",
+                                         "flag", FLAG)
+    burst_threshold_litres_per_hour: float = param(600.0, "flow above which a main counts as burst", "L/h")
+    voting_method: str = param("plurality", "how ballots are tallied", "name",
+                               OneOf(options=("plurality", "approval", "borda", "irv")))
+    voting_quorum: float = param(0.0, "share of eligible voters who must vote for a result to stand", "share",
+                                 SHARE)
+    voting_threshold: str = param("simple", "majority a topic needs to carry", "name",
+                                  OneOf(options=("none", "simple", "two_thirds")))
+    voting_eligibility: str = param("adult", "who may vote: every adult, or one vote per household", "name",
+                                    OneOf(options=("adult", "household")))
+    notice_days: float = param(7.0, "notice between a topic's screening and its vote", "days")
+    vote_days: float = param(7.0, "how long a vote stays open", "days")
+    timebank_elder_floor_minutes: int = param(0, "overdraft allowed to elders 75+ (a negative floor)", "min",
+                                              Allowed("a floor <= 0 minutes", lambda v: v <= 0))
+    timebank_endowment_minutes: int = param(240, "monthly endowment to each elder 75+", "min per month",
+                                            Allowed(">= 0", lambda v: v >= 0),
+                                            "tuned: elders can receive help they could not otherwise pay for")
+    timebank_endowment_budget_minutes: int = param(1_900_000, "all the endowment may issue (a year's plan); then "
+                                                              "refused", "min",
+                                                   Allowed("0..10**12 minutes", lambda v: 0 <= v <= 10**12),
+                                                   "a year of the default plan")
+    reopen_window_days: float = param(7.0, "how long after completion a resident may reopen a ticket", "days")
 
     def __post_init__(self):
-        from policies import DISPATCH_POLICIES
-
-        _choice("policies.dispatch", self.dispatch, tuple(DISPATCH_POLICIES))
-        _choice("policies.voting_method", self.voting_method, ("plurality", "approval", "borda", "irv"))
-        _choice("policies.voting_threshold", self.voting_threshold, ("none", "simple", "two_thirds"))
-        _choice("policies.voting_eligibility", self.voting_eligibility, ("adult", "household"))
-        _check(0 <= self.voting_quorum <= 1, "policies.voting_quorum", "a share in 0..1", self.voting_quorum)
-        _check(self.alert_hours_without_water > 0, "policies.alert_hours_without_water", "a positive number of hours",
-               self.alert_hours_without_water)
-        _check(self.timebank_elder_floor_minutes <= 0, "policies.timebank_elder_floor_minutes",
-               "a floor <= 0 minutes", self.timebank_elder_floor_minutes)
-        _check(self.timebank_endowment_minutes >= 0, "policies.timebank_endowment_minutes", ">= 0",
-               self.timebank_endowment_minutes)
-        _check(0 <= self.timebank_endowment_budget_minutes <= 10**12, "policies.timebank_endowment_budget_minutes",
-               "0..10**12 minutes", self.timebank_endowment_budget_minutes)
+        _check_fields("policies.", self)
 
 
 @dataclass
@@ -254,14 +377,15 @@ class QueueCheckConfig:
     dispatch is FIFO and all ``staff.technicians`` are always on shift.
     """
 
-    enabled: bool = False
-    arrivals_per_hour: float = 1.0
-    service_minutes_mean: float = 45.0
+    enabled: bool = param(False, "replace the community's repair demand by a textbook M/M/c queue", "flag", FLAG,
+                          ERLANG)
+    arrivals_per_hour: float = param(1.0, "Poisson arrival rate of tickets", "per hour",
+                                     Allowed("a positive rate", lambda v: v > 0), ERLANG)
+    service_minutes_mean: float = param(45.0, "mean of the exponential service time", "min",
+                                        Allowed("a positive mean", lambda v: v > 0), ERLANG)
 
     def __post_init__(self):
-        _check(self.arrivals_per_hour > 0, "queue_check.arrivals_per_hour", "a positive rate", self.arrivals_per_hour)
-        _check(self.service_minutes_mean > 0, "queue_check.service_minutes_mean", "a positive mean",
-               self.service_minutes_mean)
+        _check_fields("queue_check.", self)
 
 
 @dataclass
@@ -278,11 +402,13 @@ class ChainConfig:
     with derived keys, which a chain given by URL refuses).
     """
 
-    mode: str = "off"          # off | mirror | anchor
-    url: Optional[str] = None  # a JSON-RPC node (anchor only); None = the in-process EVM
+    mode: str = param("off", "mirror the time bank on chain, or anchor each day's events", "name",
+                      OneOf(options=("off", "mirror", "anchor")), SETTING)
+    url: Optional[str] = param(None, "a JSON-RPC node (anchor only); none: the in-process EVM", "URL",
+                               Allowed("an http(s) URL, or none"), SETTING)
 
     def __post_init__(self):
-        _choice("chain.mode", self.mode, ("off", "mirror", "anchor"))
+        _check_fields("chain.", self)
         _check(self.mode != "mirror" or self.url is None, "chain.url",
                "no URL with chain.mode=mirror (the mirror runs on the in-process EVM only)", self.url)
 
@@ -291,22 +417,25 @@ class ChainConfig:
 class TwinConfig:
     """A whole scenario."""
 
-    name: str = "default"
-    seed: int = 1
-    out: Optional[str] = None
-    progress: bool = True
-    community: CommunityConfig = field(default_factory=CommunityConfig)
-    sim: SimConfig = field(default_factory=SimConfig)
-    residents: ResidentsConfig = field(default_factory=ResidentsConfig)
-    sensors: SensorsConfig = field(default_factory=SensorsConfig)
-    staff: StaffConfig = field(default_factory=StaffConfig)
-    facilities: FacilitiesConfig = field(default_factory=FacilitiesConfig)
-    policies: PoliciesConfig = field(default_factory=PoliciesConfig)
-    queue_check: QueueCheckConfig = field(default_factory=QueueCheckConfig)
-    chain: ChainConfig = field(default_factory=ChainConfig)
+    name: str = param("default", "the scenario's name (run folders are named after it)", "name", Allowed("a name"),
+                      SETTING)
+    seed: int = param(1, "seed of every random draw: the same seed and config give the same event log", "seed",
+                      Allowed("an integer in 0..2**63-1", lambda v: 0 <= v < 2**63), SETTING)
+    out: Optional[str] = param(None, "the run folder (none: outputs/<scenario>-<time>/)", "path",
+                               Allowed("a path, or none"), SETTING)
+    progress: bool = param(True, "show a progress bar while running", "flag", FLAG, SETTING)
+    community: CommunityConfig = section(CommunityConfig, "the place and its people")
+    sim: SimConfig = section(SimConfig, "how long and how finely time runs")
+    residents: ResidentsConfig = section(ResidentsConfig, "behaviour of residents")
+    sensors: SensorsConfig = section(SensorsConfig, "IoT devices, their faults and hidden incidents")
+    staff: StaffConfig = section(StaffConfig, "who does the work, when, and how fast")
+    facilities: FacilitiesConfig = section(FacilitiesConfig, "failure rates of what residents report")
+    policies: PoliciesConfig = section(PoliciesConfig, "what planners change")
+    queue_check: QueueCheckConfig = section(QueueCheckConfig, "a textbook queue for validation")
+    chain: ChainConfig = section(ChainConfig, "time bank mirrored and days anchored on chain")
 
     def __post_init__(self):
-        _check(0 <= self.seed < 2**63, "seed", "an integer in 0..2**63-1", self.seed)
+        _check_fields("", self)
 
 
 def _register() -> None:
