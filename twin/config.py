@@ -87,9 +87,12 @@ ERLANG = "validation scenario (textbook M/M/c queue against Erlang C)"
 
 
 def param(default=MISSING, meaning: str = "", unit: str = "", allowed: Allowed = ANY_NUMBER,
-          source: str = ASSUMED, *, factory=MISSING):
-    """A config field that carries its description (dataclass field metadata, read by ``twin.params``)."""
-    metadata = {"meaning": meaning, "unit": unit, "allowed": allowed, "source": source}
+          source: str = ASSUMED, *, factory=MISSING, entry=None):
+    """A config field that carries its description (dataclass field metadata, read by ``twin.params``).
+
+    ``entry`` is the dataclass that describes each entry of a list-valued parameter.
+    """
+    metadata = {"meaning": meaning, "unit": unit, "allowed": allowed, "source": source, "entry": entry}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -321,9 +324,10 @@ class PointsPolicyConfig:
 
     activities: list = param(None, "the activities that earn points (entries: ActivityRule); empty: the default "
                                    "table", "table", Allowed("a list of activity entries"),
-                             "Chengdu case (the default table)", factory=list)
+                             "Chengdu case (the default table)", factory=list, entry=ActivityRule)
     catalog: list = param(None, "what points buy (entries: CatalogEntry); empty: the default catalog", "table",
-                          Allowed("a list of catalog entries"), "Chengdu case (the default catalog)", factory=list)
+                          Allowed("a list of catalog entries"), "Chengdu case (the default catalog)", factory=list,
+                          entry=CatalogEntry)
 
 
 @dataclass
@@ -342,7 +346,7 @@ class PoliciesConfig:
                                       Allowed("hours in 0..24"))
     pipe_burst_auto_ticket: bool = param(True, "a burst on a building's main opens a plumbing ticket by itself",
                                          "flag", FLAG)
-    burst_threshold_litres_per_hour: float = param(600.0, "flow above which a main counts as burst", "L/h")
+    burst_threshold_litres_per_hour: float = param(600.0, "flow above a main's usual flow at that time of day at which it counts as burst", "L/h")
     voting_method: str = param("plurality", "how ballots are tallied", "name",
                                OneOf(options=("plurality", "approval", "borda", "irv")))
     voting_quorum: float = param(0.0, "share of eligible voters who must vote for a result to stand", "share",
