@@ -17,6 +17,7 @@ Real building gateways speak Sparkplug B, so the bridge does too. The parts, in 
 """
 from __future__ import annotations
 
+import contextlib
 import enum
 import threading
 import time
@@ -420,122 +421,92 @@ class EdgeNode:
 
 
 class EdgeNodeLink:
-    """An :class:`EdgeNode` on a broker: a will set before each connection, births on each connect,
-    rebirth commands answered, and data published in ``seq`` order with at most ``max_in_flight``
-    QoS 1 messages unacknowledged (paho's message ids are 16-bit).
+    """An :class:`EdgeNode` on a broker, through the bridge's one MQTT setup (:mod:`live_bridge.mqtt`).
 
-    paho reconnects by itself; each new connection is a new Sparkplug session, so the will is
-    replaced (next ``bdSeq``) while disconnected, before paho reconnects.
+    Before every connection attempt the will becomes the next session's NDEATH (a new ``bdSeq``);
+    on every connection the births go out; rebirth commands are answered; data is published in
+    ``seq`` order with at most ``bound`` QoS 1 messages unacknowledged. Sparkplug asks edge
+    nodes for a clean session, so the link has one.
     """
 
-    def __init__(self, node: EdgeNode, url, client_id: str | None = None, max_in_flight: int = 1000,
+    def __init__(self, node: EdgeNode, url, client_id: str | None = None, bound: int = 1000,
                  connect_timeout_s: float = 30.0):
-        import paho.mqtt.client as paho
-
-        from live_bridge.brokers import parse_broker_url
+        from live_bridge import mqtt
 
         self.node = node
-        self.broker = url if not isinstance(url, str) else parse_broker_url(url)
-        self.max_in_flight = max_in_flight
+        self.bound = bound
         self._order = threading.Lock()  # one message built and handed to paho at a time: seq order is wire order
-        self._acks = threading.Condition()
-        self._in_flight: set[int] = set()  # QoS 1 message ids not yet acknowledged
-        self._sent_qos0: set[int] = set()  # QoS 0 message ids not yet reported written
-        self._early: set[int] = set()  # ids paho reported before they were registered
-        self._connected = threading.Event()
-        self.client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                                  client_id=client_id or f"{node.group}-{node.edge_node}", clean_session=True)
-        if self.broker.username is not None:
-            self.client.username_pw_set(self.broker.username, self.broker.password)
-        if self.broker.tls:
-            self.client.tls_set(ca_certs=self.broker.ca, certfile=self.broker.cert, keyfile=self.broker.key)
-        self.client.reconnect_delay_set(0.1, 5.0)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_publish = self._on_publish
-        self.client.on_message = self._on_message
-        self._set_will()
-        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
-        self.client.loop_start()
-        if not self._connected.wait(connect_timeout_s):
-            self.client.loop_stop()
-            raise ConnectionError(f"{node.edge_node}: no connection to the broker at {self.broker} "
-                                  f"within {connect_timeout_s:g} s")
+        self._born_for = 0  # the connection whose births went out
+        self.client = mqtt.connect(url, client_id or f"{node.group}-{node.edge_node}", clean_start=True,
+                                   will=self._will, on_message=self._on_message,
+                                   subscriptions=[(topic(node.group, NCMD, node.edge_node), 1)])
+        self.publisher = mqtt.Publisher(self.client, bound)
+        setup = self.client.on_connect  # subscribes and counts connections; births follow it
 
-    def _set_will(self) -> None:
-        will = self.node.connection_will()
-        self.client.will_set(will.topic, will.payload, qos=will.qos, retain=will.retain)
+        def on_connect(client, userdata, flags, reason_code, properties):
+            setup(client, userdata, flags, reason_code, properties)
+            if not reason_code.is_failure:
+                self._births()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties=None):
-        if reason_code.is_failure:
-            return
-        client.subscribe(topic(self.node.group, NCMD, self.node.edge_node), qos=1)
         with self._order:
-            for message in self.node.births():
-                self._hand_over(message)
-        self._connected.set()
+            self.client.on_connect = on_connect
+        self._births()  # the first connection may have come before on_connect was wrapped
+        try:
+            self.client.wait_ready(connect_timeout_s)
+        except TimeoutError:
+            mqtt.close(self.client)
+            raise
+        self._births()
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None):
-        self._connected.clear()
+    def _will(self):
+        from live_bridge.mqtt import Will
+
         with self._order:
-            self._set_will()
+            death = self.node.connection_will()
+        return Will(death.topic, death.payload, death.qos, death.retain)
 
-    def _on_publish(self, client, userdata, mid, reason_code=None, properties=None):
-        with self._acks:
-            if mid in self._in_flight:
-                self._in_flight.discard(mid)
-            elif mid in self._sent_qos0:
-                self._sent_qos0.discard(mid)
-            else:
-                self._early.add(mid)  # reported before _hand_over registered it
-            self._acks.notify_all()
+    def _births(self) -> None:
+        with self._order:
+            if self.client.connections > self._born_for:
+                self._born_for = self.client.connections
+                for message in self.node.births():
+                    self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
     def _on_message(self, client, userdata, msg):
         with self._order:
             for message in self.node.command(msg.topic, msg.payload):
-                self._hand_over(message)
-
-    def _hand_over(self, message: Message) -> None:
-        # never hold _acks while paho publishes: paho reports acknowledgements holding its own lock
-        info = self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
-        if not message.qos and info.rc != 0:
-            return  # a QoS 0 publish while disconnected is dropped: no report will come
-        with self._acks:
-            if info.mid in self._early:
-                self._early.discard(info.mid)
-            else:
-                (self._in_flight if message.qos else self._sent_qos0).add(info.mid)
+                client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
     def send(self, build: Callable[[EdgeNode], Message]) -> None:
         """Build a message from the node (``lambda node: node.device_data(...)``) and publish it.
 
-        Waits first while ``max_in_flight`` QoS 1 messages are unacknowledged, then builds and
-        hands over under one lock, so the ``seq`` of every message is the order on the wire.
+        Waits for room among the unacknowledged first, then builds and publishes under one lock,
+        so that every message's ``seq`` is its order on the wire. (Waiting under the lock could
+        stall the network thread, which takes it for births, and so the acknowledgements.)
         """
-        with self._acks:
-            while len(self._in_flight) >= self.max_in_flight:
-                self._acks.wait(1.0)
+        while self.publisher.unacknowledged() >= self.bound:
+            time.sleep(0.002)
         with self._order:
-            self._hand_over(build(self.node))
+            message = build(self.node)
+            self.client.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
-    def flush(self, timeout_s: float = 60.0) -> bool:
+    def flush(self, timeout_s: float | None = None) -> bool:
         """Wait until every QoS 1 publish is acknowledged; False if some are not within ``timeout_s``."""
-        deadline = time.monotonic() + timeout_s
-        with self._acks:
-            while self._in_flight and time.monotonic() < deadline:
-                self._acks.wait(0.1)
-            return not self._in_flight
+        return self.publisher.flush(timeout_s)
 
     def close(self, clean: bool = True) -> None:
         """``clean``: flush, publish the NDEATH and disconnect. Otherwise drop the connection as a
         power cut would, so that the broker publishes the will."""
+        from live_bridge import mqtt
+
         if clean:
-            self.flush()
+            self.flush(60.0)
             with self._order:
-                info = self.client.publish(*self.node.death()[:3])
-            info.wait_for_publish(10.0)
-            self.client.disconnect()
-            self.client.loop_stop()
+                death = self.node.death()
+                info = self.client.publish(death.topic, death.payload, qos=death.qos)
+            with contextlib.suppress(RuntimeError, ValueError):  # disconnected: the broker sends the will instead
+                info.wait_for_publish(10.0)
+            mqtt.close(self.client)
         else:
             self.client.loop_stop()
             sock = self.client.socket()
