@@ -59,8 +59,12 @@ _MARK = "SERVEBENCH "
 
 
 # ------------------------------------------------------------------ the server process
-def _serve(store: str, port: int, window_s: float, max_batch: int, residents: int, ready: str) -> None:
-    """Seed a fresh store, say so in ``ready`` (tokens, a ticket), then serve until SIGINT/SIGTERM."""
+def _serve(store: str, port: int, window_s: float, max_batch: int, residents: int, ready: str,
+           fronts: int = 0) -> None:
+    """Seed a fresh store, say so in ``ready`` (tokens, a ticket), then serve until SIGINT/SIGTERM.
+
+    ``fronts`` > 0: that many front processes before this one, as ``twin serve --fronts`` runs them.
+    """
     import uvicorn
 
     from twin.live.app import create_app
@@ -74,14 +78,19 @@ def _serve(store: str, port: int, window_s: float, max_batch: int, residents: in
             ticket = services.repair.submit("plumbing", "bench: kitchen tap dripping", building=1, unit=101,
                                             reporter=100)
         info = {"coordinator": tokens["coordinator"], "resident": tokens["resident"], "ticket": ticket,
-                "events": len(services.log), "server": _server_kind()}
+                "events": len(services.log), "server": _server_kind(fronts)}
         Path(ready + ".tmp").write_text(json.dumps(info))
         os.replace(ready + ".tmp", ready)
         app = create_app(services, window_s=window_s, max_batch=max_batch)
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+        if fronts:
+            from twin.live.front import serve_with_fronts
+
+            serve_with_fronts(app, "127.0.0.1", port, fronts)
+        else:
+            uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
 
 
-def _server_kind() -> str:
+def _server_kind(fronts: int = 0) -> str:
     """What uvicorn picks with its defaults ("auto"): uvloop and httptools when installed."""
     import importlib.util
 
@@ -89,13 +98,14 @@ def _server_kind() -> str:
 
     loop = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
     parser = "httptools" if importlib.util.find_spec("httptools") else "h11"
-    return f"uvicorn {uvicorn.__version__} ({parser}, {loop}), 1 process"
+    processes = f"{fronts} front processes + 1 writer" if fronts else "1 process"
+    return f"uvicorn {uvicorn.__version__} ({parser}, {loop}), {processes}"
 
 
 class _Server:
     """A server subprocess on a free loopback port over a fresh store in ``workdir``."""
 
-    def __init__(self, workdir: Path, name: str, window_s: float, max_batch: int, residents: int):
+    def __init__(self, workdir: Path, name: str, window_s: float, max_batch: int, residents: int, fronts: int):
         self.dir = workdir / name
         self.dir.mkdir()
         self.port = _free_port()
@@ -103,7 +113,7 @@ class _Server:
         self.log = open(self.dir / "server.log", "wb")
         cmd = [sys.executable, "-m", "twin.bench.serve", "--server", str(self.dir / "store.sqlite"),
                "--port", str(self.port), "--window-s", repr(window_s), "--max-batch", str(max_batch),
-               "--residents", str(residents), "--ready", str(self.ready)]
+               "--residents", str(residents), "--ready", str(self.ready), "--fronts", str(fronts)]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.info: dict = {}
 
@@ -137,12 +147,17 @@ class _Server:
             conn.close()
 
     def cpu_s(self) -> float:
-        """CPU seconds the server process has used so far (all threads; Linux), else NaN."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            return math.nan
+        """CPU seconds the server's processes (the server and its fronts) have used so far (Linux), else NaN."""
+        total, found = 0, False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # a process that ended meanwhile
+            if stat.parent.name == str(self.proc.pid) or fields[1] == str(self.proc.pid):
+                total += int(fields[11]) + int(fields[12])
+                found = True
+        return total / os.sysconf("SC_CLK_TCK") if found else math.nan
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -366,11 +381,12 @@ async def _py_client(job: dict) -> dict:
 # ------------------------------------------------------------------ the benchmark
 def run(seconds: float = 5.0, paced_seconds: float = 5.0, warmup_seconds: float = 1.0, connections: int = 100,
         paced_rate: float = 1000.0, residents: int = 1000, client: str = "auto", processes: int = 2,
-        log=None) -> dict:
+        fronts: int = 2, log=None) -> dict:
     """Both servers, side by side; returns the flat figures (rates per second, latencies in ms).
 
     ``client``: "wrk", "python" or "auto" (wrk when on the PATH).  ``seconds``: each closed-loop
-    load (no-op, reads, writes on each server); ``paced_seconds``: the paced writes.
+    load (no-op, reads, writes on each server); ``paced_seconds``: the paced writes.  ``fronts``:
+    front processes before each server's writer (``twin serve --fronts``; 0: one process each).
     """
     log = log or (lambda msg: print(f"[bench] {msg}", file=sys.stderr, flush=True))
     started = time.perf_counter()
@@ -404,8 +420,8 @@ def run(seconds: float = 5.0, paced_seconds: float = 5.0, warmup_seconds: float 
     servers = {}
     try:
         log(f"serve: two servers on loopback over fresh stores ({residents:,} residents), client {client_name}")
-        servers["group"] = _Server(workdir, "group", 0.002, 512, residents)
-        servers["single"] = _Server(workdir, "single", 0.0, 1, residents)
+        servers["group"] = _Server(workdir, "group", 0.002, 512, residents, fronts)
+        servers["single"] = _Server(workdir, "single", 0.0, 1, residents, fronts)
         for s in servers.values():
             s.wait()
         group, single = servers["group"], servers["single"]
@@ -529,15 +545,17 @@ def main(argv=None) -> int:
     parser.add_argument("--ready", help="file written (tokens, a ticket id) once the store is seeded")
     parser.add_argument("--seconds", type=float, default=5.0, help="each closed-loop load")
     parser.add_argument("--client", choices=("auto", "wrk", "python"), default="auto")
+    parser.add_argument("--fronts", type=int, default=2, help="front processes before each server's writer")
     parser.add_argument("--client-worker", metavar="JOB", help=argparse.SUPPRESS)  # one Python load process
     args = parser.parse_args(argv)
     if args.client_worker:
         print(json.dumps(asyncio.run(_py_client(json.loads(args.client_worker)))), flush=True)
         return 0
     if args.server:
-        _serve(args.server, args.port, args.window_s, args.max_batch, args.residents, args.ready)
+        _serve(args.server, args.port, args.window_s, args.max_batch, args.residents, args.ready, args.fronts)
         return 0
-    result = run(seconds=args.seconds, paced_seconds=args.seconds, residents=args.residents, client=args.client)
+    result = run(seconds=args.seconds, paced_seconds=args.seconds, residents=args.residents, client=args.client,
+                 fronts=args.fronts)
     from twin.bench.suite import _jsonable
 
     rows = table_rows(result)

@@ -26,6 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from twin.live import accounts as acc
 from twin.live.committer import GroupCommitter
+from twin.live.fastpath import OperationFastPath
 from twin.live.operations import OPERATIONS, Operation, call
 from twin.live.problems import PROBLEM, problem, refusal
 from twin.services.events import WriteFailed, as_json
@@ -60,6 +61,18 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
     app.state.services, app.state.committer, app.state.clock = services, committer, clock
     _install_problem_handlers(app)
     _install_body_limit(app)
+
+    async def authenticate(token):
+        return acc.principal_for(services, token)
+
+    async def execute(op, token, who, args, payload, key):
+        try:
+            return _respond(*await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key)))
+        except Exception as exc:  # noqa: BLE001 - answered as the application's handlers would
+            return failure(exc)
+
+    app.add_middleware(OperationFastPath, authenticate=authenticate, execute=execute, models=request_models(),
+                       max_body=MAX_BODY_BYTES)
 
     def principal(authorization: str | None = Header(None, description="Bearer <token>")) -> acc.Principal:
         if not authorization or not authorization.startswith("Bearer "):
@@ -126,10 +139,29 @@ def _minutes_since(start: float):
     return lambda: (time.time() - start) / 60.0
 
 
+_MODELS: dict[str, tuple] = {}
+
+
+def request_model(op: Operation):
+    """The request model of ``op``'s route and whether a body is required (None: the route takes no body).
+
+    Built once per operation, so the FastAPI route and the fast path validate with the same class.
+    """
+    if op.name not in _MODELS:
+        fields = op.body_fields()
+        model = create_model(f"{op.service}_{op.method}_request", __config__=ConfigDict(extra="forbid"),
+                             **fields) if fields else None
+        _MODELS[op.name] = (model, any(default is ... for _, default in fields.values())) if fields else None
+    return _MODELS[op.name]
+
+
+def request_models() -> dict:
+    """Every operation's :func:`request_model` that takes a body, by operation name."""
+    return {op.name: request_model(op) for op in OPERATIONS if request_model(op) is not None}
+
+
 def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, principal) -> None:
-    fields = op.body_fields()
-    Body = create_model(f"{op.service}_{op.method}_request", __config__=ConfigDict(extra="forbid"),
-                        **fields) if fields else None
+    Body, required = request_model(op) or (None, False)
 
     async def endpoint(**kwargs):
         who = kwargs.pop("_principal")
@@ -158,7 +190,6 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
                                         annotation=str | None,
                                         default=Header(None, alias="Idempotency-Key", max_length=200)))
     if Body is not None:
-        required = any(default is ... for _, default in fields.values())
         params.append(inspect.Parameter("_body", inspect.Parameter.KEYWORD_ONLY,
                                         annotation=Body if required else Body | None,
                                         **({} if required else {"default": None})))
@@ -264,11 +295,18 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(WriteFailed)
     async def not_recorded(request, exc):
-        return problem(503, "not-recorded", str(exc))
+        return failure(exc)
 
     @app.exception_handler(Exception)
     async def bug(request, exc):  # never a traceback to a client
-        return problem(500, "internal-error", f"{type(exc).__name__}; the request was not applied")
+        return failure(exc)
+
+
+def failure(exc: Exception) -> JSONResponse:
+    """The answer to a command that raised instead of answering: 503 if not recorded, else 500, never a traceback."""
+    if isinstance(exc, WriteFailed):
+        return problem(503, "not-recorded", str(exc))
+    return problem(500, "internal-error", f"{type(exc).__name__}; the request was not applied")
 
 
 def _install_body_limit(app: FastAPI) -> None:

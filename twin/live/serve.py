@@ -15,6 +15,8 @@ from twin.services.reasons import AlreadyRegistered
 #: The demo's staff: role -> id (time-bank members 0 and 1 are the bank's admin and endowment).
 DEMO_STAFF = {"technician": 4, "social_worker": 5, "coordinator": 6, "admin": 7}
 DEMO_RESIDENTS = range(100, 124)
+#: Front processes are for a machine's cores; more than this is a typo.
+MAX_FRONTS = 64
 
 
 def load_roster(services, path) -> int:
@@ -68,8 +70,13 @@ def seed_demo(services) -> dict[str, str]:
 
 def serve(store, host: str = "127.0.0.1", port: int = 8000, roster=None, demo: bool = False,
           window_s: float = 0.002, n_workers: int | None = None, mqtt: str | None = None,
-          community: str = "c1") -> int:
-    """Run the server until interrupted (see ``twin serve --help``)."""
+          community: str = "c1", fronts: int = 0) -> int:
+    """Run the server until interrupted (see ``twin serve --help``).
+
+    ``fronts``: HTTP front processes before this one, the writer (:mod:`twin.live.front`); 0: one process.
+    """
+    if isinstance(fronts, bool) or not isinstance(fronts, int) or not 0 <= fronts <= MAX_FRONTS:
+        raise ValueError(f"fronts: an integer from 0 to {MAX_FRONTS} (0: one process), got {fronts!r}")
     import uvicorn
 
     from twin.live.app import create_app
@@ -95,12 +102,31 @@ def serve(store, host: str = "127.0.0.1", port: int = 8000, roster=None, demo: b
         print(f"serving {store} on http://{host}:{port}/  (API http://{host}:{port}/api/v1, "
               f"docs http://{host}:{port}/docs); Ctrl-C stops", flush=True)
         try:
-            uvicorn.run(create_app(services, window_s=window_s, publisher=publisher), host=host, port=port,
-                        log_level="warning")
+            app = create_app(services, window_s=window_s, publisher=publisher)
+            if fronts:
+                from twin.live.front import serve_with_fronts
+
+                serve_with_fronts(app, host, port, fronts)
+            else:
+                uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             if publisher is not None:
                 publisher.close()
     return 0
+
+
+def _fronts(text: str) -> int:
+    """``--fronts``: an integer 0..MAX_FRONTS, else a clear error naming the option."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_FRONTS:
+        raise argparse.ArgumentTypeError(f"--fronts takes an integer from 0 to {MAX_FRONTS} "
+                                         f"(0: one process), got {text!r}")
+    return value
 
 
 def add_user(store, role: str, id: int, name: str = "") -> str:
@@ -125,8 +151,12 @@ def add_commands(sub) -> None:
     p.add_argument("--mqtt", default=None, help="publish every event to this broker, e.g. mqtt://127.0.0.1:1883")
     p.add_argument("--community", default="c1", help="community id in MQTT topics (default: %(default)s)")
     p.add_argument("--demo", action="store_true", help="seed a demo community on an empty store and print logins")
+    p.add_argument("--fronts", type=_fronts, default=0, metavar="N",
+                   help="N front processes take the HTTP load and this process only applies and commits "
+                        "(about one per core; default 0: one process does everything)")
     p.set_defaults(func=lambda a: serve(a.store, a.host, a.port, roster=a.roster, demo=a.demo,
-                                        n_workers=a.workers, mqtt=a.mqtt, community=a.community))
+                                        n_workers=a.workers, mqtt=a.mqtt, community=a.community,
+                                        fronts=a.fronts))
     users = sub.add_parser("users", help="accounts of a store (the server must be stopped)")
     users_sub = users.add_subparsers(dest="users_command", required=True)
     p = users_sub.add_parser("add", help="create an account; prints its token once")

@@ -1,0 +1,128 @@
+"""The writer process's end of the front protocol: commands from front processes into the one group commit.
+
+With ``twin serve --fronts N`` the process that opened the store (and holds
+its writer lock) stays the only one that touches the services.  Front
+processes (:mod:`twin.live.front`) parse, authenticate and validate HTTP
+requests and send the accepted operations here over a Unix socket
+(:mod:`twin.live.wire`); each becomes a command for the same
+:class:`~twin.live.committer.GroupCommitter` the pages and every other route
+use, so commands from all fronts share batches and every guarantee holds as in
+one process: applied in arrival order, answered only after the commit, a
+refusal changes nothing, a failed commit answers 503 and leaves memory equal
+to the store, ``Idempotency-Key`` answers kept in the same transaction.
+
+The writer is the authority on who is calling: a command carries the caller's
+token and the writer looks its account up again inside the batch, so a front's
+cache of accounts only decides how early a request is refused.
+"""
+import asyncio
+import json
+import os
+
+from twin.live import accounts as acc
+from twin.live import wire
+from twin.live.app import _answer, _respond, failure
+from twin.live.operations import OPERATIONS
+from twin.live.problems import problem
+
+_BY_NAME = {op.name: op for op in OPERATIONS}
+#: Frames from fronts that could not be read (a bug in a front, never a client's doing): counted, skipped.
+MALFORMED = [0]
+
+
+def operation_command(op, token: str, args: dict, payload: dict, key, clock):
+    """The command that runs ``op`` for the account of ``token``: ``(status, content)`` after the commit."""
+    def command(services):
+        who = acc.principal_for(services, token)
+        if who is None:
+            return 401, None
+        return _answer(services, op, who, args, payload, clock(), key)
+    return command
+
+
+def _rendered(status: int, content) -> tuple[int, bytes]:
+    if status == 401 and content is None:
+        return 401, problem(401, "unauthenticated", "unknown or revoked token").body
+    response = _respond(status, content)
+    return response.status_code, response.body
+
+
+def _is_rid(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
+
+
+class _Connection(asyncio.Protocol):
+    """One front's connection: frames in, each a command for the committer; replies out as commits finish."""
+
+    def __init__(self, committer, clock):
+        self.committer, self.clock = committer, clock
+        self.reader = wire.FrameReader()
+        self.transport = None
+        self.loop = asyncio.get_running_loop()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        try:
+            frames = self.reader.feed(data)
+        except wire.FrameError:  # the stream itself is broken: nothing after this can be read
+            MALFORMED[0] += 1
+            self.transport.close()
+            return
+        for payload in frames:
+            try:
+                items = json.loads(payload)
+            except ValueError:
+                items = None
+            try:
+                self._request(items)
+            except (ValueError, TypeError, KeyError, IndexError) as exc:
+                MALFORMED[0] += 1  # counted and skipped; answered when it has a request id to answer
+                rid = items[0] if isinstance(items, list) and items else None
+                if _is_rid(rid):
+                    self._send(rid, 400, problem(400, "bad-frame", f"{type(exc).__name__}: {exc}").body)
+
+    def _request(self, items):
+        if not isinstance(items, list) or len(items) < 3 or not _is_rid(items[0]):
+            raise ValueError("a request is a JSON array [request id, kind, ...]")
+        rid, kind = items[0], items[1]
+        if kind == "who":
+            future = self.committer.submit(lambda s: acc.principal_for(s, str(items[2])))
+            future.add_done_callback(lambda f: self._threadsafe(self._who, rid, f))
+        elif kind == "op":
+            op = _BY_NAME[items[2]]
+            command = operation_command(op, str(items[3]), dict(items[4]), dict(items[5]), items[6], self.clock)
+            future = self.committer.submit(command)
+            future.add_done_callback(lambda f: self._threadsafe(self._answer, rid, f))
+        else:
+            raise ValueError(f"unknown request kind {kind!r}")
+
+    def _threadsafe(self, callback, rid, future):
+        if not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(callback, rid, future)
+
+    def _who(self, rid, future):
+        error = future.exception()
+        who = None if error is not None else future.result()
+        body = b"null" if who is None else json.dumps([who.role, who.id, who.name]).encode()
+        self._send(rid, 200 if who is not None else 404, body)
+
+    def _answer(self, rid, future):
+        error = future.exception()
+        if error is not None:
+            response = failure(error)
+            self._send(rid, response.status_code, response.body)
+        else:
+            self._send(rid, *_rendered(*future.result()))
+
+    def _send(self, rid, status, body):
+        if not self.transport.is_closing():
+            self.transport.write(wire.reply(rid, status, body))
+
+
+async def start_command_server(committer, clock, path: str):
+    """Listen for fronts on the Unix socket ``path`` (readable by this user only)."""
+    server = await asyncio.get_running_loop().create_unix_server(lambda: _Connection(committer, clock), path)
+    os.chmod(path, 0o600)
+    return server
