@@ -49,8 +49,9 @@ def compare(scenario: str, baseline: list[str], policy: list[str], replications:
 
     With ``out``, the folder gets ``compare.json`` (the overrides, seeds, each
     KPI's row and every run's summary), each arm's daily KPIs averaged over the
-    seeds (``baseline_kpis.csv``, ``policy_kpis.csv``) and ``compare.html``;
-    ``twin report`` redraws that page from them.
+    seeds (``baseline_kpis.csv``, ``policy_kpis.csv``), the tidy tables
+    ``differences`` and ``runs`` (see :func:`write_tidy`; every CSV with a Parquet
+    twin) and ``compare.html``; ``twin report`` redraws that page from them.
     """
     from tqdm.auto import tqdm
 
@@ -75,8 +76,50 @@ def compare(scenario: str, baseline: list[str], policy: list[str], replications:
         (d / "compare.json").write_text(json.dumps(_jsonable(record), indent=2))
         for arm, results in (("baseline", base), ("policy", pol)):
             mean_kpis([r.kpis for r in results]).to_csv(d / f"{arm}_kpis.csv", index=False)
+        write_tidy(d, rows, seeds, base, pol)
         redraw(d, plotly=plotly)
     return format_table(rows)
+
+
+#: Columns of ``differences.csv`` / ``.parquet``: one row per KPI (units per KPI in the ``unit`` column).
+DIFFERENCE_COLUMNS = {
+    "kpi": ("name", "the summary key"),
+    "unit": ("name", "the KPI's unit: min, h, share (a fraction), 0–100, 1–5, points or count"),
+    "baseline": ("per KPI", "mean over the baseline arm's seeds"),
+    "policy": ("per KPI", "mean over the policy arm's seeds"),
+    "diff": ("per KPI", "mean of policy − baseline over paired seeds"),
+    "low": ("per KPI", "95% t-interval of diff, lower end"),
+    "high": ("per KPI", "95% t-interval of diff, upper end"),
+    "n": ("seeds", "paired seeds with a value in both arms"),
+}
+#: Columns of ``runs.csv`` / ``.parquet``: one row per arm, seed and KPI (long format).
+RUN_COLUMNS = {
+    "arm": ("name", "baseline or policy"),
+    "seed": ("seed", "the replication's seed, the same in both arms"),
+    "kpi": ("name", "the summary key"),
+    "value": ("per KPI", "that run's figure"),
+}
+
+
+def write_tidy(directory, rows: dict, seeds: list, base: list, pol: list) -> None:
+    """The comparison as tidy tables, CSV and Parquet side by side: ``differences`` and ``runs``.
+
+    Each daily-KPI table (``<arm>_kpis.csv``) gets its Parquet twin as well.
+    """
+    import pandas as pd
+
+    from twin.results import DAILY_COLUMNS, tidy_unit, write_parquet
+
+    d = Path(directory)
+    differences = pd.DataFrame([{"kpi": k, "unit": tidy_unit(k), **r} for k, r in rows.items()])
+    runs = pd.DataFrame([{"arm": arm, "seed": seed, "kpi": k, "value": float(v)}
+                         for arm, results in (("baseline", base), ("policy", pol))
+                         for seed, r in zip(seeds, results) for k, v in r.summary.items()])
+    for name, frame, columns in (("differences", differences, DIFFERENCE_COLUMNS), ("runs", runs, RUN_COLUMNS)):
+        frame.to_csv(d / f"{name}.csv", index=False)
+        write_parquet(frame, d / f"{name}.parquet", columns)
+    for arm in ("baseline", "policy"):
+        write_parquet(pd.read_csv(d / f"{arm}_kpis.csv"), d / f"{arm}_kpis.parquet", DAILY_COLUMNS)
 
 
 def _light(results: list) -> list:

@@ -4,7 +4,11 @@ A run folder holds ``config.yaml`` (the resolved config), ``provenance.json``
 (package version, git commit, seed, numba threads, timings), ``summary.json``
 (NaN written as ``null``), ``kpis.csv`` (daily), ``events.npy`` (the event log,
 structured array) with ``events.csv.gz`` beside it for other tools, ``map.json``
-(buildings with their tickets and alerts) and ``report.html``.
+(buildings with their tickets and alerts) and ``report.html``.  Its ``tidy/`` folder holds
+the same figures as Parquet tables for analysis (``kpis.parquet``, ``events.parquet`` with
+kinds, reasons and channels by name, ``summary.parquet`` one row per KPI), each column's unit
+and meaning in the Parquet schema (see :data:`DAILY_COLUMNS`, :data:`EVENT_COLUMNS`);
+``events.npy`` stays the authoritative log.
 ``Result.load(dir)`` reads a folder back, checking each file as it goes: a file
 that is missing, truncated or holds the wrong types raises :class:`DamagedRunFolder`
 naming it, so ``twin report DIR`` never draws a report from garbage.
@@ -59,8 +63,8 @@ class Result:
 
     @property
     def events(self) -> pd.DataFrame:
-        """The event log as a DataFrame (``kind`` as readable names)."""
-        return to_frame(self.event_log)
+        """The event log as a tidy DataFrame: ``kind``, ``reason`` and ``channel`` as categorical names."""
+        return events_frame(self.event_log)
 
     # -------------------------------------------------------------- building
     @classmethod
@@ -100,10 +104,20 @@ class Result:
         (d / "map.json").write_text(json.dumps(_jsonable(self.map)))
         self.kpis.to_csv(d / "kpis.csv", index=False)
         np.save(d / "events.npy", self.event_log)
-        self.events.to_csv(d / "events.csv.gz", index=False)
+        to_frame(self.event_log).to_csv(d / "events.csv.gz", index=False)  # codes as in events.npy, kinds by name
+        self.save_tidy(d / TIDY_DIR)
         for name, value in self.extras.items():
             (d / f"{name}.json").write_text(json.dumps(_jsonable(value), indent=2))
         self.report(d / "report.html", plotly=plotly)
+        return d
+
+    def save_tidy(self, directory) -> Path:
+        """Write the Parquet tables of ``tidy/`` (see the module docstring) into ``directory``."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        write_parquet(self.kpis, d / "kpis.parquet", DAILY_COLUMNS)
+        write_parquet(self.events, d / "events.parquet", EVENT_COLUMNS)
+        write_parquet(summary_frame(self.summary), d / "summary.parquet", SUMMARY_COLUMNS)
         return d
 
     @classmethod
@@ -133,6 +147,112 @@ class Result:
         """The summary for terminals: key, value and unit, rates as percentages (as in the report)."""
         rows = [[k, format_value(v, unit_of(k)), unit_of(k)] for k, v in self.summary.items()]
         return text_table(["kpi", "value", "unit"], rows, "lrl")
+
+
+# ------------------------------------------------------------ tidy tables
+#: The folder of a run's Parquet tables, inside the run folder.
+TIDY_DIR = "tidy"
+
+#: Daily KPI columns (``kpis.csv``, ``tidy/kpis.parquet``): unit and meaning; one row per simulated day.
+DAILY_COLUMNS = {
+    "day": ("day", "simulated day, counting from 0"),
+    "participants": ("residents", "residents who earned points that day"),
+    "points_issued": ("points", "points earned that day"),
+    "points_redeemed": ("points", "points spent on catalog items that day"),
+    "ballots": ("ballots", "ballots cast that day"),
+    "tickets_started": ("tickets", "repairs started that day"),
+    "satisfaction": ("0–100", "mean adult satisfaction at the day's end"),
+    "technician_utilisation": ("share", "technicians' busy minutes over their shift minutes that day"),
+    "backlog": ("tickets", "tickets open at the day's end"),
+    "tickets_opened": ("tickets", "repair tickets submitted that day"),
+    "tickets_completed": ("tickets", "repairs completed that day"),
+    "alerts": ("alerts", "sensor alerts raised that day"),
+    "timebank_minutes": ("min", "time-bank minutes confirmed that day"),
+    "timebank_refused": ("records", "time-bank confirmations refused that day"),
+    "bin_overflow_hours": ("bin-hours", "hours bins spent full, summed over bins"),
+    "water_m3": ("m³", "water used by households"),
+    "electricity_kwh": ("kWh", "electricity metered in households"),
+    "faulty_meters": ("meters", "household meters faulty at the day's end"),
+    "alert_response_minutes_sum": ("min", "alert raised → a worker arrives, summed over the day's alerts"),
+}
+
+#: Event columns (``tidy/events.parquet``; the codes behind the names are in :mod:`twin.services.events`).
+EVENT_COLUMNS = {
+    "t": ("min", "when, in minutes since the start of the run"),
+    "kind": ("name", "what happened: an EventKind name"),
+    "reason": ("name", "a Reason name for kinds that record one (Accepted otherwise)"),
+    "channel": ("name", "how the command came in: a Channel name"),
+    "actor": ("id", "who acted (resident, member, worker, account), per kind"),
+    "subject": ("id", "what it acted on (ticket, record, topic, occurrence), per kind"),
+    "target": ("id", "the other party (account, receiver, worker, location), per kind"),
+    "amount": ("per kind", "points, minutes, priority, rating ... (see the event schema)"),
+    "code": ("per kind", "a category, activity, item, role, method or packed ballot"),
+    "extra": ("per kind", "a second quantity (units, shortfall, flag)"),
+}
+
+#: Summary columns (``tidy/summary.parquet``): one row per KPI of ``summary.json``.
+SUMMARY_COLUMNS = {
+    "kpi": ("name", "the summary key (DESIGN.md, KPI meanings)"),
+    "value": ("per KPI", "the run's figure; shares as fractions, NaN where nothing was measured"),
+    "unit": ("name", "the value's unit: min, h, share (a fraction), 0–100, 1–5, points or count"),
+}
+
+
+def _named(codes, enum) -> pd.Categorical:
+    """Integer codes as a categorical of ``enum``'s names, in the enum's order; an unknown code is NaN."""
+    index = {int(m): i for i, m in enumerate(enum)}
+    return pd.Categorical.from_codes([index.get(int(c), -1) for c in codes], categories=[m.name for m in enum])
+
+
+def events_frame(events: np.ndarray) -> pd.DataFrame:
+    """An event array as a tidy DataFrame: ``kind``, ``reason`` and ``channel`` as categorical names."""
+    from twin.services.events import Channel
+    from twin.services.reasons import Reason
+
+    frame = pd.DataFrame(np.asarray(events).copy())
+    for column, enum in (("kind", EventKind), ("reason", Reason), ("channel", Channel)):
+        frame[column] = _named(frame[column].to_numpy(), enum)
+    return frame
+
+
+def tidy_unit(key: str) -> str:
+    """A summary key's unit as tidy tables hold its value: shares as fractions (``share``), counts as ``count``."""
+    unit = unit_of(key)
+    return "share" if unit == "%" else unit or "count"
+
+
+def summary_frame(summary: dict) -> pd.DataFrame:
+    """A summary as a long table: one row per KPI with its value and unit (:func:`tidy_unit`)."""
+    return pd.DataFrame({"kpi": list(summary), "value": [float(v) for v in summary.values()],
+                         "unit": [tidy_unit(k) for k in summary]})
+
+
+def write_parquet(frame: pd.DataFrame, path, columns: dict) -> Path:
+    """Write ``frame`` as Parquet with each column's unit and meaning (from ``columns``) in its schema metadata.
+
+    A column missing from ``columns`` is written without them; :func:`column_units` reads them back.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    described = []
+    for f in table.schema:
+        unit, meaning = columns.get(f.name, ("", ""))
+        described.append(f.with_metadata({"unit": unit, "meaning": meaning}) if unit or meaning else f)
+    pq.write_table(table.cast(pa.schema(described, metadata=table.schema.metadata)), path)
+    return Path(path)
+
+
+def column_units(path) -> dict:
+    """``{column: (unit, meaning)}`` as written in a Parquet file's schema by :func:`write_parquet`."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for f in pq.read_schema(path):
+        meta = {k.decode(): v.decode() for k, v in (f.metadata or {}).items()}
+        out[f.name] = (meta.get("unit", ""), meta.get("meaning", ""))
+    return out
 
 
 # ------------------------------------------------------------ reading folders

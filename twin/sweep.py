@@ -3,7 +3,8 @@
 ``twin sweep policies.dispatch=fifo,nearest,skill 'seed=range(1,6)'`` runs every
 combination as an independent run (joblib processes locally; each run is
 deterministic, so the order and the worker do not matter) and writes one
-``summary.csv`` row per run, with the swept values as the first columns, beside
+``summary.csv`` row per run, with the swept values as the first columns (and the
+same table as ``summary.parquet``, each KPI's unit in its schema), beside
 ``sweep.json`` (scenario, overrides, swept keys) and ``sweep.html``; ``twin
 report`` redraws that page from them.
 """
@@ -71,10 +72,20 @@ def sweep(scenario: str, overrides: list[str], jobs: int = -1, out=None, force: 
         d = Path(out)
         d.mkdir(parents=True, exist_ok=True)
         table.to_csv(d / "summary.csv", index=False)
+        write_parquet_table(table, keys, d / "summary.parquet")
         (d / "sweep.json").write_text(json.dumps({"scenario": scenario, "overrides": list(overrides), "keys": keys,
                                                   "runs": len(runs)}, indent=2))
         redraw(d, plotly=plotly)
     return table
+
+
+def write_parquet_table(table, keys: list, path) -> Path:
+    """``summary.csv``'s Parquet twin: swept values as text (as ``summary.csv`` reads back), KPIs with their units."""
+    from twin.results import label_of, tidy_unit, write_parquet
+
+    columns = {k: ("value", "a swept override's value, as written") for k in keys}
+    columns.update({k: (tidy_unit(k), label_of(k)) for k in table.columns if k not in keys})
+    return write_parquet(table.astype({k: str for k in keys}), path, columns)
 
 
 def kpi_names() -> list[str]:
