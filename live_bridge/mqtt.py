@@ -15,6 +15,7 @@ Every client here is paho 2.x speaking MQTT 3.1.1 and behaves the same way:
 """
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -98,6 +99,7 @@ def connect(url: BrokerURL | str, client_id: str = "", *, clean_start: bool = Fa
     client.on_subscribe = _on_subscribe
     client.on_disconnect = _on_disconnect
     client.on_connect_fail = _on_connect_fail
+    client.on_log = _on_log
     if on_message is not None:
         client.on_message = on_message
     client.max_inflight_messages_set(INFLIGHT)
@@ -132,12 +134,21 @@ def _on_subscribe(client: Client, _userdata, mid, reason_codes, _properties) -> 
 
 def _on_disconnect(client: Client, _userdata, _flags, reason_code, _properties) -> None:
     client._ready.clear()
-    if reason_code.is_failure:
+    if reason_code.is_failure and client.last_failure is None:
         client.last_failure = f"disconnected: {reason_code}"
 
 
 def _on_connect_fail(client: Client, _userdata) -> None:
-    client.last_failure = "could not connect"
+    # paho calls this inside its ``except OSError``: the error (refused, TLS) is the one in hand
+    error = sys.exc_info()[1]
+    client.last_failure = f"could not connect: {error}" if error is not None else "could not connect"
+
+
+def _on_log(client: Client, _userdata, level, text) -> None:
+    # paho reports a broken socket or TLS session only here (on_disconnect gets a bare code);
+    # its loop's "not connected" between attempts says nothing new
+    if level == paho.MQTT_LOG_ERR and not text.startswith("Client is not connected"):
+        client.last_failure = text
 
 
 def close(client: paho.Client) -> None:

@@ -1,20 +1,14 @@
 """Helpers for the live server's tests: a real uvicorn server on a free loopback port."""
-import socket
 import threading
 import time
 
 import httpx
 import uvicorn
 
+from live_bridge.brokers import free_port
 from twin.live.accounts import add_account
 from twin.live.app import create_app
 from twin.services.community import open_services
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
