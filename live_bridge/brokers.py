@@ -139,6 +139,7 @@ class _ChildBroker:
 
     name = "broker"
     scheme = "mqtt"
+    ready_line = ""  # what the broker writes once it serves (a listening port alone is not enough)
 
     def __init__(self, port: int | None = None):
         self._port_given = port is not None
@@ -189,7 +190,8 @@ class _ChildBroker:
                     raise _PortTaken
                 raise RuntimeError(f"{self.name} exited with status {self.process.returncode} before it listened "
                                    f"on 127.0.0.1:{self.port}; its output:\n{text}")
-            if _accepts(self.port) and self.process.poll() is None:
+            # Mosquitto listens before it loads its TLS files and may still exit after that
+            if self.ready_line in self.log() and _accepts(self.port) and self.process.poll() is None:
                 return
             if time.monotonic() > deadline:
                 self.kill()
@@ -296,6 +298,7 @@ class Mosquitto(_ChildBroker):
     """
 
     name = "mosquitto"
+    ready_line = " running"  # "mosquitto version 2.0.11 running", logged at level information
 
     def __init__(self, port: int | None = None, persistence_dir: str | os.PathLike | None = None,
                  tls: TLSFiles | None = None):
@@ -319,7 +322,8 @@ class Mosquitto(_ChildBroker):
                   "log_dest stderr",
                   "log_type error",
                   "log_type warning",
-                  "log_type notice"]
+                  "log_type notice",
+                  "log_type information"]
         if os.geteuid() == 0:
             lines.append("user root")  # as root it would switch to the user "mosquitto", who cannot write here
         return "\n".join(lines) + "\n"
@@ -343,6 +347,7 @@ class EmbeddedBroker(_ChildBroker):
     """
 
     name = "amqtt"
+    ready_line = "embedded broker listening on"
 
     def _command(self) -> list[str]:
         return [sys.executable, "-m", "live_bridge.brokers", "--port", str(self.port), "--watch-stdin"]
@@ -397,7 +402,7 @@ async def _serve_amqtt(port: int, watch_stdin: bool) -> None:
         threading.Thread(target=watch, daemon=True).start()
     amqtt = Broker(amqtt_config(port))  # built inside the running loop, as amqtt requires
     await amqtt.start()
-    print(f"embedded broker listening on mqtt://127.0.0.1:{port}", flush=True)
+    print(f"embedded broker listening on mqtt://127.0.0.1:{port}", flush=True)  # the ready_line
     await done.wait()
     await amqtt.shutdown()
 

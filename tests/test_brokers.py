@@ -14,7 +14,6 @@ import time
 
 import psutil
 import pytest
-from conftest import require_tool
 
 from live_bridge.brokers import (
     BrokerURL,
@@ -188,7 +187,7 @@ def test_mosquitto_killed_and_restarted_on_the_same_port(mosquitto):
     assert mosquitto.port == port and _round_trip(mosquitto.url)
 
 
-def test_mosquitto_that_cannot_start_says_why(tmp_path):
+def test_mosquitto_that_cannot_start_says_why(tmp_path, require_tool):
     require_tool("mosquitto", mosquitto_missing())
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))  # bound, not listening: only the broker's own bind finds out
@@ -207,7 +206,7 @@ def _openssl(*args, cwd):
 
 
 @pytest.fixture
-def certificates(tmp_path):
+def certificates(tmp_path, require_tool):
     """A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA."""
     require_tool("openssl", None if shutil.which("openssl") else "the openssl command is not installed")
     ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -225,7 +224,7 @@ def certificates(tmp_path):
     return tmp_path
 
 
-def test_mqtts_with_a_ca_and_a_client_certificate(certificates):
+def test_mqtts_with_a_ca_and_a_client_certificate(certificates, require_tool):
     require_tool("mosquitto", mosquitto_missing())
     c = certificates
     tls = TLSFiles(c / "ca.crt", c / "server.crt", c / "server.key", require_certificate=True)
@@ -259,7 +258,7 @@ def _first_failure(client) -> str:
     return client.last_failure
 
 
-def test_plain_mqtt_does_not_reach_a_tls_listener(certificates):
+def test_plain_mqtt_does_not_reach_a_tls_listener(certificates, require_tool):
     require_tool("mosquitto", mosquitto_missing())
     c = certificates
     with Mosquitto(tls=TLSFiles(c / "ca.crt", c / "server.crt", c / "server.key")) as mosquitto:
