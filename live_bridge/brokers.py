@@ -27,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,6 +149,9 @@ class _ChildBroker:
         self.log_path = self.workdir / f"{self.name}.log"
         self.process: subprocess.Popen | None = None
         self._log_offset = 0
+        self._started: list[subprocess.Popen] = []
+        # a broker left running would outlive its owner and hold its port; at collection or exit
+        weakref.finalize(self, _reap, self._started, self.workdir)
 
     @property
     def url(self) -> str:
@@ -182,6 +186,7 @@ class _ChildBroker:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
                                             **self._popen_options())
+        self._started[:] = [self.process]
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.process.poll() is not None:
@@ -243,12 +248,14 @@ class _ChildBroker:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def __del__(self):
-        # a broker left running would outlive its owner and hold the port
-        if getattr(self, "process", None) is not None and self.process.poll() is None:
-            self.process.kill()
-        if getattr(self, "workdir", None) is not None:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def _reap(processes: list[subprocess.Popen], workdir: Path) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    shutil.rmtree(workdir, ignore_errors=True)
 
 
 class _PortTaken(Exception):

@@ -291,9 +291,10 @@ def test_embedded_broker_ends_with_its_owner(tmp_path):
         "import sys, time\n"
         "from live_bridge.brokers import EmbeddedBroker\n"
         "b = EmbeddedBroker().start()\n"
-        "print(b.process.pid, b.port, flush=True)\n"
+        "print(b.process.pid, b.port, b.workdir, flush=True)\n"
         "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True)
-    pid, port = map(int, owner.stdout.readline().split())
+    pid, port, workdir = owner.stdout.readline().split()
+    pid, port = int(pid), int(port)
     assert _listeners(port) == {"127.0.0.1"}
     owner.send_signal(signal.SIGKILL)
     owner.wait()
@@ -303,6 +304,8 @@ def test_embedded_broker_ends_with_its_owner(tmp_path):
     except psutil.TimeoutExpired:
         child.kill()
         pytest.fail("the embedded broker outlived its owner")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)  # its owner could not
     assert not _listeners(port)
 
 
