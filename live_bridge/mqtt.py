@@ -15,6 +15,7 @@ Every client here is paho 2.x speaking MQTT 3.1.1 and behaves the same way:
 """
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -99,7 +100,7 @@ def connect(url: BrokerURL | str, client_id: str = "", *, clean_start: bool = Fa
     client.on_subscribe = _on_subscribe
     client.on_disconnect = _on_disconnect
     client.on_connect_fail = _on_connect_fail
-    client.on_log = _on_log
+    client.enable_logger(_FailureLog(client))
     if on_message is not None:
         client.on_message = on_message
     client.max_inflight_messages_set(INFLIGHT)
@@ -144,11 +145,22 @@ def _on_connect_fail(client: Client, _userdata) -> None:
     client.last_failure = f"could not connect: {error}" if error is not None else "could not connect"
 
 
-def _on_log(client: Client, _userdata, level, text) -> None:
-    # paho reports a broken socket or TLS session only here (on_disconnect gets a bare code);
-    # its loop's "not connected" between attempts says nothing new
-    if level == paho.MQTT_LOG_ERR and not text.startswith("Client is not connected"):
-        client.last_failure = text
+class _FailureLog(logging.Logger):
+    """Keeps paho's last error as the client's ``last_failure``.
+
+    paho reports a broken socket or TLS session only in its log (``on_disconnect`` gets a
+    bare code). A logger, unlike ``on_log``, costs nothing per packet at the levels it
+    ignores. Its loop's "not connected" between attempts says nothing new.
+    """
+
+    def __init__(self, client: Client):
+        super().__init__(f"live_bridge.mqtt.{client.client_id_text}", logging.ERROR)
+        self.client = client
+
+    def handle(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if not text.startswith("Client is not connected"):
+            self.client.last_failure = text
 
 
 def close(client: paho.Client) -> None:
