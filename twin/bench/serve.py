@@ -1,16 +1,19 @@
 """The live server under load on loopback: durable writes/s and latency, group commit vs one transaction each.
 
-Two servers run side by side in one benchmark, each a uvicorn process over a
-fresh temporary store (SQLite WAL, ``synchronous=FULL``) seeded with the demo
-community, ``residents`` more residents enrolled in points and the demo's
-accounts:
+Two servers run side by side in one benchmark, each over a fresh temporary
+store (SQLite WAL, ``synchronous=FULL``) seeded with the demo community,
+``residents`` more residents enrolled in points and the demo's accounts, and
+each run as ``twin serve --fronts 2`` runs (``fronts``: HTTP front processes
+before one writer process, :mod:`twin.live.front`; ``fronts=0``: one uvicorn
+process):
 
 * **group commit**: ``create_app(window_s=0.002, max_batch=512)``, as ``twin serve`` runs;
-* **one transaction per request**: ``create_app(window_s=0, max_batch=1)``.
+* **one transaction per request**: ``create_app(window_s=0, max_batch=1)``, the same fronts.
 
 Against them, with ``connections`` concurrent keep-alive connections:
 
-* no-op: ``GET /api/v1/health`` (no store, no writer: the framework's own ceiling);
+* no-op: ``GET /api/v1/ping`` (answered by the process that takes it — a front — with no store
+  and no writer: the HTTP side's own ceiling);
 * reads: ``GET /api/v1/repair/tickets/{id}`` as a resident (through the writer, like every read);
 * writes: ``POST /api/v1/points/residents/{id}/earn`` as the coordinator, every body a distinct
   occurrence, so every request is a real command, committed (fsync) before its answer — on both
@@ -19,6 +22,7 @@ Against them, with ``connections`` concurrent keep-alive connections:
   goal: wrk's Lua ``delay()`` keeps a per-thread schedule (wrk2 is not in Debian), latency is
   measured from when each request is sent.
 
+Server CPU figures add up the writer and its fronts.
 The load comes from ``wrk`` (1 thread, a Lua script making distinct bodies and the
 Authorization header) when it is installed; otherwise from a multi-process Python
 asyncio client (raw HTTP/1.1 over keep-alive sockets), which the result says
@@ -115,6 +119,7 @@ class _Server:
                "--port", str(self.port), "--window-s", repr(window_s), "--max-batch", str(max_batch),
                "--residents", str(residents), "--ready", str(self.ready), "--fronts", str(fronts)]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.fronts = fronts
         self.info: dict = {}
 
     def wait(self, timeout: float = 180.0) -> dict:
@@ -126,8 +131,8 @@ class _Server:
                 self.info = json.loads(self.ready.read_text())
             if self.info:
                 try:
-                    self.health()
-                    return self.info
+                    if self.health().get("fronts", 0) >= self.fronts:  # every front up: none starts mid-load
+                        return self.info
                 except OSError:
                     pass
             if time.monotonic() > deadline:
@@ -184,7 +189,7 @@ def _free_port() -> int:
 def _load_spec(kind: str, info: dict, residents: int, base: int) -> dict:
     """One load's requests: kind 'noop', 'read' or 'write' (earns with occurrences from ``base`` up)."""
     if kind == "noop":
-        return {"kind": kind, "method": "GET", "path": API + "/health", "token": None}
+        return {"kind": kind, "method": "GET", "path": API + "/ping", "token": None}
     if kind == "read":
         return {"kind": kind, "method": "GET", "path": f"{API}/repair/tickets/{info['ticket']}",
                 "token": info["resident"]}

@@ -33,17 +33,20 @@ from twin.services.events import WriteFailed, as_json
 from twin.services.reasons import ServiceError
 
 API = "/api/v1"
+PING, PONG = "/ping", {"status": "ok"}
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_SUBJECT = -2
 
 
 def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock=None,
-               publisher=None) -> FastAPI:
+               publisher=None, fast_path: bool = True) -> FastAPI:
     """The server over ``services`` (opened on a store with ``open_services``; this app is its one writer).
 
     ``clock()`` gives live time in minutes (default: the store's epoch clock).
     ``publisher``: an :class:`~twin.live.publisher.EventPublisher` that gets every committed event.
     ``window_s``, ``max_batch``: the group commit's (``window_s=0, max_batch=1``: one transaction a request).
+    ``fast_path``: well-formed operation requests skip FastAPI's routing (:mod:`twin.live.fastpath`);
+    the answers are the same either way (False: every request through FastAPI, for comparison).
     """
     committer = GroupCommitter(services, window_s=window_s, max_batch=max_batch)
     if publisher is not None:
@@ -59,6 +62,7 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
     app = FastAPI(title="community-twin", version="1", lifespan=lifespan,
                   description="The community's services: repair, points, time bank and voting.")
     app.state.services, app.state.committer, app.state.clock = services, committer, clock
+    app.state.fronts = 0  # front processes connected to this writer (twin.live.writer)
     _install_problem_handlers(app)
     _install_body_limit(app)
 
@@ -66,13 +70,16 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
         return acc.principal_for(services, token)
 
     async def execute(op, token, who, args, payload, key):
+        app.state.fast_path_requests += 1
         try:
             return _respond(*await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key)))
         except Exception as exc:  # noqa: BLE001 - answered as the application's handlers would
             return failure(exc)
 
-    app.add_middleware(OperationFastPath, authenticate=authenticate, execute=execute, models=request_models(),
-                       max_body=MAX_BODY_BYTES)
+    app.state.fast_path_requests = 0  # how many requests the fast path answered
+    if fast_path:
+        app.add_middleware(OperationFastPath, authenticate=authenticate, execute=execute,
+                           models=request_models(), max_body=MAX_BODY_BYTES)
 
     def principal(authorization: str | None = Header(None, description="Bearer <token>")) -> acc.Principal:
         if not authorization or not authorization.startswith("Bearer "):
@@ -126,8 +133,14 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
 
     @app.get(API + "/health", tags=["health"])
     async def health():
+        """The writer's state: events in the log, batches and commands committed, front processes connected."""
         return {"status": "ok", "events": len(services.log), "batches": committer.batches,
-                "commands": committer.commands}
+                "commands": committer.commands, "fronts": app.state.fronts}
+
+    @app.get(API + PING, tags=["health"])
+    async def ping():
+        """Liveness of the process that answers (with ``--fronts``, a front: the writer is not asked)."""
+        return PONG
 
     from twin.live.pages import install_pages
 

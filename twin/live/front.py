@@ -38,11 +38,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 
 from twin.live import wire
 from twin.live.accounts import Principal
-from twin.live.app import MAX_BODY_BYTES, request_models
+from twin.live.app import API, MAX_BODY_BYTES, PING, PONG, request_models
 from twin.live.fastpath import OperationFastPath
 from twin.live.problems import PROBLEM, problem
 from twin.live.proxy import UnixProxy
@@ -65,12 +65,16 @@ class WriterLink(asyncio.Protocol):
         self.ids = itertools.count(1)
         self._connecting = None
 
+    async def connect(self) -> None:
+        """Connect once (later calls wait for the same attempt)."""
+        if self._connecting is None:
+            self._connecting = asyncio.ensure_future(self._connect())
+        await asyncio.shield(self._connecting)
+
     async def call(self, *items) -> tuple[int, bytes]:
         """Send a request (``"op", ...`` or ``"who", token``); its ``(status, body)``."""
         if self.transport is None:
-            if self._connecting is None:
-                self._connecting = asyncio.ensure_future(self._connect())
-            await asyncio.shield(self._connecting)
+            await self.connect()
         if self.transport.is_closing():
             raise WriterLost("the writer is gone")
         rid = next(self.ids) % 2 ** 32
@@ -137,8 +141,18 @@ def front_app(commands: str, http: str, on_lost=None):
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    return OperationFastPath(UnixProxy(http, MAX_BODY_BYTES), authenticate=authenticate, execute=execute,
+    fast = OperationFastPath(UnixProxy(http, MAX_BODY_BYTES), authenticate=authenticate, execute=execute,
                              models=request_models(), max_body=MAX_BODY_BYTES)
+    pong = JSONResponse(PONG)
+
+    async def front(scope, receive, send):
+        if scope["type"] == "http" and scope["path"] == API + PING and scope["method"] == "GET":
+            return await pong(scope, receive, send)
+        if scope["type"] == "lifespan":  # connect now: the writer counts its fronts, the first request waits less
+            await link.connect()
+        await fast(scope, receive, send)
+
+    return front
 
 
 def _run_front(fd: int, commands: str, http: str) -> None:
@@ -175,7 +189,7 @@ async def _writer(app, listener, private: Path, fronts: int, log_level: str) -> 
     from twin.live.writer import start_command_server
 
     commands, http = str(private / "commands.sock"), str(private / "http.sock")
-    command_server = await start_command_server(app.state.committer, app.state.clock, commands)
+    command_server = await start_command_server(app, commands)
     server = uvicorn.Server(uvicorn.Config(app, uds=http, log_level=log_level, access_log=False, lifespan="on"))
     serving = asyncio.ensure_future(server.serve())
     while not server.started and not serving.done():

@@ -16,6 +16,7 @@ token and the writer looks its account up again inside the batch, so a front's
 cache of accounts only decides how early a request is refused.
 """
 import asyncio
+import collections
 import json
 import os
 
@@ -54,14 +55,20 @@ def _is_rid(value) -> bool:
 class _Connection(asyncio.Protocol):
     """One front's connection: frames in, each a command for the committer; replies out as commits finish."""
 
-    def __init__(self, committer, clock):
-        self.committer, self.clock = committer, clock
+    def __init__(self, committer, clock, state):
+        self.committer, self.clock, self.state = committer, clock, state
         self.reader = wire.FrameReader()
         self.transport = None
         self.loop = asyncio.get_running_loop()
+        self._done = collections.deque()  # answers ready, filled by the committer's thread
+        self._wake_pending = False
 
     def connection_made(self, transport):
         self.transport = transport
+        self.state.fronts += 1
+
+    def connection_lost(self, exc):
+        self.state.fronts -= 1
 
     def data_received(self, data):
         try:
@@ -89,40 +96,61 @@ class _Connection(asyncio.Protocol):
         rid, kind = items[0], items[1]
         if kind == "who":
             future = self.committer.submit(lambda s: acc.principal_for(s, str(items[2])))
-            future.add_done_callback(lambda f: self._threadsafe(self._who, rid, f))
+            future.add_done_callback(lambda f: self._finished(self._who, rid, f))
         elif kind == "op":
             op = _BY_NAME[items[2]]
-            command = operation_command(op, str(items[3]), dict(items[4]), dict(items[5]), items[6], self.clock)
+            key = items[6]
+            if key is not None and not isinstance(key, str):
+                raise ValueError("an idempotency key is text or null")
+            command = operation_command(op, str(items[3]), dict(items[4]), dict(items[5]), key, self.clock)
             future = self.committer.submit(command)
-            future.add_done_callback(lambda f: self._threadsafe(self._answer, rid, f))
+            future.add_done_callback(lambda f: self._finished(self._answer, rid, f))
         else:
             raise ValueError(f"unknown request kind {kind!r}")
 
-    def _threadsafe(self, callback, rid, future):
-        if not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(callback, rid, future)
+    def _finished(self, answer, rid, future):
+        """In the committer's thread: queue the answer; wake the loop once for a whole batch, not per command."""
+        self._done.append((answer, rid, future))
+        if not self._wake_pending and not self.loop.is_closed():
+            self._wake_pending = True
+            self.loop.call_soon_threadsafe(self._flush)
 
-    def _who(self, rid, future):
-        error = future.exception()
-        who = None if error is not None else future.result()
-        body = b"null" if who is None else json.dumps([who.role, who.id, who.name]).encode()
-        self._send(rid, 200 if who is not None else 404, body)
+    def _flush(self):
+        self._wake_pending = False
+        replies = []
+        while self._done:
+            answer, rid, future = self._done.popleft()
+            replies.append(wire.reply(rid, *answer(future)))
+        if replies and not self.transport.is_closing():
+            self.transport.write(b"".join(replies))
 
-    def _answer(self, rid, future):
+    @staticmethod
+    def _who(future):
+        who = None if future.exception() is not None else future.result()
+        if who is None:
+            return 404, b"null"
+        return 200, json.dumps([who.role, who.id, who.name]).encode()
+
+    @staticmethod
+    def _answer(future):
         error = future.exception()
         if error is not None:
             response = failure(error)
-            self._send(rid, response.status_code, response.body)
-        else:
-            self._send(rid, *_rendered(*future.result()))
+            return response.status_code, response.body
+        return _rendered(*future.result())
 
     def _send(self, rid, status, body):
         if not self.transport.is_closing():
             self.transport.write(wire.reply(rid, status, body))
 
 
-async def start_command_server(committer, clock, path: str):
-    """Listen for fronts on the Unix socket ``path`` (readable by this user only)."""
-    server = await asyncio.get_running_loop().create_unix_server(lambda: _Connection(committer, clock), path)
+async def start_command_server(app, path: str):
+    """Listen for the fronts of ``app`` (the writer's application) on the Unix socket ``path`` (this user's only).
+
+    ``app.state.fronts`` counts the fronts connected (``/api/v1/health`` shows it).
+    """
+    state = app.state
+    server = await asyncio.get_running_loop().create_unix_server(
+        lambda: _Connection(state.committer, state.clock, state), path)
     os.chmod(path, 0o600)
     return server
