@@ -1,16 +1,22 @@
 """Sensors: household water and electricity meters, smoke alarms, building water mains and
-trash bins, with hidden truth.
+trash bins, with hidden truth; and the detectors that read them.
 
 A hidden ground truth (an elder living alone is incapacitated; a building's
 pipe bursts) drives the readings, and water meters fail: they drop out
-(silent), stick (repeat their last reading) or drift (add a growing bias).  The
-detectors — the elderly inactivity alert and the pipe-burst detector — see
-only readings.  One compiled call covers one day of hourly ticks:
-:func:`households_day` in parallel over households, then
-:func:`buildings_day` in parallel over buildings (reading the households'
-hourly water use).
+(silent), stick (repeat their last reading) or drift (add a growing bias).
+
+The simulation and the detectors are separate kernels on purpose.  The
+simulation (:func:`households_day`, :func:`buildings_day`) writes what the
+devices would report, tick by tick, into :class:`DayReadings`; the detectors
+(:func:`inactivity_alerts`, :func:`burst_alerts`) see only those arrays.  The
+live bridge fills the same arrays from real devices (a silent device is NaN)
+and calls the same detectors, so the twin and production detect by one logic.
 """
+from dataclasses import dataclass
+
 import math
+
+import numpy as np
 
 from numba import prange
 
@@ -28,15 +34,14 @@ CARE_DAYS = 2.0  # after a rescue (or a missed incident) the elder is in care, t
 @parallel_kernel
 def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
                    last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
-                   alert_hours, alert_start_h, alert_end_h, smoke_p,
-                   hourly_use, electricity, alert_t, alert_true, onset_t, smoke_t):
-    """Advance every household's meters and detector by one day.
+                   smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
+    """Advance every household's meters by one day.
 
-    Writes per household: ``hourly_use[h, k]`` (true litres per tick), the day's
-    metered ``electricity[h]`` (kWh: standby plus use while someone is active), the day's
-    first ``alert_t`` (or -1) and whether the elder was really incapacitated
-    then (``alert_true``), a new incident's ``onset_t`` (or -1) and a smoke
-    alarm time ``smoke_t`` (or -1).
+    Writes per household: ``hourly_use[h, k]`` (true litres per tick), the
+    meter's ``water[h, k]`` (what it reports: NaN when silent, the last value
+    when stuck, biased when drifting), ``power[h, k]`` (kWh per tick: standby
+    plus use while someone is active) and its day total ``electricity[h]``, a
+    new incident's ``onset_t`` (or -1) and a smoke alarm time ``smoke_t`` (or -1).
     """
     n_ticks = hourly_use.shape[1]
     base = day * 1440.0
@@ -63,13 +68,9 @@ def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fa
         away = alone[h] and rng.uniform(seed, S_AWAY, day, h) < away_p
         smoke_t[h] = base + rng.uniform(seed, S_SMOKE_T, day, h) * 1440.0 \
             if rng.uniform(seed, S_SMOKE, day, h) < smoke_p else -1.0
-        dry = 0.0
         electricity[h] = 0.0
-        alert_t[h] = -1.0
-        alert_true[h] = False
         for k in range(n_ticks):
             t0 = base + k * tick_min
-            t1 = t0 + tick_min
             hour = k * tick_min / 60.0
             in_care = care_until[h] > t0
             present = 1.0
@@ -83,7 +84,8 @@ def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fa
                     use = litres * size[h] * (tick_min / 60.0) * present * (0.5 + u / p)
             hourly_use[h, k] = use
             # electricity: standby, plus appliances in the ticks water is used
-            electricity[h] += kwh * (tick_min / 60.0) * (0.2 + (0.8 * size[h] if use > 0 else 0.0))
+            power[h, k] = kwh * (tick_min / 60.0) * (0.2 + (0.8 * size[h] if use > 0 else 0.0))
+            electricity[h] += power[h, k]
             reading = use
             if fault[h] == DROPOUT:
                 reading = math.nan
@@ -93,27 +95,51 @@ def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fa
                 if fault[h] == DRIFT:  # the bias grows by the day since the fault began
                     reading = use + DRIFT_LITRES_PER_DAY * (1.0 + day - (fault_until[h] - repair_days * 1440.0) / 1440.0)
                 last_reading[h] = reading
-            if alone[h] and alert_start_h <= hour < alert_end_h and not in_care:
-                # a silent meter tells nothing: it neither fills nor breaks a dry spell
+            water[h, k] = reading
+
+
+@parallel_kernel
+def inactivity_alerts(day, tick_min, water, watched, quiet_until, alert_hours, start_h, end_h, alert_t):
+    """The elderly inactivity detector: no water for ``alert_hours`` inside the day's window.
+
+    For each ``watched`` household (an elder living alone) not quiet (in care
+    until ``quiet_until``), ``alert_t[h]`` is the end of the first tick at
+    which the meter has read zero for ``alert_hours`` within ``[start_h,
+    end_h)``, or -1.  A silent meter (NaN) tells nothing: it neither fills nor
+    breaks a dry spell — which is also how ticks not yet heard from look live.
+    """
+    n_ticks = water.shape[1]
+    base = day * 1440.0
+    for h in prange(water.shape[0]):
+        alert_t[h] = -1.0
+        if not watched[h]:
+            continue
+        dry = 0.0
+        for k in range(n_ticks):
+            t0 = base + k * tick_min
+            hour = k * tick_min / 60.0
+            if start_h <= hour < end_h and not quiet_until[h] > t0:
+                reading = water[h, k]
                 if reading <= 0.0:
                     dry += tick_min / 60.0
                 elif reading > 0.0:
                     dry = 0.0
-                if dry >= alert_hours and alert_t[h] < 0:
-                    alert_t[h] = t1
-                    alert_true[h] = incap_since[h] >= 0 and incap_since[h] < t1
+                if dry >= alert_hours:
+                    alert_t[h] = t0 + tick_min
+                    break
 
 
 @parallel_kernel
 def buildings_day(seed, day, tick_min, hh_start, hh_end, hourly_use, burst_since, burst_until, burst_ticketed,
-                  burst_p, burst_lph, threshold, detect_on, bin_fill, bin_rate, round_hours,
-                  detect_t, burst_onset_t, overflow_hours, peak_flow):
+                  burst_p, burst_lph, bin_fill, bin_rate, round_hours,
+                  main_lph, bin_level, burst_onset_t, overflow_hours, peak_flow):
     """Advance every building's water main and bins by one day.
 
     A burst adds ``burst_lph`` to the building's flow from its onset until
-    ``burst_until`` (set when the repair completes).  ``detect_t`` is when the
-    flow first exceeds ``threshold`` during a burst not yet ticketed (or -1).
-    Bins fill with use; cleaners empty them on their rounds (``round_hours``).
+    ``burst_until`` (set when the repair completes).  Writes the main's flow
+    ``main_lph[b, k]`` (litres per hour) and the bin's fill ``bin_level[b, k]``
+    at each tick's end.  Bins fill with use; cleaners empty them on their
+    rounds (``round_hours``).
     """
     n_ticks = hourly_use.shape[1]
     base = day * 1440.0
@@ -124,7 +150,6 @@ def buildings_day(seed, day, tick_min, hh_start, hh_end, hourly_use, burst_since
             burst_until[b] = math.inf
             burst_ticketed[b] = False
             burst_onset_t[b] = burst_since[b]
-        detect_t[b] = -1.0
         overflow_hours[b] = 0.0
         peak_flow[b] = 0.0
         n_hh = hh_end[b] - hh_start[b]
@@ -139,14 +164,86 @@ def buildings_day(seed, day, tick_min, hh_start, hh_end, hourly_use, burst_since
                 if overlap > 0:
                     flow += burst_lph * overlap / 60.0
             lph = flow * 60.0 / tick_min
+            main_lph[b, k] = lph
             peak_flow[b] = max(peak_flow[b], lph)
-            if detect_on and burst_since[b] >= 0 and not burst_ticketed[b] and lph > threshold \
-                    and detect_t[b] < 0 and burst_since[b] < t1:
-                detect_t[b] = t1
             hour0 = k * tick_min / 60.0
             for r in range(round_hours.shape[0]):
                 if hour0 <= round_hours[r] < hour0 + tick_min / 60.0:
                     bin_fill[b] = 0.0
             bin_fill[b] += bin_rate * (tick_min / 60.0) * n_hh / 50.0 * (0.5 + rng.uniform(seed, S_BIN, day * n_ticks + k, b))
+            bin_level[b, k] = bin_fill[b]
             if bin_fill[b] >= 1.0:
                 overflow_hours[b] += tick_min / 60.0
+
+
+@parallel_kernel
+def burst_alerts(day, tick_min, main_lph, usual_lph, armed, threshold, detect_t):
+    """The pipe-burst detector: a building's main flowing ``threshold`` L/h above its usual.
+
+    Daytime use of a whole building is far above any fixed threshold a burst
+    could be told by, so the detector compares each tick's flow with the
+    main's usual flow at that time of day (``usual_lph``, kept by
+    :func:`learn_usual_flow`).  ``detect_t[b]`` is the end of the first tick
+    whose excess exceeds the threshold in an ``armed`` building (no burst
+    ticket open), or -1.  NaN — a silent main, or no usual flow learnt yet —
+    never triggers.
+    """
+    n_ticks = main_lph.shape[1]
+    base = day * 1440.0
+    for b in prange(main_lph.shape[0]):
+        detect_t[b] = -1.0
+        if not armed[b]:
+            continue
+        for k in range(n_ticks):
+            if main_lph[b, k] - usual_lph[b, k] > threshold:
+                detect_t[b] = base + (k + 1) * tick_min
+                break
+
+
+USUAL_FLOW_WEIGHT = 0.3  # how much a new day moves the usual flow (about a week's memory)
+
+
+@parallel_kernel
+def learn_usual_flow(main_lph, usual_lph, threshold):
+    """Move each main's usual flow per time of day toward the day's readings.
+
+    A tick whose flow is ``threshold`` above the usual is left out (a burst
+    must not become the new usual); a silent tick teaches nothing; the first
+    reading of a tick of day starts its usual.
+    """
+    for b in prange(main_lph.shape[0]):
+        for k in range(main_lph.shape[1]):
+            x = main_lph[b, k]
+            if math.isnan(x):
+                continue
+            u = usual_lph[b, k]
+            if math.isnan(u):
+                usual_lph[b, k] = x
+            elif x - u <= threshold:
+                usual_lph[b, k] = u + USUAL_FLOW_WEIGHT * (x - u)
+
+
+@dataclass
+class DayReadings:
+    """One day of what every device reported, tick by tick (community minutes; NaN = silent).
+
+    ``water`` litres and ``power`` kWh per household and tick, ``smoke_t`` the
+    minute a household's smoke alarm went off (or -1), ``main_lph`` each
+    building main's flow in litres per hour and ``bin_fill`` each bin's fill
+    (0-1) at the tick's end.  Tick ``k`` of day ``d`` spans
+    ``[d*1440 + k*tick_minutes, d*1440 + (k+1)*tick_minutes)``.
+    """
+    day: int
+    tick_minutes: float
+    water: np.ndarray
+    power: np.ndarray
+    smoke_t: np.ndarray
+    main_lph: np.ndarray
+    bin_fill: np.ndarray
+
+    @classmethod
+    def empty(cls, day: int, tick_minutes: float, households: int, buildings: int) -> "DayReadings":
+        """A day nobody has reported yet: every reading NaN."""
+        k = int(round(1440 / tick_minutes))
+        return cls(day, float(tick_minutes), np.full((households, k), np.nan), np.full((households, k), np.nan),
+                   np.full(households, -1.0), np.full((buildings, k), np.nan), np.full((buildings, k), np.nan))

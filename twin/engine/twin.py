@@ -77,6 +77,7 @@ class Twin:
         self.burst_until = np.full(B, math.inf)
         self.burst_ticketed = np.zeros(B, np.bool_)
         self.bin_fill = np.zeros(B, np.float32)
+        self.usual_lph = np.full((B, 1440 // cfg.sim.tick_minutes), np.nan)  # the burst detector's reference
         self._hourly_use = np.empty((H, 1440 // cfg.sim.tick_minutes), np.float32)  # one day's, reused
         self.hh_start = np.searchsorted(c.hh_building, np.arange(B)).astype(np.int64)
         self.hh_end = np.searchsorted(c.hh_building, np.arange(B), side="right").astype(np.int64)
@@ -98,6 +99,9 @@ class Twin:
         self.kpis = DailyKpis()
         self.extras = {}  # files a run adds to its folder (chain anchors, ...)
         self.chain = ChainLink(cfg.chain) if cfg.chain.mode != "off" else None
+        self.readings = None  # the last day's sensors.DayReadings
+        # the live bridge's hook: given the simulated day, return the day's readings with live devices' in place
+        self.live_readings = None
         self.timings = {"build_s": time.perf_counter() - t0}
         self.day = 0
 
@@ -144,39 +148,60 @@ class Twin:
 
     # -------------------------------------------------------------- sensors
     def _sensors(self, d):
-        c, cfg, p = self.community, self.cfg, self.policies
-        sc = cfg.sensors
+        """Simulate the day's devices, let the live bridge replace what it heard, then detect."""
+        readings = self._simulate_sensors(d)
+        if self.live_readings is not None:
+            readings = self.live_readings(readings)
+        self.readings = readings
+        c, p = self.community, self.policies
         H = c.n_households
+        tick = float(self.cfg.sim.tick_minutes)
+        alert_t = np.empty(H)
+        sensors.inactivity_alerts(d, tick, readings.water, c.hh_alone_elder, self.care_until, p.alert.hours,
+                                  p.alert.day_start_hour, p.alert.day_end_hour, alert_t)
+        alert_true = (alert_t >= 0) & (self.incap_since >= 0) & (self.incap_since < alert_t)
+        self._alerts(d, alert_t, alert_true, readings.smoke_t)
+        detect_t = np.empty(c.n_buildings)
+        threshold = p.pipe_burst.threshold_litres_per_hour
+        sensors.burst_alerts(d, tick, readings.main_lph, self.usual_lph, p.pipe_burst.enabled & ~self.burst_ticketed,
+                             threshold, detect_t)
+        sensors.learn_usual_flow(readings.main_lph, self.usual_lph, threshold)
+        self._burst_reports = (detect_t, self._burst_onsets)
+
+    def _simulate_sensors(self, d) -> sensors.DayReadings:
+        """The day's hidden truth (incidents, bursts) and what every device reports of it."""
+        c, cfg = self.community, self.cfg
+        sc = cfg.sensors
+        H, B = c.n_households, c.n_buildings
         tick = cfg.sim.tick_minutes
-        alert_t, alert_true = np.empty(H), np.empty(H, np.bool_)
+        K = self._hourly_use.shape[1]
+        water, power = np.empty((H, K)), np.empty((H, K))
         onset_t, smoke_t = np.empty(H), np.empty(H)
         electricity = np.empty(H)
         sensors.households_day(
             self.seed, d, float(tick), c.hh_alone_elder, c.hh_size, self.incap_since, self.care_until,
             self.fault, self.fault_until, self.last_reading, sc.incapacitation_per_elder_year / 365.0,
             sc.away_day_prob, sc.water_litres_per_hour, sc.kwh_per_hour, sc.dropout_per_device_day,
-            sc.stuck_per_device_day, sc.drift_per_device_day, sc.repair_device_days, sc.faults, p.alert.hours,
-            p.alert.day_start_hour, p.alert.day_end_hour, sc.smoke_per_household_year / 365.0, self._hourly_use,
-            electricity, alert_t, alert_true, onset_t, smoke_t)
+            sc.stuck_per_device_day, sc.drift_per_device_day, sc.repair_device_days, sc.faults,
+            sc.smoke_per_household_year / 365.0, self._hourly_use, water, power, electricity, onset_t, smoke_t)
         onsets = np.flatnonzero(onset_t >= 0)
         if len(onsets):
             ids = np.arange(self.n_incidents, self.n_incidents + len(onsets))
             self.n_incidents += len(onsets)
             self.incident_id[onsets] = ids
             self.log.append(ev.make(EventKind.IncidentStarted, onset_t[onsets], actor=onsets, subject=ids))
-        self._alerts(d, alert_t, alert_true, smoke_t)
         # buildings: water mains (bursts) and bins
-        B = c.n_buildings
-        detect_t, onset_b, overflow, peak = np.empty(B), np.empty(B), np.empty(B), np.empty(B)
+        main_lph, bin_level = np.empty((B, K)), np.empty((B, K))
+        onset_b, overflow, peak = np.empty(B), np.empty(B), np.empty(B)
         sensors.buildings_day(
             self.seed, d, float(tick), self.hh_start, self.hh_end, self._hourly_use, self.burst_since,
             self.burst_until, self.burst_ticketed, sc.pipe_burst_per_building_year / 365.0,
-            sc.burst_litres_per_hour, p.pipe_burst.threshold_litres_per_hour, p.pipe_burst.enabled,
-            self.bin_fill, sc.bin_fill_per_hour, np.asarray(cfg.staff.cleaner_round_hours, np.float64),
-            detect_t, onset_b, overflow, peak)
-        self._burst_reports = (detect_t, onset_b)
+            sc.burst_litres_per_hour, self.bin_fill, sc.bin_fill_per_hour,
+            np.asarray(cfg.staff.cleaner_round_hours, np.float64), main_lph, bin_level, onset_b, overflow, peak)
+        self._burst_onsets = onset_b
         self.kpis.add(bin_overflow_hours=float(overflow.sum()), water_m3=float(self._hourly_use.sum()) / 1000.0,
                       electricity_kwh=float(electricity.sum()), faulty_meters=int((self.fault != 0).sum()))
+        return sensors.DayReadings(d, float(tick), water, power, smoke_t, main_lph, bin_level)
 
     def _alerts(self, d, alert_t, alert_true, smoke_t):
         """Alerts go to social workers (on call around the clock); their arrival ends an incident."""
@@ -318,8 +343,8 @@ class Twin:
             np.add.at(self.experience, who, FEEL_RATING * (run["arg"][ok] - 3))
         for _, o in outcomes.get(Action.complete, []):
             self.kpis.add(tickets_completed=int(o.accepted.sum()))
-        # bursts repaired today stop flowing
-        fixed = (self.burst_since >= 0) & (self.burst_until < (d + 1) * 1440.0)
+        # bursts repaired today stop flowing (and a ticket the detector raised on no burst closes too)
+        fixed = self.burst_ticketed & (self.burst_until < (d + 1) * 1440.0)
         self.burst_since[fixed] = -1.0
         self.burst_until[fixed] = math.inf
         self.burst_ticketed[fixed] = False
