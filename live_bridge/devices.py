@@ -1,0 +1,319 @@
+"""The twin's own sensors published as hardware (``twin devices``).
+
+Every household's water and power meter and smoke alarm, every building's water main and bin,
+as the devices of a real community would report them, computed by the same sensor kernels the
+twin runs. A day is simulated, then its readings go out tick by tick, paced at real time times
+``speed``. A silent meter (NaN) publishes nothing: that is what a dropout looks like on the wire.
+
+Two protocols:
+
+- **sparkplug** (default): each building's gateway ``bldg-{b:03d}`` is a Sparkplug B edge node on
+  its own MQTT connection (its own will, ``bdSeq`` and ``seq``), and each meter, alarm, main and
+  bin is one of its devices. Each device sends its own DDATA per tick, as Sparkplug gateways do
+  (Ignition Edge, Cirrus Link's MQTT Transmission): a device is the unit the protocol births,
+  kills and reports by exception, so the host can tell one silent meter from a silent gateway.
+  Folding all devices into one NDATA would save bytes but lose that.
+- **json**: zigbee2mqtt's convention, one topic per device, ``zigbee2mqtt/{gateway}/{device}``
+  (a friendly name with a slash, as zigbee2mqtt allows), a JSON object of readings plus
+  ``last_seen`` (Unix ms, as zigbee2mqtt's epoch ``last_seen`` option writes it).
+
+Wire time is Unix milliseconds: ``epoch_ms`` plus community minutes (:func:`wire_ms`). A reading
+is stamped at its tick's end; a smoke alarm at its minute.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from live_bridge.registry import BUILDING_KINDS, HOUSEHOLD_KINDS, METRIC_OF, device_name, gateway_name
+from live_bridge.sparkplug import DataType, EdgeNode, EdgeNodeLink, MetricSpec, now_ms
+
+SPARKPLUG, JSON = "sparkplug", "json"
+PROTOCOLS = (SPARKPLUG, JSON)
+JSON_BASE_TOPIC = "zigbee2mqtt"
+BRIDGE_STATE_TOPIC = f"{JSON_BASE_TOPIC}/bridge/state"
+
+
+# the Sparkplug datatype of each kind's one metric (names, metrics and units are the registry's)
+DATATYPE_OF = {"water": DataType.Double, "power": DataType.Double, "smoke": DataType.Boolean,
+               "main": DataType.Double, "bin": DataType.Double}
+
+
+def wire_ms(epoch_ms: int, minutes: float) -> int:
+    """The Unix milliseconds of a community minute."""
+    return int(epoch_ms) + int(round(minutes * 60_000))
+
+
+def community_minutes(epoch_ms: int, timestamp_ms: int) -> float:
+    """The community minute of a wire timestamp (the inverse of :func:`wire_ms`)."""
+    return (int(timestamp_ms) - int(epoch_ms)) / 60_000
+
+
+def json_topic(gateway: str, device: str) -> str:
+    return f"{JSON_BASE_TOPIC}/{gateway}/{device}"
+
+
+def register_json_devices(registry) -> None:
+    """Add the JSON twins of a registry's Sparkplug devices (what ``--protocol json`` publishes)."""
+    for (gateway, device), dev in list(registry.sparkplug.items()):
+        registry.add_json(json_topic(gateway, device), METRIC_OF[dev.kind], dev.kind, dev.index,
+                          time_field="last_seen")
+
+
+class Publication(NamedTuple):
+    """One device's readings of one tick (or an alarm), in wire terms."""
+
+    gateway: str
+    device: str
+    values: dict
+    timestamp_ms: int
+
+
+def tick_publications(readings, hh_start: np.ndarray, hh_end: np.ndarray, k: int, epoch_ms: int):
+    """Every device's report for tick ``k`` of a day's readings, gateway by gateway.
+
+    Meters and buildings report at the tick's end, NaN (silent) reports nothing; a smoke
+    alarm that goes off within the tick reports at its minute.
+    """
+    tick = float(readings.tick_minutes)
+    t0 = readings.day * 1440.0 + k * tick
+    t1 = t0 + tick
+    stamp = wire_ms(epoch_ms, t1)
+    for b in range(len(hh_start)):
+        gateway = gateway_name(b)
+        for h in range(int(hh_start[b]), int(hh_end[b])):
+            for kind, value in (("water", readings.water[h, k]), ("power", readings.power[h, k])):
+                if not math.isnan(value):
+                    yield Publication(gateway, device_name(kind, h), {METRIC_OF[kind]: float(value)}, stamp)
+            alarm = readings.smoke_t[h]
+            if alarm >= 0 and t0 <= alarm < t1:
+                yield Publication(gateway, device_name("smoke", h), {METRIC_OF["smoke"]: True},
+                                  wire_ms(epoch_ms, alarm))
+        for kind, array in (("main", readings.main_lph), ("bin", readings.bin_fill)):
+            value = array[b, k]
+            if not math.isnan(value):
+                yield Publication(gateway, device_name(kind, b), {METRIC_OF[kind]: float(value)}, stamp)
+
+
+@dataclass
+class Pacer:
+    """Holds publishing to real time times ``speed`` (0: as fast as possible).
+
+    Community minute ``start_minute`` is now; minute ``m`` is due ``(m - start_minute) * 60 / speed``
+    seconds later. ``clock`` and ``sleep`` are time.monotonic and time.sleep but for tests.
+    """
+
+    speed: float
+    start_minute: float
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    start: float = field(default=None)
+
+    def __post_init__(self):
+        if not (isinstance(self.speed, (int, float)) and self.speed >= 0 and math.isfinite(self.speed)):
+            raise ValueError(f"speed {self.speed!r}: allowed values are 0 (as fast as possible) or a positive "
+                             "multiple of real time")
+        if self.start is None:
+            self.start = self.clock()
+
+    def wait_for(self, minute: float) -> None:
+        if self.speed == 0:
+            return
+        due = self.start + (minute - self.start_minute) * 60.0 / self.speed
+        delay = due - self.clock()
+        if delay > 0:
+            self.sleep(delay)
+
+
+class SparkplugGateways:
+    """One Sparkplug B edge node per building, each on its own connection."""
+
+    def __init__(self, url, community: str, hh_start: np.ndarray, hh_end: np.ndarray, qos: int = 1):
+        self.links: dict[str, EdgeNodeLink] = {}
+        try:
+            for b in range(len(hh_start)):
+                devices = {device_name(kind, h): [MetricSpec(METRIC_OF[kind], DATATYPE_OF[kind])]
+                           for h in range(int(hh_start[b]), int(hh_end[b])) for kind in HOUSEHOLD_KINDS}
+                devices.update({device_name(kind, b): [MetricSpec(METRIC_OF[kind], DATATYPE_OF[kind])]
+                                for kind in BUILDING_KINDS})
+                node = EdgeNode(community, gateway_name(b), devices, qos=qos)
+                self.links[node.edge_node] = EdgeNodeLink(node, url, client_id=f"twin-{community}-{node.edge_node}")
+        except BaseException:
+            self.close()
+            raise
+
+    def publish(self, p: Publication) -> None:
+        self.links[p.gateway].send(lambda node: node.device_data(p.device, p.values, p.timestamp_ms))
+
+    def close(self) -> None:
+        for link in self.links.values():
+            link.close(clean=True)  # flushes, then the NDEATH: the gateways are switched off, not lost
+        self.links = {}
+
+
+class JsonDevices:
+    """zigbee2mqtt-style devices: one client (a zigbee2mqtt bridge), a topic per device.
+
+    Like zigbee2mqtt, the bridge says ``{"state":"online"}`` on ``zigbee2mqtt/bridge/state``
+    (retained) when it starts and ``offline`` when it stops, or as its will when it is lost; the
+    offline state comes after every device message on the same connection.
+    """
+
+    def __init__(self, url, community: str):
+        from live_bridge import mqtt
+
+        offline = json.dumps({"state": "offline"})
+        self.client = mqtt.connect(url, f"twin-{community}-zigbee2mqtt", clean_start=True,
+                                   will=mqtt.Will(BRIDGE_STATE_TOPIC, offline, 1, True))
+        self.client.wait_ready(30.0)
+        self.publisher = mqtt.Publisher(self.client)
+        self.publisher.publish(BRIDGE_STATE_TOPIC, json.dumps({"state": "online"}), qos=1, retain=True)
+
+    def publish(self, p: Publication) -> None:
+        body = {**p.values, "last_seen": p.timestamp_ms}
+        self.publisher.publish(json_topic(p.gateway, p.device), json.dumps(body, separators=(",", ":")), qos=1)
+
+    def close(self) -> None:
+        from live_bridge import mqtt
+
+        self.publisher.publish(BRIDGE_STATE_TOPIC, json.dumps({"state": "offline"}), qos=1, retain=True)
+        self.publisher.flush(60.0)
+        mqtt.close(self.client)
+
+
+@dataclass
+class DevicesSummary:
+    """What a run published: messages in all and per device kind; seconds in all (simulation and
+    connections included) and spent publishing (pacing included)."""
+
+    days: int = 0
+    messages: int = 0
+    by_kind: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    publish_seconds: float = 0.0
+
+    def line(self) -> str:
+        kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.by_kind.items()))
+        rate = self.messages / self.publish_seconds if self.publish_seconds > 0 else 0.0
+        return (f"published {self.messages:,} messages over {self.days} day(s) in {self.seconds:.1f} s "
+                f"({rate:,.0f} messages/s while publishing): {kinds}")
+
+
+def _kind_of(device: str) -> str:
+    return device.rsplit("-", 1)[-1]
+
+
+def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epoch_ms: int | None = None,
+                    community: str = "c1", progress: bool = True,
+                    on_day: Callable | None = None) -> DevicesSummary:
+    """Run the twin of ``cfg`` day by day and publish every device's readings to the broker at ``url``.
+
+    ``on_day(readings)`` sees each day's :class:`agents.sensors.DayReadings` before it is published.
+    """
+    from twin.engine.twin import Twin
+    from twin.warmup import compile_notice
+
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"protocol {protocol!r}: allowed values are {', '.join(PROTOCOLS)}")
+    epoch_ms = now_ms() if epoch_ms is None else int(epoch_ms)
+    twin = Twin(cfg)
+    days = int(cfg.sim.days)
+    sink = (SparkplugGateways(url, community, twin.hh_start, twin.hh_end) if protocol == SPARKPLUG
+            else JsonDevices(url, community))
+    summary = DevicesSummary()
+    bar = None
+    started = time.perf_counter()
+    try:
+        pacer = Pacer(speed, twin.day * 1440.0)
+        for _ in range(days):
+            with compile_notice():  # the first day compiles what the cache lacks
+                twin.step()
+            readings = twin.readings
+            if on_day is not None:
+                on_day(readings)
+            n_ticks = readings.water.shape[1]
+            if bar is None and progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=days * n_ticks, desc=f"devices ({protocol})", unit="tick", file=sys.stderr,
+                           leave=False)
+            publishing = time.perf_counter()
+            for k in range(n_ticks):
+                pacer.wait_for(readings.day * 1440.0 + (k + 1) * readings.tick_minutes)
+                for p in tick_publications(readings, twin.hh_start, twin.hh_end, k, epoch_ms):
+                    sink.publish(p)
+                    summary.messages += 1
+                    kind = _kind_of(p.device)
+                    summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(day=readings.day, messages=summary.messages, refresh=False)
+            summary.publish_seconds += time.perf_counter() - publishing
+            summary.days += 1
+    finally:
+        if bar is not None:
+            bar.close()
+        sink.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+# ----------------------------------------------------------------------------------- command line
+def add_command(sub) -> None:
+    """``twin devices``, registered on the CLI's subparsers."""
+    p = sub.add_parser("devices", help="publish the twin's sensors as hardware on MQTT (Sparkplug B or JSON)",
+                       description="Simulate the scenario day by day and publish every household meter, smoke "
+                                   "alarm, building main and bin as devices would: Sparkplug B edge nodes (one per "
+                                   "building) or zigbee2mqtt-style JSON, paced at real time times --speed. Without "
+                                   "--broker an embedded broker runs for as long as the command does.")
+    p.add_argument("-s", "--scenario", default="default", help="a shipped scenario (see `twin scenarios`)")
+    p.add_argument("--broker", default=None, metavar="URL",
+                   help="mqtt://[user:pass@]host[:port] or mqtts://... (default: an embedded broker)")
+    p.add_argument("--ca", default=None, help="CA file for an mqtts:// broker")
+    p.add_argument("--cert", default=None, help="client certificate for an mqtts:// broker")
+    p.add_argument("--key", default=None, help="the client certificate's key")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=SPARKPLUG, help="how the devices speak")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="community time per real time (60: an hour a minute; 0: as fast as possible)")
+    p.add_argument("--days", type=int, default=None, help="days to publish (default: the scenario's sim.days)")
+    p.add_argument("--epoch", type=int, default=None, metavar="MS",
+                   help="Unix milliseconds of community minute 0 (default: now, at the start)")
+    p.add_argument("--community", default="c1", help="community id: the Sparkplug group")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="overrides, e.g. community.households=500 seed=7")
+    p.set_defaults(func=cmd_devices)
+
+
+def cmd_devices(args) -> int:
+    from twin.config import load_scenario
+
+    if args.speed < 0 or not math.isfinite(args.speed):
+        raise ValueError(f"--speed {args.speed:g}: allowed values are 0 (as fast as possible) or more")
+    if args.days is not None and args.days < 1:
+        raise ValueError(f"--days {args.days}: allowed values are 1 or more")
+    overrides = list(args.overrides) + ([f"sim.days={args.days}"] if args.days is not None else [])
+    cfg = load_scenario(args.scenario, overrides)
+    try:
+        summary = _publish_on_broker(args, cfg)
+    except TimeoutError as e:  # a broker that never answered: a network error, not a bug
+        raise ConnectionError(str(e)) from None
+    print(f"devices: {summary.line()}")
+    return 0
+
+
+def _publish_on_broker(args, cfg) -> DevicesSummary:
+    from live_bridge.brokers import broker
+
+    with broker(args.broker, ca=args.ca, cert=args.cert, key=args.key) as url:
+        where = f"{url} (embedded broker)" if args.broker is None else str(url)
+        print(f"devices: scenario {cfg.name!r}, {cfg.community.households:,} households in "
+              f"{cfg.community.buildings:,} buildings, {cfg.sim.days} day(s), as {args.protocol} on {where}, "
+              f"speed {'as fast as possible' if args.speed == 0 else f'{args.speed:g}x'}", file=sys.stderr)
+        return publish_devices(cfg, url, protocol=args.protocol, speed=args.speed, epoch_ms=args.epoch,
+                               community=args.community, progress=bool(cfg.progress))
