@@ -81,7 +81,9 @@ def production_state(store_path, at_minutes: float | None = None) -> ProductionS
     """Read a production store read-only; ``at_minutes`` looks at an earlier moment (default: now).
 
     Now is the store's clock, but never before its last event (a store written with
-    explicit times, a backfill say, is at least where its log ends).
+    explicit times, a backfill say, is at least where its log ends).  An earlier moment
+    replays the log up to it; a topic open then but closed since cannot be replayed (its
+    sealed ballots were erased at its close): that is a ``ReplayMismatch``.
     """
     from twin.services.community import open_services
     from twin.services.store import EventStore
@@ -208,7 +210,9 @@ class EngineIds:
     def __init__(self, state: ProductionState):
         r = state.residents
         if len(r) == 0:
-            raise ValueError(f"{state.store} holds no residents: load the roster into the store "
+            from twin.services.store import StoreError
+
+            raise StoreError(f"{state.store} holds no residents: load the roster into the store "
                              "(twin serve --roster) before forking it")
         events = state.events
         named = np.unique(events["target"][events["kind"] == EventKind.TicketSubmitted] // LOCATION_BASE)

@@ -175,3 +175,9 @@ def test_bad_input_is_one_clear_line(store, tmp_path, capsys, argv, code, words)
 def test_a_missing_store_is_a_store_error(tmp_path):
     with pytest.raises(StoreError, match="does not exist"):
         production_state(tmp_path / "none.db")
+
+
+def test_a_store_without_residents_is_refused(tmp_path):
+    open_services(tmp_path / "empty.db").close()
+    with pytest.raises(StoreError, match="holds no residents"):
+        fork(tmp_path / "empty.db", 1, [], ["staff.technicians=6"], n=1)
