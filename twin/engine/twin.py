@@ -38,13 +38,15 @@ class Twin:
     >>> result = Twin(load_scenario("default", ["sim.days=30"])).run()
     """
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, community=None, services=None):
+        # ``community`` and ``services`` given: a fork of production's roster and state (see start_from)
         self.cfg = cfg
         self.seed = int(cfg.seed)
         t0 = time.perf_counter()
-        self.community = c = build_community(cfg.community, self.seed, cfg.facilities.elevator_share)
+        self.community = c = community if community is not None else build_community(
+            cfg.community, self.seed, cfg.facilities.elevator_share)
         self.policies = p = PolicySet.from_config(cfg.policies)
-        self.services = s = Services(ServicePolicies(
+        self.services = s = services if services is not None else Services(ServicePolicies(
             points=p.points.rules(),
             timebank=p.timebank.services_policy(),
             repair=RepairPolicy(reopen_window_minutes=cfg.policies.reopen_window_days * 1440.0),
@@ -355,7 +357,7 @@ class Twin:
         c, s = self.community, self.services
         rule = self.rule
         balances = np.zeros(c.n_residents, np.int64)
-        rb = s.points.resident_balances()
+        rb = s.points.resident_balances()[: c.n_residents]  # the service's arrays may run past the residents
         balances[: len(rb)] = rb
         open_slots = self.topics.open_slots()
         rule.decide(d, balances, open_slots, self.topics.voted)
@@ -424,3 +426,70 @@ class Twin:
         desk = self.services.repair
         status = desk.state.status[: desk.n_tickets]
         return int((status <= Status.in_progress).sum())
+
+    # -------------------------------------------------------------- forking
+    #: draw streams of the work a fork finds under way (engine streams, beside S_QUEUE_N ... above)
+    S_HELD_SERVICE, S_HELD_RATE = 505, 506
+
+    def start_from(self, minute: float) -> None:
+        """Continue at ``minute`` from services that already hold open tickets (a fork of production).
+
+        Build the twin with production's ``community`` and ``services`` first.  The day becomes
+        ``floor(minute / 1440)`` and staff are free from ``minute`` on.  The open tickets' remaining
+        work is scheduled by the engine's rules (shift hours, walking, service times by category):
+        a ticket held by a technician stays with that technician (``worker % technicians`` when
+        production had more) — in progress, the rest of the work is a fresh service time (service
+        times are exponential, so what is left of one is too); dispatched, the holder walks from the
+        office first — and submitted tickets are dispatched as the day's new ones are, in submission
+        order.  An open plumbing ticket a sensor raised is a burst that flows until it is repaired.
+        """
+        d = int(minute // 1440)
+        self.day = d
+        for crew in (self.technicians, self.social_workers):
+            np.maximum(crew.free_at, minute, out=crew.free_at)
+        desk = self.services.repair
+        st, n = desk.state, desk.n_tickets
+        status = st.status[:n]
+        burst = (st.category[:n] == Category.plumbing) & (st.channel[:n] == Channel.sensor) & (status <= Status.in_progress)
+        b = st.building[:n][burst]
+        self.burst_since[b] = st.times[:n][burst, Status.submitted]
+        self.burst_ticketed[b] = True
+        held = np.flatnonzero((status == Status.dispatched) | (status == Status.in_progress))
+        held = held[np.argsort(st.times[held, status[held]], kind="stable")]
+        self._finish_held(d, minute, held, burst[held])
+        queued = np.flatnonzero(status == Status.submitted)
+        self._dispatch(d, queued, np.maximum(st.times[queued, Status.submitted], minute),
+                       st.category[queued].astype(np.int64), st.building[queued], burst[queued])
+
+    def _finish_held(self, d, minute, held, burst):
+        """The holders finish the tickets they hold (see :meth:`start_from`), one ticket at a time."""
+        c, st, cfg = self.community, self.services.repair.state, self.cfg.staff
+        tech = self.technicians
+        u = rng.uniforms(self.seed, self.S_HELD_SERVICE, d, len(held))
+        start, done = np.empty(len(held)), np.empty(len(held))
+        for k, ticket in enumerate(held):
+            w = int(st.worker[ticket]) % len(tech)
+            one = slice(w, w + 1)
+            x, y = float(c.building_x[st.building[ticket]]), float(c.building_y[st.building[ticket]])
+            working = st.status[ticket] == Status.in_progress
+            if working:  # the holder is there already
+                tech.x[w], tech.y[w] = x, y
+            out = np.empty(1, np.int64), np.empty(1), np.empty(1), np.empty(1)
+            staff.assign_jobs(np.array([float(minute)]), np.array([x]), np.array([y]),
+                              st.category[ticket:ticket + 1].astype(np.int64),
+                              np.array([-self._service_mean[st.category[ticket]] * math.log1p(-u[k])]),
+                              tech.free_at[one], tech.x[one], tech.y[one], tech.skills[one], tech.busy_minutes[one],
+                              cfg.shift_start_hour * 60, cfg.shift_end_hour * 60, False, cfg.walk_m_per_min,
+                              not working, self.policies.dispatch.code, *out)
+            start[k] = st.times[ticket, Status.in_progress] if working else out[2][0]
+            done[k] = out[3][0]
+        walking = st.status[held] == Status.dispatched
+        q = self.transitions
+        q.push(start[walking], Action.start, held[walking])
+        q.push(done, Action.complete, held)
+        submitted = st.times[held, Status.submitted]
+        rated = rng.uniforms(self.seed, self.S_HELD_RATE, d, len(held)) < cfg.rating_prob
+        stars = np.empty(len(held), np.int64)
+        residents.ratings(self.seed, d, start - submitted, done - submitted, stars)
+        q.push(done[rated] + cfg.rating_delay_minutes, Action.rate, held[rated], stars[rated])
+        self.burst_until[st.building[held[burst]]] = done[burst]
