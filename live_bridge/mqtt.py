@@ -73,7 +73,7 @@ class Client(paho.Client):
 
 def connect(url: BrokerURL | str, client_id: str = "", *, clean_start: bool = False,
             on_message: Callable | None = None, subscriptions: Iterable[str | tuple[str, int]] = (),
-            will: Will | Callable[[], Will] | None = None) -> Client:
+            will: Will | Callable[[], Will] | None = None, manual_ack: bool = False) -> Client:
     """A client for ``url``, connecting in the background (see :meth:`Client.wait_ready`).
 
     ``client_id``: with one, the session persists unless ``clean_start``; without one the
@@ -82,7 +82,9 @@ def connect(url: BrokerURL | str, client_id: str = "", *, clean_start: bool = Fa
     network thread. ``subscriptions``: topic filters, each a string (QoS 1) or
     ``(filter, qos)``, made again on every connect. ``will``: a :class:`Will`, or a function
     returning one, asked before every connection attempt (Sparkplug's death certificate
-    carries a ``bdSeq`` that changes with each session).
+    carries a ``bdSeq`` that changes with each session). ``manual_ack``: QoS 1 messages are
+    acknowledged only by ``client.ack(mid, qos)`` — after the receiver made them durable —
+    instead of when ``on_message`` returns.
     """
     if isinstance(url, str):
         url = parse_broker_url(url)
@@ -103,6 +105,7 @@ def connect(url: BrokerURL | str, client_id: str = "", *, clean_start: bool = Fa
     client.enable_logger(_FailureLog(client))
     if on_message is not None:
         client.on_message = on_message
+    client.manual_ack_set(manual_ack)
     client.max_inflight_messages_set(INFLIGHT)
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     client.connect_async(url.host, url.port, keepalive=KEEPALIVE_S)

@@ -99,3 +99,17 @@ def require_tool(tool: str, missing: str | None) -> None:
 @pytest.fixture(scope="session", name="require_tool")
 def require_tool_fixture():
     return require_tool
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    """A running Mosquitto on a free loopback port (a :class:`live_bridge.brokers.Mosquitto`).
+
+    One per test, so that a test may stop, kill and restart it; its persistence lives in
+    the test's ``tmp_path``.
+    """
+    from live_bridge.brokers import Mosquitto, mosquitto_missing
+
+    require_tool("mosquitto", mosquitto_missing())
+    with Mosquitto(persistence_dir=tmp_path / "mosquitto") as broker:
+        yield broker

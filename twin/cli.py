@@ -10,9 +10,17 @@
     twin verify RUN_DIR --url URL --registry ADDR --account ADDR [--chain-id N]
                                               check a run's log against the chain the operator names
     twin scenarios                            list the shipped scenarios
+    twin params [--format md|csv] [--out FILE]  the parameter table (meaning, unit, default, source)
     twin serve [--store DB] [--demo] [--roster CSV] [--host H] [--port P]
                                               the community's production server (API and pages)
     twin users add --store DB --role ROLE --id N   an account; prints its token once
+    twin fork --store DB --days D --policy "k=v ..." [--baseline "k=v ..."] [-n N] [--out DIR]
+                                              a what-if from production's state now, with 95% CIs
+    twin devices [-s SCENARIO] [--broker URL] [--speed N] [--protocol sparkplug|json] [--days D]
+                                              the twin's sensors published as hardware on MQTT
+    twin shadow [--broker URL] [--epoch MS] [--speed N] [--record FILE] [--out DIR] [--demo]
+                                              the twin beside production on live readings, compared day by day
+    twin replay RECORDING [--out DIR]         re-run a recorded shadow session as fast as possible
     twin bench [--json] [--full]              speed and memory, side by side
 
 Overrides are Hydra's ``key=value`` syntax, e.g.
@@ -203,6 +211,18 @@ def cmd_scenarios(args) -> int:
     return 0
 
 
+def cmd_params(args) -> int:
+    from twin.params import render
+
+    text = render(args.format)
+    if args.out:
+        Path(args.out).write_text(text, encoding="utf-8")
+        print(args.out)
+    else:
+        print(text, end="")
+    return 0
+
+
 def _explain(e: BaseException, args) -> tuple[int, str]:
     """An exit code and one line for an error; unexpected ones get the hint to rerun with --debug."""
     from twin.config import ConfigError
@@ -227,7 +247,7 @@ def _explain(e: BaseException, args) -> tuple[int, str]:
 
     if isinstance(e, (StoreError, ReplayMismatch)):
         return EXIT_INPUT, f"store: {_one_line(e)}"
-    if command in ("serve", "users") and isinstance(e, (ServiceError, ValueError)):
+    if command in ("serve", "users", "devices", "shadow", "replay") and isinstance(e, (ServiceError, ValueError)):
         return EXIT_USAGE, f"{command}: {_one_line(e)}"
     if any(c.__module__.split(".")[0] in ("web3", "requests", "urllib3", "aiohttp", "paho")
            for c in type(e).__mro__) or isinstance(e, ConnectionError):
@@ -343,6 +363,12 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("scenarios", help="list the shipped scenarios, one line each")
     p.set_defaults(func=cmd_scenarios)
+    p = sub.add_parser("params", help="the parameter table: every parameter's meaning, unit, default and source",
+                       description="Print (or write) the table of every model parameter, generated from the "
+                                   "typed configuration and the shipped scenarios (docs/parameters.md).")
+    p.add_argument("--format", choices=("md", "csv"), default="md", help="Markdown or CSV")
+    p.add_argument("--out", default=None, metavar="FILE", help="write the table here instead of printing it")
+    p.set_defaults(func=cmd_params)
     p = sub.add_parser("warmup", help="compile every kernel now (a tiny run), so the first real run starts at speed",
                        description="Compile (or load from the cache) every numba kernel by running tiny "
                                    "communities for a few days; prints the time taken and the cache folder.")
@@ -350,6 +376,15 @@ def main(argv=None) -> int:
     from twin.live.serve import add_commands
 
     add_commands(sub)  # serve, users
+    from live_bridge.fork import add_commands as add_fork
+
+    add_fork(sub)  # fork
+    from live_bridge.devices import add_command as add_devices_command
+
+    add_devices_command(sub)  # devices
+    from live_bridge.commands import add_commands as add_shadow_commands
+
+    add_shadow_commands(sub)  # shadow, replay
     sub.add_parser("bench", help="benchmarks (table; --json for one JSON line; --full for large sizes)")
     args, extra = parser.parse_known_args(argv)
     if extra and isinstance(getattr(args, "overrides", None), list) and not any(x.startswith("-") for x in extra):
