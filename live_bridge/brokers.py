@@ -37,7 +37,7 @@ MOSQUITTO = "/usr/sbin/mosquitto"
 DEFAULT_PORTS = {"mqtt": 1883, "mqtts": 8883}
 ALLOWED_FORMS = ("mqtt://[user:pass@]host[:port] (port 1883 by default) or "
                  "mqtts://[user:pass@]host[:port] (TLS, port 8883 by default; --ca, --cert, --key for its files)")
-START_TIMEOUT_S = 30.0
+START_TIMEOUT_S = 60.0  # a generous limit: it only stops a broker that will never come up
 
 
 def free_port() -> int:
@@ -180,9 +180,9 @@ class _ChildBroker:
                 self.port = free_port()
 
     def _start_once(self) -> None:
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         if _accepts(self.port):  # else we would take the other listener for ours
             raise _PortTaken
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(self._command(), stdout=log, stderr=subprocess.STDOUT,
                                             **self._popen_options())
@@ -247,7 +247,6 @@ class _ChildBroker:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
 
 
 def _reap(processes: list[subprocess.Popen], workdir: Path) -> None:
