@@ -31,17 +31,36 @@ def test_the_suite_caches_kernels_where_twin_chose():
         assert _numba_cache.cache_dir().parent == _numba_cache.cache_root()
 
 
-def test_the_hash_follows_source_content_only(tmp_path):
-    for rel in ("twin/__init__.py", "agents/rule.py", "policies/sub/table.py", "elsewhere/x.py"):
+RULE = "from numba import njit\nfrom policies.sub import table\n\n\n@njit\ndef value():\n    return table.VALUE\n"
+
+
+def test_the_hash_follows_the_kernels_sources_only(tmp_path):
+    files = {"twin/__init__.py": "VALUE = 1\n",
+             "agents/rule.py": RULE,  # a kernel module
+             "policies/sub/table.py": "VALUE = 1\n",  # a module a kernel module imports
+             "twin/server.py": "VALUE = 1\n",  # nothing compiled reads it
+             "elsewhere/x.py": "VALUE = 1\n"}
+    for rel, text in files.items():
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_text("VALUE = 1\n")
+        (tmp_path / rel).write_text(text)
     before = _numba_cache.source_hash(tmp_path)
     os.utime(tmp_path / "agents/rule.py", (1.0, 1.0))  # a timestamp is not a change
     (tmp_path / "elsewhere/x.py").write_text("VALUE = 2\n")  # nor is another package
+    (tmp_path / "twin/server.py").write_text("VALUE = 2\n")  # nor a module no kernel is made of
     (tmp_path / "twin/notes.txt").write_text("not a source\n")
     assert _numba_cache.source_hash(tmp_path) == before
-    (tmp_path / "policies/sub/table.py").write_text("VALUE = 2\n")  # one byte of a nested module
+    (tmp_path / "policies/sub/table.py").write_text("VALUE = 2\n")  # one byte of what a kernel imports
     assert _numba_cache.source_hash(tmp_path) != before
+    after = _numba_cache.source_hash(tmp_path)
+    (tmp_path / "agents/rule.py").write_text(RULE + "\n")
+    assert _numba_cache.source_hash(tmp_path) != after
+
+
+def test_the_real_kernels_sources_are_covered():
+    names = {p.relative_to(_numba_cache._ROOT).as_posix() for p in _numba_cache.kernel_sources(_numba_cache._ROOT)}
+    assert {"agents/sensors.py", "twin/rng.py", "twin/services/ledger.py", "twin/services/points.py",
+            "twin/services/events.py"} <= names
+    assert not {"twin/cli.py", "twin/report.py"} & names
 
 
 def test_pruning_keeps_the_newest_and_the_recently_used(tmp_path):

@@ -4,8 +4,12 @@ numba keys a cached kernel on its own source file only (modification time and
 size).  A kernel that calls a kernel of another module therefore keeps running
 the callee's old machine code from the cache after the callee is edited, for
 example the points kernels after a change to ``twin.services.ledger``.  So the
-cache lives in a directory named by a hash of every ``.py`` source of the
-packages whose kernels call one another (``twin``, ``agents``, ``policies``):
+cache lives in a directory named by a hash of the sources kernels are made of:
+every module of ``twin``, ``agents`` and ``policies`` that compiles something
+(a numba decorator, or one of ``twin._jit``'s), and every module of those
+packages such a module imports, transitively (numba freezes the constants it
+reads from them).
+An edit to the server, the CLI or a report leaves the compiled kernels alone:
 
     $XDG_CACHE_HOME/community-twin/numba/<hash>     (default ~/.cache/...)
 
@@ -21,14 +25,19 @@ configuration is reloaded here.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
 PACKAGES = ("twin", "agents", "policies")
+# a module that compiles something: numba's decorators, or the package's own (twin._jit: kernel, parallel_kernel, ...)
+KERNEL = re.compile(rb"^@(numba\.)?(njit|jit|vectorize|guvectorize|cfunc|\w*kernel|inline|dispatch_policy)\b|"
+                    rb"numba\.(njit|jit)\(", re.M)
 KEEP = 4               # source versions whose kernels stay cached
 PRUNE_AFTER_S = 3600.0  # a directory used within the hour is never pruned (another process may be compiling)
 _OURS = "COMMUNITY_TWIN_NUMBA_CACHE_DIR"  # what we set NUMBA_CACHE_DIR to (a child process inherits both)
@@ -37,14 +46,50 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def source_hash(root: Path | str = _ROOT) -> str:
-    """A hash of the path and content of every ``.py`` file of :data:`PACKAGES` under ``root``."""
+    """A hash of the path and content of every kernel source of :data:`PACKAGES` under ``root``."""
     root = Path(root)
     h = hashlib.sha256()
-    for package in PACKAGES:
-        for path in sorted((root / package).rglob("*.py")):
-            h.update(path.relative_to(root).as_posix().encode() + b"\0")
-            h.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in kernel_sources(root):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(path.read_bytes()).digest())
     return h.hexdigest()[:16]
+
+
+def kernel_sources(root: Path) -> list[Path]:
+    """Modules that declare kernels, and the package modules they import, transitively (sorted)."""
+    files = sorted(p for package in PACKAGES for p in (root / package).rglob("*.py"))
+    texts = {p: p.read_bytes() for p in files}
+    todo = [p for p, text in texts.items() if KERNEL.search(text)]
+    seen = set(todo)
+    while todo:
+        for target in _imports(root, todo.pop(), texts):
+            if target not in seen:
+                seen.add(target)
+                todo.append(target)
+    return sorted(seen)
+
+
+def _imports(root: Path, path: Path, texts: dict) -> list[Path]:
+    """The modules of :data:`PACKAGES` that ``path`` imports (a package's ``__init__`` for a package)."""
+    try:
+        tree = ast.parse(texts[path])
+    except SyntaxError:
+        return []
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+    out = []
+    for name in names:
+        if name.split(".")[0] not in PACKAGES:
+            continue
+        base = root.joinpath(*name.split("."))
+        candidate = base.with_suffix(".py")  # a package's __init__ is glue, not what kernels are made of
+        if candidate in texts:
+            out.append(candidate)
+    return out
 
 
 def cache_root() -> Path:
