@@ -249,3 +249,16 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_fronts_must_be_a_small_count_and_the_error_names_the_option(tmp_path):
+    from twin.live.serve import serve
+
+    with pytest.raises(ValueError, match=r"fronts: an integer from 0 to 64"):
+        serve(tmp_path / "store.sqlite", fronts=-1)
+    assert not (tmp_path / "store.sqlite").exists()  # refused before the store was opened
+    out = subprocess.run([sys.executable, "-m", "twin.cli", "serve", "--store", str(tmp_path / "s.sqlite"),
+                          "--fronts", "many"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 2
+    assert "argument --fronts: an integer from 0 to 64 (0: one process), got 'many'" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -124,7 +124,7 @@ def _fronts(text: str) -> int:
     except ValueError:
         value = -1
     if not 0 <= value <= MAX_FRONTS:
-        raise argparse.ArgumentTypeError(f"--fronts takes an integer from 0 to {MAX_FRONTS} "
+        raise argparse.ArgumentTypeError(f"an integer from 0 to {MAX_FRONTS} "
                                          f"(0: one process), got {text!r}")
     return value
 
