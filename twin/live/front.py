@@ -23,7 +23,8 @@ batches: every rule of the one-process server holds because the same process
 applies every command.  A front remembers which account a token names (a
 token, once issued, is never reassigned), but the writer looks the account up
 again for each command.  Fronts that lose the writer exit; the writer restarts
-a front that dies and stops them all when it stops.
+a front that dies.  On SIGINT or SIGTERM the writer stops its fronts first (each
+finishes the requests it took, which the writer still answers), then itself.
 """
 import argparse
 import asyncio
@@ -188,21 +189,37 @@ async def _writer(app, listener, private: Path, fronts: int, log_level: str) -> 
 
     from twin.live.writer import start_command_server
 
+    class Writer(uvicorn.Server):
+        """On SIGINT/SIGTERM the fronts stop first, finishing what they took while the writer still answers."""
+
+        draining = False
+
+        def handle_exit(self, sig, frame):
+            if self.draining or not processes:  # a second signal, or no fronts: stop now
+                return super().handle_exit(sig, frame)
+            self.draining = True
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain(sig, frame)))
+
+        async def _drain(self, sig, frame):
+            await asyncio.get_running_loop().run_in_executor(None, _stop, list(processes))
+            super().handle_exit(sig, frame)
+
+    loop = asyncio.get_running_loop()
+    processes = []
     commands, http = str(private / "commands.sock"), str(private / "http.sock")
     command_server = await start_command_server(app, commands)
-    server = uvicorn.Server(uvicorn.Config(app, uds=http, log_level=log_level, access_log=False, lifespan="on"))
+    server = Writer(uvicorn.Config(app, uds=http, log_level=log_level, access_log=False, lifespan="on"))
     serving = asyncio.ensure_future(server.serve())
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
-    processes = []
     try:
         if not serving.done():
             os.chmod(http, 0o600)
-            processes = [_start_front(listener, commands, http) for _ in range(fronts)]
+            processes += [_start_front(listener, commands, http) for _ in range(fronts)]
             while not serving.done():  # a front that died is started again
                 await asyncio.wait([serving], timeout=0.5)
                 for i, p in enumerate(processes):
-                    if p.poll() is not None and not server.should_exit:
+                    if p.poll() is not None and not (server.should_exit or server.draining):
                         processes[i] = _start_front(listener, commands, http)
         await serving
     finally:
