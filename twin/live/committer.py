@@ -44,9 +44,13 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
         self._thread.start()
 
-    def submit(self, command) -> Future:
-        """Queue ``command(services)``; the future holds its result (or its exception) after the commit."""
-        future: Future = Future()
+    def submit(self, command, future=None) -> Future:
+        """Queue ``command(services)``; the future holds its result (or its exception) after the commit.
+
+        ``future``: anything with ``set_result`` and ``set_exception`` to take the outcome instead
+        (called in the writer's thread; the front protocol's answers skip a Future's locks).
+        """
+        future = Future() if future is None else future
         if not self._thread.is_alive():
             future.set_exception(Stopped("the server is shutting down"))
         else:

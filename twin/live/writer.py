@@ -48,6 +48,21 @@ def _rendered(status: int, content) -> tuple[int, bytes]:
     return response.status_code, response.body
 
 
+class _Outcome:
+    """Where the committer puts one command's outcome (in its thread): the connection's answer queue."""
+
+    __slots__ = ("connection", "answer", "rid")
+
+    def __init__(self, connection, answer, rid):
+        self.connection, self.answer, self.rid = connection, answer, rid
+
+    def set_result(self, value):
+        self.connection.finished(self.answer, self.rid, None, value)
+
+    def set_exception(self, error):
+        self.connection.finished(self.answer, self.rid, error, None)
+
+
 def _is_rid(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
 
@@ -95,22 +110,21 @@ class _Connection(asyncio.Protocol):
             raise ValueError("a request is a JSON array [request id, kind, ...]")
         rid, kind = items[0], items[1]
         if kind == "who":
-            future = self.committer.submit(lambda s: acc.principal_for(s, str(items[2])))
-            future.add_done_callback(lambda f: self._finished(self._who, rid, f))
+            token = str(items[2])
+            self.committer.submit(lambda s: acc.principal_for(s, token), _Outcome(self, self._who, rid))
         elif kind == "op":
             op = _BY_NAME[items[2]]
             key = items[6]
             if key is not None and not isinstance(key, str):
                 raise ValueError("an idempotency key is text or null")
             command = operation_command(op, str(items[3]), dict(items[4]), dict(items[5]), key, self.clock)
-            future = self.committer.submit(command)
-            future.add_done_callback(lambda f: self._finished(self._answer, rid, f))
+            self.committer.submit(command, _Outcome(self, self._answer, rid))
         else:
             raise ValueError(f"unknown request kind {kind!r}")
 
-    def _finished(self, answer, rid, future):
+    def finished(self, answer, rid, error, value):
         """In the committer's thread: queue the answer; wake the loop once for a whole batch, not per command."""
-        self._done.append((answer, rid, future))
+        self._done.append((answer, rid, error, value))
         if not self._wake_pending and not self.loop.is_closed():
             self._wake_pending = True
             self.loop.call_soon_threadsafe(self._flush)
@@ -119,25 +133,23 @@ class _Connection(asyncio.Protocol):
         self._wake_pending = False
         replies = []
         while self._done:
-            answer, rid, future = self._done.popleft()
-            replies.append(wire.reply(rid, *answer(future)))
+            answer, rid, error, value = self._done.popleft()
+            replies.append(wire.reply(rid, *answer(error, value)))
         if replies and not self.transport.is_closing():
             self.transport.write(b"".join(replies))
 
     @staticmethod
-    def _who(future):
-        who = None if future.exception() is not None else future.result()
-        if who is None:
+    def _who(error, who):
+        if error is not None or who is None:
             return 404, b"null"
         return 200, json.dumps([who.role, who.id, who.name]).encode()
 
     @staticmethod
-    def _answer(future):
-        error = future.exception()
+    def _answer(error, value):
         if error is not None:
             response = failure(error)
             return response.status_code, response.body
-        return _rendered(*future.result())
+        return _rendered(*value)
 
     def _send(self, rid, status, body):
         if not self.transport.is_closing():
