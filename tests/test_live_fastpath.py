@@ -22,9 +22,10 @@ EARN = "/api/v1/points/residents/{}/earn"
 
 
 def _server(fast_path: bool):
+    """A server over in-memory services (``tests/test_live_fronts.py`` seeds its store the same way)."""
     services = Services()
     with services.unit():
-        services.points.enroll_batch([100, 101])
+        services.points.enroll_batch(list(range(100, 110)))
         services.timebank.register(6, role="coordinator")
         services.repair.submit("plumbing", "a leak", building=1, unit=101, reporter=100)
     tokens = {role: add_account(services, role, id)

@@ -11,6 +11,7 @@ feed the one writer.  Then:
 - refusals keep their status and problem documents (role, body, token,
   duplicate), and routes the fronts do not serve themselves (pages, the
   OpenAPI document, the event feed) come back through them unchanged;
+- the requests that test the fast path answer byte for byte as one process does;
 - a malformed frame on the command socket is counted and skipped;
 - a front killed is started again; the writer killed takes its fronts with it,
   and what it acknowledged is in the store.
@@ -37,7 +38,8 @@ from live_helpers import free_port
 ROOT = Path(__file__).resolve().parent.parent
 CLIENTS, WRITES = 6, 30
 
-#: ``twin serve --fronts 2`` without its CLI: accounts and residents on a fresh store, tokens to a file.
+#: ``twin serve --fronts 2`` without its CLI, on a fresh store seeded as ``test_live_fastpath._server``
+#: seeds its in-memory services (and the same fixed clock); tokens to a file.
 SERVE = r"""
 import json, sys
 from twin.live.accounts import add_account
@@ -49,10 +51,13 @@ path, port, tokens_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 with open_services(path) as services:
     with services.unit():
         services.points.enroll_batch(list(range(100, 110)))
-    tokens = {role: add_account(services, role, id) for role, id in (("coordinator", 6), ("resident", 100))}
+        services.timebank.register(6, role="coordinator")
+        services.repair.submit("plumbing", "a leak", building=1, unit=101, reporter=100)
+    tokens = {role: add_account(services, role, id)
+              for role, id in (("coordinator", 6), ("resident", 100), ("technician", 4))}
     with open(tokens_file, "w") as f:
         json.dump(tokens, f)
-    serve_with_fronts(create_app(services), "127.0.0.1", port, 2)
+    serve_with_fronts(create_app(services, clock=lambda: 1.0), "127.0.0.1", port, 2)
 """
 
 
@@ -249,6 +254,24 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_fronts_answer_byte_for_byte_as_one_process(server):
+    """The requests of ``test_live_fastpath`` through the fronts, each on a new connection, answer as one process."""
+    from test_live_fastpath import _answers, _requests
+
+    expected, _, _ = _answers(False)
+    got = []
+    for method, path, headers, body in _requests(server.tokens):
+        with httpx.Client(base_url=server.root, timeout=30) as http:
+            a = http.request(method, path, headers=headers, content=body)
+        got.append((method, path, a.status_code, a.headers.get("content-type"), a.headers.get("www-authenticate"),
+                    a.content))
+    for a, b in zip(got, expected):
+        assert a == b
+    assert len(got) == len(expected)
 
 
 def test_fronts_must_be_a_small_count_and_the_error_names_the_option(tmp_path):

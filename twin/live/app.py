@@ -257,9 +257,24 @@ def check_unicode(value, where: str = "body") -> None:
 
 
 def _respond(status: int, content):
-    if status >= 400:
-        return JSONResponse(content, status_code=status, media_type=PROBLEM)
-    return JSONResponse(content if content is not None else {"ok": True}, status_code=status)
+    return JSONResponse(_document(status, content), status_code=status, media_type=media_type(status))
+
+
+def media_type(status: int) -> str:
+    return PROBLEM if status >= 400 else "application/json"
+
+
+def _document(status: int, content):
+    """What answers ``(status, content)``: the problem document, the result, or ``{"ok": true}`` for none."""
+    return content if status >= 400 or content is not None else {"ok": True}
+
+
+_RENDERER = JSONResponse.__new__(JSONResponse)  # Starlette's own JSON encoding, without building a response
+
+
+def rendered(status: int, content) -> bytes:
+    """The body :func:`_respond` would send, as bytes (the writer sends it to a front as it is)."""
+    return _RENDERER.render(_document(status, content))
 
 
 def _jsonable(value):
@@ -322,6 +337,11 @@ def failure(exc: Exception) -> JSONResponse:
     return problem(500, "internal-error", f"{type(exc).__name__}; the request was not applied")
 
 
+def too_large(limit: int) -> JSONResponse:
+    """The answer to a request body over ``limit`` bytes."""
+    return problem(413, "body-too-large", f"request bodies are limited to {limit} bytes")
+
+
 def _install_body_limit(app: FastAPI) -> None:
     app.add_middleware(_BodyLimit)
 
@@ -336,6 +356,6 @@ class _BodyLimit:
         if scope["type"] == "http":
             length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                response = problem(413, "body-too-large", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
+                response = too_large(MAX_BODY_BYTES)
                 return await response(scope, receive, send)
         await self.app(scope, receive, send)

@@ -43,9 +43,9 @@ from starlette.responses import JSONResponse, Response
 
 from twin.live import wire
 from twin.live.accounts import Principal
-from twin.live.app import API, MAX_BODY_BYTES, PING, PONG, request_models
+from twin.live.app import API, MAX_BODY_BYTES, PING, PONG, failure, media_type, request_models
 from twin.live.fastpath import OperationFastPath
-from twin.live.problems import PROBLEM, problem
+from twin.live.problems import problem
 from twin.live.proxy import UnixProxy
 
 
@@ -137,7 +137,9 @@ def front_app(commands: str, http: str, on_lost=None):
         except WriterLost:
             return problem(503, "writer-unavailable", "the writer did not answer; the request may or may not "
                                                       "have been applied: retry with the same Idempotency-Key")
-        response = Response(body, status_code=status, media_type=PROBLEM if status >= 400 else "application/json")
+        except Exception as exc:  # noqa: BLE001 - not sent, so not applied: a problem document, never a traceback
+            return failure(exc)
+        response = Response(body, status_code=status, media_type=media_type(status))
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response

@@ -11,6 +11,7 @@ is dropped first).
 """
 import asyncio
 
+from twin.live.app import too_large
 from twin.live.problems import problem
 
 _HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"content-length", b"te", b"trailer", b"upgrade",
@@ -31,10 +32,9 @@ class UnixProxy:
             return await _lifespan(receive, send)
         if scope["type"] != "http":  # the application has no websockets
             return await send({"type": "websocket.close", "code": 1000})
-        body, too_large = await _body(receive, self.max_body)
-        if too_large:
-            return await problem(413, "body-too-large", f"request bodies are limited to {self.max_body} bytes")(
-                scope, receive, send)
+        body, over = await _body(receive, self.max_body)
+        if over:
+            return await too_large(self.max_body)(scope, receive, send)
         try:
             reader, writer = await asyncio.open_unix_connection(self.path)
         except OSError:

@@ -22,7 +22,7 @@ import os
 
 from twin.live import accounts as acc
 from twin.live import wire
-from twin.live.app import _answer, _respond, failure
+from twin.live.app import _answer, failure, rendered
 from twin.live.operations import OPERATIONS
 from twin.live.problems import problem
 
@@ -44,8 +44,7 @@ def operation_command(op, token: str, args: dict, payload: dict, key, clock):
 def _rendered(status: int, content) -> tuple[int, bytes]:
     if status == 401 and content is None:
         return 401, problem(401, "unauthenticated", "unknown or revoked token").body
-    response = _respond(status, content)
-    return response.status_code, response.body
+    return status, rendered(status, content)
 
 
 class _Outcome:
