@@ -395,6 +395,11 @@ def _provenance(twin) -> dict:
             "residents": twin.community.n_residents, "households": twin.community.n_households}
 
 
+def building_map(twin) -> dict:
+    """Buildings with their tickets and alerts so far, as ``map.json`` holds them (also the ``twin viz`` map)."""
+    return _map(twin, twin.log.events)
+
+
 def _map(twin, events) -> dict:
     c = twin.community
     k = events["kind"]
