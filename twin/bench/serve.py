@@ -524,7 +524,7 @@ def table_rows(r: dict) -> list[tuple[str, str]]:
         (f"  paced writes, {_f(r['serve_paced_rate'])}/s offered: achieved/s (p50 / p99 ms)",
          f"{_f(r['serve_paced_writes_per_s'])} ({_f(r['serve_paced_write_p50_ms'], 1)} / "
          f"{_f(r['serve_paced_write_p99_ms'], 1)}); goal p99 < 100 ms: {met('serve_paced_write_p99_ms')}"),
-        ("  no-op GET /health; reads (GET a ticket) per s",
+        ("  no-op GET /ping; reads (GET a ticket) per s",
          f"{_f(r['serve_noop_per_s'])}; {_f(r['serve_reads_per_s'])} (p99 {_f(r['serve_read_p99_ms'], 1)} ms)"),
         ("  vs no-op: group-commit writes, one-per-request writes, reads",
          f"{_f(r['serve_writes_vs_noop'], 2)}, {_f(r['serve_single_tx_vs_noop'], 2)}, "

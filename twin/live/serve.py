@@ -99,8 +99,9 @@ def serve(store, host: str = "127.0.0.1", port: int = 8000, roster=None, demo: b
                     print(f"  {role:<14} http://{host}:{port}/login?token={token}")
                 print(f"  API: curl -H 'Authorization: Bearer {tokens['resident']}' "
                       f"http://{host}:{port}/api/v1/repair/tickets")
+        processes = f", {fronts} front processes" if fronts else ""
         print(f"serving {store} on http://{host}:{port}/  (API http://{host}:{port}/api/v1, "
-              f"docs http://{host}:{port}/docs); Ctrl-C stops", flush=True)
+              f"docs http://{host}:{port}/docs{processes}); Ctrl-C stops", flush=True)
         try:
             app = create_app(services, window_s=window_s, publisher=publisher)
             if fronts:
