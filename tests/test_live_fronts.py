@@ -211,6 +211,7 @@ def test_a_malformed_frame_is_counted_and_skipped_and_fronts_come_back(server):
             replies += [wire.read_reply(p) for p in reader.feed(chunk)]
     assert replies[0][:2] == (7, 400)
     assert replies[1][:2] == (8, 200) and json.loads(replies[1][2])[:2] == ["resident", 100]
+    assert server.health()["refused_frames"] == 2  # counted, and the connection went on
 
     fronts = _children(server.proc.pid)
     assert len(fronts) == 2

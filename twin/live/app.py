@@ -34,6 +34,7 @@ from twin.services.reasons import ServiceError
 
 API = "/api/v1"
 PING, PONG = "/ping", {"status": "ok"}
+UNKNOWN_TOKEN = "unknown or revoked token"
 MAX_BODY_BYTES = 64 * 1024
 IDEMPOTENCY_SUBJECT = -2
 
@@ -63,6 +64,7 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
                   description="The community's services: repair, points, time bank and voting.")
     app.state.services, app.state.committer, app.state.clock = services, committer, clock
     app.state.fronts = 0  # front processes connected to this writer (twin.live.writer)
+    app.state.refused_frames = 0  # frames from fronts that could not be read: counted and skipped
     _install_problem_handlers(app)
     _install_body_limit(app)
 
@@ -86,7 +88,7 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
             raise _Unauthenticated("send Authorization: Bearer <token>")
         found = acc.principal_for(services, authorization[7:].strip())
         if found is None:
-            raise _Unauthenticated("unknown or revoked token")
+            raise _Unauthenticated(UNKNOWN_TOKEN)
         return found
 
     async def caller(authorization: str | None = Header(None, description="Bearer <token>")) -> acc.Principal:
@@ -135,7 +137,8 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
     async def health():
         """The writer's state: events in the log, batches and commands committed, front processes connected."""
         return {"status": "ok", "events": len(services.log), "batches": committer.batches,
-                "commands": committer.commands, "fronts": app.state.fronts}
+                "commands": committer.commands, "fronts": app.state.fronts,
+                "refused_frames": app.state.refused_frames}
 
     @app.get(API + PING, tags=["health"])
     async def ping():
@@ -302,10 +305,8 @@ class _Forbidden(Exception):
 
 def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(_Unauthenticated)
-    async def unauthenticated(request, exc):
-        response = problem(401, "unauthenticated", str(exc))
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+    async def no_credentials(request, exc):
+        return unauthenticated(str(exc))
 
     @app.exception_handler(_Forbidden)
     async def forbidden(request, exc):
@@ -328,6 +329,13 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def bug(request, exc):  # never a traceback to a client
         return failure(exc)
+
+
+def unauthenticated(detail: str) -> JSONResponse:
+    """401: no valid credentials (``WWW-Authenticate: Bearer``)."""
+    response = problem(401, "unauthenticated", detail)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 def failure(exc: Exception) -> JSONResponse:

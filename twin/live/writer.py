@@ -22,13 +22,11 @@ import os
 
 from twin.live import accounts as acc
 from twin.live import wire
-from twin.live.app import _answer, failure, rendered
+from twin.live.app import UNKNOWN_TOKEN, _answer, failure, rendered, unauthenticated
 from twin.live.operations import OPERATIONS
 from twin.live.problems import problem
 
 _BY_NAME = {op.name: op for op in OPERATIONS}
-#: Frames from fronts that could not be read (a bug in a front, never a client's doing): counted, skipped.
-MALFORMED = [0]
 
 
 def operation_command(op, token: str, args: dict, payload: dict, key, clock):
@@ -43,7 +41,7 @@ def operation_command(op, token: str, args: dict, payload: dict, key, clock):
 
 def _rendered(status: int, content) -> tuple[int, bytes]:
     if status == 401 and content is None:
-        return 401, problem(401, "unauthenticated", "unknown or revoked token").body
+        return 401, unauthenticated(UNKNOWN_TOKEN).body
     return status, rendered(status, content)
 
 
@@ -88,7 +86,7 @@ class _Connection(asyncio.Protocol):
         try:
             frames = self.reader.feed(data)
         except wire.FrameError:  # the stream itself is broken: nothing after this can be read
-            MALFORMED[0] += 1
+            self.state.refused_frames += 1
             self.transport.close()
             return
         for payload in frames:
@@ -99,7 +97,8 @@ class _Connection(asyncio.Protocol):
             try:
                 self._request(items)
             except (ValueError, TypeError, KeyError, IndexError) as exc:
-                MALFORMED[0] += 1  # counted and skipped; answered when it has a request id to answer
+                # a bug in a front, never a client's doing: counted, skipped, answered if it has a request id
+                self.state.refused_frames += 1
                 rid = items[0] if isinstance(items, list) and items else None
                 if _is_rid(rid):
                     self._send(rid, 400, problem(400, "bad-frame", f"{type(exc).__name__}: {exc}").body)
