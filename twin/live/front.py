@@ -98,8 +98,12 @@ class WriterLink(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data):
-        for payload in self.reader.feed(data):
-            rid, status, body = wire.read_reply(payload)
+        try:
+            replies = [wire.read_reply(payload) for payload in self.reader.feed(data)]
+        except wire.FrameError:  # a stream that cannot be read: nothing on it can be trusted any more
+            self.transport.close()
+            return
+        for rid, status, body in replies:
             future = self.pending.pop(rid, None)
             if future is not None and not future.done():
                 future.set_result((status, body))

@@ -42,7 +42,7 @@ class UnixProxy:
         try:
             writer.write(_head(scope, len(body)) + body)
             await _relay(reader, send)
-        except (OSError, asyncio.IncompleteReadError, ValueError):
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
             # the writer went away mid-answer: if nothing was sent yet, say so; else the client sees a cut
             await _try(send, problem(503, "writer-unavailable",
                                      "the writer did not answer; with an Idempotency-Key a retry is safe"),
