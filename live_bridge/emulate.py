@@ -122,7 +122,7 @@ class ProductionRun:
     left_out: Counter         # events not replayed, by kind name
 
 
-def run_production(cfg, progress: bool = False) -> ProductionRun:
+def run_production(cfg) -> ProductionRun:
     """Run production's twin for all of ``cfg.sim.days``, keeping each day's readings and its log."""
     from twin.engine.twin import Twin
     from twin.warmup import compile_notice
@@ -155,19 +155,11 @@ def repair_acts(events: np.ndarray, days: int) -> tuple[list, Counter]:
     rows = events[replayed]
     stage = np.array([list(REPLAYED).index(EventKind(int(k))) for k in rows["kind"]], np.int64)
     order = np.lexsort((np.arange(len(rows)), stage, rows["t"]))
-    reporter: dict[int, int] = {}
-    worker: dict[int, int] = {}
     acts: list[list[Act]] = [[] for _ in range(days)]
     for row in rows[order]:
         kind, ticket, t = EventKind(int(row["kind"])), int(row["subject"]), float(row["t"])
-        if kind == EventKind.TicketSubmitted:
-            reporter[ticket] = actor = int(row["actor"])
-        elif kind == EventKind.TicketDispatched:
-            worker[ticket] = actor = int(row["target"])
-        elif kind == EventKind.TicketRated:
-            actor = int(row["actor"])
-        else:
-            actor = int(row["actor"])  # start and complete: the worker
+        # a dispatch's technician is its target; the other events' actor is who acts (reporter or worker)
+        actor = int(row["target"]) if kind == EventKind.TicketDispatched else int(row["actor"])
         arg = int(row["amount"]) if kind == EventKind.TicketRated else -1
         day = min(int(t // 1440), days - 1)
         acts[day].append(Act(t, REPLAYED[kind], ticket, actor, arg, row))
