@@ -72,6 +72,9 @@ def run_shadow(settings: dict, broker_url: str, *, record: str | None = None, ou
     days = until_day if until_day is not None else shadow.cfg.sim.days
     try:
         bridge.wait_ready(30.0)
+        if not quiet:
+            print(f"shadow: listening as {bridge.client_id} (community {settings['community']!r}); "
+                  f"days close at midnight plus {shadow.lateness:g} min", flush=True)
         if ready is not None:
             ready(bridge)
         while shadow.twin.day < days and not (stop is not None and stop.is_set()):
@@ -158,7 +161,9 @@ def add_commands(sub) -> None:
                    help="what a stale device's ticks become (default: %(default)s)")
     p.add_argument("--stale-after", type=float, default=180.0, metavar="MIN",
                    help="minutes of silence after which a device is stale (default: %(default)s)")
-    p.add_argument("--demo", action="store_true", help="also play production (twin emulate) on the same broker")
+    p.add_argument("--demo", action="store_true",
+                   help="also play production (twin emulate, technicians 30%% slower than the twin assumes) on the "
+                        "same broker and clock")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="scenario overrides (e.g. sim.days=7)")
     p.set_defaults(func=cmd_shadow)
     p = sub.add_parser("replay", help="re-run a recorded shadow session as fast as possible",
@@ -170,46 +175,50 @@ def add_commands(sub) -> None:
 
 
 def cmd_shadow(args) -> int:
-    from live_bridge.brokers import EmbeddedBroker, parse_broker_url
+    from live_bridge.brokers import broker as broker_for
     from live_bridge.sparkplug import now_ms
 
+    default_epoch = now_ms() + (DEMO_START_S * 1000 if args.demo else 0)
     settings = {"scenario": args.scenario, "overrides": list(args.overrides), "community": args.community,
-                "epoch_ms": args.epoch if args.epoch is not None else now_ms(), "speed": args.speed,
+                "epoch_ms": args.epoch if args.epoch is not None else int(default_epoch), "speed": args.speed,
                 "fill": args.fill, "stale_after_minutes": args.stale_after,
                 "registry": str(Path(args.registry).resolve()) if args.registry else None}
     if not args.speed > 0:
         raise ValueError(f"--speed {args.speed!r}: a positive multiple of real time")
-    broker = None
-    if args.broker:
-        url = parse_broker_url(args.broker, ca=args.ca, cert=args.cert, key=args.key)
-    else:
-        broker = EmbeddedBroker()
-        url = broker.url
-        print(f"embedded broker on {url}", flush=True)
-    demo = None
-    try:
-        if args.demo:
-            demo = _start_demo(settings, url)
-        shadow = run_shadow(settings, url, record=args.record, out=args.out)
-        print(shadow.table())
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        return 130
-    finally:
-        if demo is not None:
-            demo.join(timeout=5)
-        if broker is not None:
-            broker.stop()
+    with broker_for(args.broker, ca=args.ca, cert=args.cert, key=args.key) as url:
+        if not args.broker:
+            print(f"embedded broker on {url}", flush=True)
+        try:
+            if args.demo:  # (str() of a URL hides its password: production gets the URL as given)
+                _start_demo(settings, args.broker or str(url))
+            shadow = run_shadow(settings, url, record=args.record, out=args.out)
+        except KeyboardInterrupt:
+            print("stopped", file=sys.stderr)
+            return 130
+    print(shadow.table())
+    if args.out:
+        print(f"{Path(args.out) / 'shadow.html'}")
     return 0
 
 
-def _start_demo(settings, url):
-    from live_bridge.emulate import emulate
+DEMO_SLOWER_TECHNICIANS = 1.3  # the demo's production: technicians 30% slower than the twin assumes
+DEMO_START_S = 10.0  # community minute 0 comes this long after the command starts (both sides get ready)
 
-    thread = threading.Thread(target=emulate, kwargs={"scenario": settings["scenario"],
-                                                      "overrides": settings["overrides"], "broker": url,
-                                                      "speed": settings["speed"], "epoch_ms": settings["epoch_ms"],
-                                                      "community": settings["community"]}, daemon=True)
+
+def _start_demo(settings, url):
+    """Production's stand-in (``twin emulate``) on the shadow's broker and clock, in a thread."""
+    from live_bridge.emulate import emulate, production_config
+
+    cfg = production_config(settings["scenario"], settings["overrides"], DEMO_SLOWER_TECHNICIANS)
+
+    def play():
+        try:
+            emulate(cfg, url, speed=settings["speed"], epoch_ms=settings["epoch_ms"],
+                    community=settings["community"], say=lambda line: print(line, flush=True))
+        except Exception as e:  # the shadow goes on (and shows production silent); say why
+            print(f"emulate: stopped: {e}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=play, name="emulate", daemon=True)
     thread.start()
     return thread
 

@@ -16,7 +16,7 @@ from live_bridge.compare import METRICS
 from twin.report import _figure_html, _write_page
 
 TITLES = {"tickets_raised": "tickets raised", "tickets_completed": "tickets completed",
-          "repair_minutes": "mean repair time (min)", "backlog": "backlog at day end",
+          "response_minutes": "mean response (min)", "repair_minutes": "mean repair time (min)", "backlog": "backlog at day end",
           "alerts_raised": "alerts raised", "alert_response_minutes": "mean alert response (min)"}
 
 
@@ -47,10 +47,10 @@ def _differences_table(shadow) -> str:
 def _metrics_figure(rows):
     if not rows:
         return None
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[TITLES[m] for m in METRICS])
+    fig = make_subplots(rows=2, cols=4, subplot_titles=[TITLES[m] for m in METRICS])
     days = [r["day"] for r in rows]
     for i, m in enumerate(METRICS):
-        row, col = i // 3 + 1, i % 3 + 1
+        row, col = i // 4 + 1, i % 4 + 1
         fig.add_trace(go.Scatter(x=days, y=[r["twin"][m] for r in rows], name="twin", mode="lines+markers",
                                  line={"color": "#1f77b4"}, showlegend=i == 0), row=row, col=col)
         fig.add_trace(go.Scatter(x=days, y=[r["production"][m] if r["production"] else None for r in rows],

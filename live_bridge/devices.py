@@ -230,7 +230,8 @@ def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epo
     bar = None
     started = time.perf_counter()
     try:
-        pacer = Pacer(speed, twin.day * 1440.0)
+        # the community's clock: minute m is due at epoch + m / speed (the shadow keeps the same time)
+        pacer = Pacer(speed, 0.0, start=time.monotonic() + (epoch_ms - now_ms()) / 1000.0)
         for _ in range(days):
             with compile_notice():  # the first day compiles what the cache lacks
                 twin.step()

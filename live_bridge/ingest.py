@@ -23,7 +23,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timezone
 
 import fastjsonschema
@@ -98,6 +98,7 @@ class Ingest:
         sizes = {k: registry.households if k in HOUSEHOLD_KINDS else registry.buildings for k in KINDS}
         self.last_t = {k: np.full(n, -np.inf) for k, n in sizes.items()}
         self.heard = {k: np.full(n, -np.inf) for k, n in sizes.items()}
+        self.lags: deque = deque(maxlen=100_000)  # arrival minus device time of recent readings, minutes
         self.events: dict[int, dict] = {}  # production's events by seq
         self._max_seq = 0
         self._event_prefix = f"community/{community}/events/"
@@ -119,6 +120,9 @@ class Ingest:
             return self._event(topic, payload)
         if topic in self.registry.json:
             return self._json_device(topic, payload, arrival)
+        if "/bridge/" in topic:  # a JSON network's own status (zigbee2mqtt/bridge/state, ...): not a device
+            self.counts["network_status"] += 1
+            return None
         return self._skip(UNKNOWN_DEVICE, topic, payload, "no device is registered on this topic")
 
     def _skip(self, reason: str, topic: str, payload: bytes, detail: str) -> None:
@@ -203,6 +207,7 @@ class Ingest:
         elif value > 0 and r.smoke_t[i] < 0:  # smoke: the first alarm of the day counts
             r.smoke_t[i] = t
         self.last_t[dev.kind][dev.index] = t
+        self.lags.append(arrival - t)
         self.counts["readings"] += 1
         self.applied[dev.kind] += 1
 

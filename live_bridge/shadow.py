@@ -26,6 +26,7 @@ import math
 
 import numpy as np
 
+from agents import sensors
 from agents.sensors import DayReadings
 from live_bridge import compare
 from live_bridge.ingest import Ingest
@@ -56,6 +57,8 @@ class Shadow:
         self.lateness = float(cfg.sim.tick_minutes)  # a day closes one tick after it ends
         self.on_window = on_window  # called with each new window row
         self.windows: list[dict] = []
+        self.live_alerts: list[dict] = []  # alerts seen on the open day as readings arrive
+        self._alerted: set = set()
         self.twin.live_readings = self._merge
         self._devices: dict = {}
 
@@ -87,11 +90,42 @@ class Shadow:
                "twin": compare.window_metrics(self.twin.log.events, t0, t1),
                "production": compare.window_metrics(production, t0, t1) if len(production) else None,
                "devices": self._devices,
+               "live_alerts": sum(1 for a in self.live_alerts if a["day"] == d),
                "ingest": dict(self.ingest.counts)}
         self.windows.append(row)
         if self.on_window is not None:
             self.on_window(row)
         return row
+
+    def detect_now(self, now: float) -> list[dict]:
+        """Run the detectors over the open day's readings so far; the alerts not seen before.
+
+        The same kernels the twin's day step runs, on the live arrays as they
+        stand: a tick not heard from yet is NaN, which the detectors read as
+        silence, so nothing is raised early.  Operations see an alert a batch
+        after the reading that completed it, not at the day's end.
+        """
+        d = self.twin.day
+        r = self.ingest.days.get(d)
+        if r is None or now < d * 1440.0:
+            return []
+        tw, p = self.twin, self.twin.policies
+        c = tw.community
+        tick = r.tick_minutes
+        alert_t = np.empty(c.n_households)
+        sensors.inactivity_alerts(d, tick, r.water, c.hh_alone_elder, tw.care_until, p.alert.hours,
+                                  p.alert.day_start_hour, p.alert.day_end_hour, alert_t)
+        burst_t = np.empty(c.n_buildings)
+        sensors.burst_alerts(d, tick, r.main_lph, tw.usual_lph, p.pipe_burst.enabled & ~tw.burst_ticketed,
+                             p.pipe_burst.threshold_litres_per_hour, burst_t)
+        new = []
+        for kind, times in (("inactivity", alert_t), ("smoke", r.smoke_t), ("burst", burst_t)):
+            for i in np.flatnonzero(times >= 0).tolist():
+                if (d, kind, i) not in self._alerted:
+                    self._alerted.add((d, kind, i))
+                    new.append({"day": d, "kind": kind, "index": i, "t": float(times[i]), "seen_at": now})
+        self.live_alerts += new
+        return new
 
     # ------------------------------------------------------ the sensor hook
     def _merge(self, simulated: DayReadings) -> DayReadings:

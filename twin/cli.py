@@ -11,6 +11,8 @@
                                               check a run's log against the chain the operator names
     twin scenarios                            list the shipped scenarios
     twin params [--format md|csv] [--out FILE]  the parameter table (meaning, unit, default, source)
+    twin viz [-s SCENARIO] [--port P] [--setup] [key=value ...]
+                                              an interactive page (Mesa SolaraViz): map, KPI charts, sliders
     twin serve [--store DB] [--demo] [--roster CSV] [--host H] [--port P]
                                               the community's production server (API and pages)
     twin users add --store DB --role ROLE --id N   an account; prints its token once
@@ -18,6 +20,8 @@
                                               a what-if from production's state now, with 95% CIs
     twin devices [-s SCENARIO] [--broker URL] [--speed N] [--protocol sparkplug|json] [--days D]
                                               the twin's sensors published as hardware on MQTT
+    twin emulate [-s SCENARIO] [--broker URL] [--speed N] [--days D] [--slower-technicians F] [--production "k=v ..."]
+                                              a production community: devices on MQTT, people at a server's API
     twin shadow [--broker URL] [--epoch MS] [--speed N] [--record FILE] [--out DIR] [--demo]
                                               the twin beside production on live readings, compared day by day
     twin replay RECORDING [--out DIR]         re-run a recorded shadow session as fast as possible
@@ -223,6 +227,21 @@ def cmd_params(args) -> int:
     return 0
 
 
+def cmd_viz(args) -> int:
+    from twin import viz
+
+    if args.setup:
+        installed = viz.install_frontend()
+        print(f"page front-end in {viz.frontend_dir()}: " + (", ".join(installed) or "already there"))
+        return 0
+    missing = viz.missing_frontend()
+    if missing:
+        print(f"twin: viz: the page's front-end is not installed ({', '.join(missing)}); the page would fetch it "
+              "from a CDN. Run `twin viz --setup` once (needs npm).", file=sys.stderr)
+    print(f"twin viz: http://{args.host}:{args.port}/ (Ctrl-C stops it)", file=sys.stderr)
+    return viz.serve(args.scenario, args.overrides, host=args.host, port=args.port)
+
+
 def _explain(e: BaseException, args) -> tuple[int, str]:
     """An exit code and one line for an error; unexpected ones get the hint to rerun with --debug."""
     from twin.config import ConfigError
@@ -247,7 +266,7 @@ def _explain(e: BaseException, args) -> tuple[int, str]:
 
     if isinstance(e, (StoreError, ReplayMismatch)):
         return EXIT_INPUT, f"store: {_one_line(e)}"
-    if command in ("serve", "users", "devices", "shadow", "replay") and isinstance(e, (ServiceError, ValueError)):
+    if command in ("serve", "users", "devices", "shadow", "replay", "emulate") and isinstance(e, (ServiceError, ValueError)):
         return EXIT_USAGE, f"{command}: {_one_line(e)}"
     if any(c.__module__.split(".")[0] in ("web3", "requests", "urllib3", "aiohttp", "paho")
            for c in type(e).__mro__) or isinstance(e, ConnectionError):
@@ -369,6 +388,17 @@ def main(argv=None) -> int:
     p.add_argument("--format", choices=("md", "csv"), default="md", help="Markdown or CSV")
     p.add_argument("--out", default=None, metavar="FILE", help="write the table here instead of printing it")
     p.set_defaults(func=cmd_params)
+    p = sub.add_parser("viz", help="an interactive page on the twin (Mesa SolaraViz): map, KPI charts, sliders",
+                       description="Serve a Mesa SolaraViz page on the twin's Mesa model: a map of buildings with "
+                                   "tickets and alerts, daily KPI charts, sliders for policy parameters (applied "
+                                   "on Reset) and step/play controls.")
+    scenario_option(p)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on")
+    p.add_argument("--setup", action="store_true",
+                   help="fetch the page's front-end from the npm registry once (then it works offline), and exit")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="overrides, e.g. community.households=300")
+    p.set_defaults(func=cmd_viz)
     p = sub.add_parser("warmup", help="compile every kernel now (a tiny run), so the first real run starts at speed",
                        description="Compile (or load from the cache) every numba kernel by running tiny "
                                    "communities for a few days; prints the time taken and the cache folder.")
@@ -382,6 +412,9 @@ def main(argv=None) -> int:
     from live_bridge.devices import add_command as add_devices_command
 
     add_devices_command(sub)  # devices
+    from live_bridge.emulate import add_command as add_emulate_command
+
+    add_emulate_command(sub)  # emulate
     from live_bridge.commands import add_commands as add_shadow_commands
 
     add_shadow_commands(sub)  # shadow, replay

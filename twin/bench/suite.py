@@ -14,7 +14,10 @@ Sections (each a module of ``twin.bench``):
 6. service throughput (``services``, when present) and, with ``--full``, the
    chain (``chain``);
 7. the live server on loopback: durable writes/s and latency, group commit vs one
-   transaction per request, beside a no-op endpoint and reads (``serve``, ~1 minute).
+   transaction per request, beside a no-op endpoint and reads (``serve``, ~1 minute);
+8. the live bridge: readings/s from Sparkplug B messages into the detectors' arrays, in
+   process, through Mosquitto and the embedded broker; publish-to-detector latency;
+   replay speed (``ingest``, ~1 minute).
 
 The JSON object (printed as the last line with ``--json``) holds at least
 ``resident_agent_steps_per_s``, ``speedup_vs_mesa``, ``community_year_warm_s``,
@@ -110,9 +113,13 @@ def run(full: bool = False, cold: bool = True) -> dict:
 
     out["serve"] = _optional("serve")  # the live server under load on loopback (twin.bench.serve)
     out.update({k: v for k, v in (out["serve"] or {}).items() if k.startswith("serve_")})
+    _log("bridge ingest through Mosquitto and the embedded broker ...")
+    out["ingest"] = _optional("ingest")  # the live bridge (twin.bench.ingest)
+    out.update({k: v for k, v in (out["ingest"] or {}).items() if k.startswith(("ingest_", "replay_"))})
 
     out["goals"] = {k: _meets(out.get(k, math.nan), *goal) for k, goal in GOALS.items()}
     out["goals"].update((out["serve"] or {}).get("goals", {}))
+    out["goals"].update((out["ingest"] or {}).get("goals", {}))
     out["bench_s"] = time.perf_counter() - t_start
     return out
 
@@ -179,6 +186,10 @@ def table(r: dict) -> str:
         from twin.bench.serve import table_rows
 
         rows += table_rows(r["serve"])
+    if r.get("ingest"):
+        from twin.bench.ingest import table_rows as ingest_rows
+
+        rows += ingest_rows(r["ingest"])
     rows.append(("goals met", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["goals"].items())))
     rows.append(("bench time", _fmt(r["bench_s"], " s")))
     width = max(len(k) for k, _ in rows)

@@ -1,0 +1,254 @@
+"""The bridge's ingest: readings per second from the wire into the detectors' arrays.
+
+One day's readings of the default community (2,000 households, 40 buildings)
+are encoded once as the gateways would send them (Sparkplug B, one DDATA per
+device per tick, QoS 1), then, side by side in one run:
+
+- **in process**: the bytes straight into :class:`live_bridge.ingest.Ingest`
+  (decode, Sparkplug session, registry, checks, arrays) — the ingest's own
+  ceiling on one core;
+- **through Mosquitto** and **through the embedded broker**: publisher
+  processes send the messages as fast as QoS 1 allows while the
+  :class:`live_bridge.bridge.Bridge` takes them (acks, ingest, live
+  detectors); readings/s from the first message to the last, and the lag
+  from the device's timestamp to ingest (p50/p99) with the detectors' time
+  per batch added;
+- **replay**: the same session from its recording, as a multiple of the time
+  it took live.
+
+Keys: ``ingest_readings_per_s`` (Mosquitto), ``ingest_messages_per_s``,
+``ingest_readings_per_s_embedded``, ``ingest_readings_per_s_in_process``,
+``ingest_latency_p99_ms``, ``replay_times_real_time``.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import replace
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+GOALS = {"ingest_readings_per_s": (">=", 20_000.0), "ingest_latency_p99_ms": ("<", 1000.0)}
+TICKS = 6  # a quarter of a day: about 25,000 messages
+PUBLISHERS = 2
+
+
+def _messages(ticks: int, epoch_ms: int):
+    """(topic, payload) of the births and ``ticks`` ticks of the default community's devices."""
+    from live_bridge.devices import DATATYPE_OF, tick_publications
+    from live_bridge.registry import BUILDING_KINDS, HOUSEHOLD_KINDS, METRIC_OF, device_name, gateway_name
+    from live_bridge.sparkplug import EdgeNode, MetricSpec
+    from twin.config import load_scenario
+    from twin.engine.twin import Twin
+
+    twin = Twin(load_scenario("default", ["sim.days=1", "progress=false", "sensors.faults=false"]))
+    twin.step()
+    nodes, births = {}, []
+    for b in range(twin.community.n_buildings):
+        devices = {device_name(k, h): [MetricSpec(METRIC_OF[k], DATATYPE_OF[k])]
+                   for h in range(int(twin.hh_start[b]), int(twin.hh_end[b])) for k in HOUSEHOLD_KINDS}
+        devices.update({device_name(k, b): [MetricSpec(METRIC_OF[k], DATATYPE_OF[k])] for k in BUILDING_KINDS})
+        node = EdgeNode("c1", gateway_name(b), devices, clock=lambda: epoch_ms)
+        node.connection_will()
+        births += [(m.topic, m.payload) for m in node.births()]
+        nodes[node.edge_node] = node
+    data = []
+    for k in range(ticks):
+        for p in tick_publications(twin.readings, twin.hh_start, twin.hh_end, k, epoch_ms):
+            m = nodes[p.gateway].device_data(p.device, p.values, p.timestamp_ms)
+            data.append((m.topic, m.payload))
+    return births, data
+
+
+def _shadow(epoch_ms):
+    from live_bridge.shadow import Shadow
+    from twin.config import load_scenario
+
+    return Shadow(load_scenario("default", ["sim.days=1", "progress=false"]), epoch_ms=epoch_ms)
+
+
+def in_process(births, data, epoch_ms) -> dict:
+    shadow = _shadow(epoch_ms)
+    for topic, payload in births:
+        shadow.handle(topic, payload, 0.0)
+    arrival = TICKS * 60.0
+    t0 = time.perf_counter()
+    for topic, payload in data:
+        shadow.handle(topic, payload, arrival)
+    seconds = time.perf_counter() - t0
+    n = shadow.ingest.counts["readings"]
+    return {"messages": len(data), "readings": n, "seconds": seconds, "readings_per_s": n / seconds}
+
+
+PUBLISHER = """
+import pickle, sys
+from live_bridge import mqtt
+url, path, part, parts = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+with open(path, "rb") as f:
+    births, data = pickle.load(f)
+mine = set(sorted({t.split("/")[3] for t, _ in births})[part::parts])  # whole gateways, so each keeps its order
+client = mqtt.connect(url, f"bench-gw-{part}", clean_start=True)
+client.wait_ready()
+pub = mqtt.Publisher(client, bound=2000)
+for topic, payload in births + data:
+    if topic.split("/")[3] in mine:
+        pub.publish(topic, payload, qos=1)
+pub.flush(120)
+mqtt.close(client)
+"""
+
+
+def through_broker(url, births, data, epoch_ms, record: Path | None = None) -> dict:
+    """Publisher processes against a live Bridge; readings/s, lag and the detectors' time."""
+    from live_bridge.bridge import Bridge, Clock
+    from live_bridge.recorder import Recorder
+
+    shadow = _shadow(epoch_ms)
+    # the messages' device time is minutes 60..360 after the epoch; the clock stands just after
+    clock = Clock(epoch_ms, 1.0, wall=lambda: (epoch_ms + (TICKS * 60.0 + 1.0) * 60_000) / 1000.0)
+    detect_s = []
+    original = shadow.detect_now
+
+    def timed_detect(now):
+        t = time.perf_counter()
+        out = original(now)
+        detect_s.append(time.perf_counter() - t)
+        return out
+
+    shadow.detect_now = timed_detect
+    recorder = Recorder(record, meta={"bench": True}) if record else None
+    bridge = Bridge(url, shadow, clock=clock, recorder=recorder, client_id=f"bench-bridge-{os.getpid()}")
+    bridge.wait_ready()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "messages.pickle"
+        path.write_bytes(pickle.dumps((births, data)))
+        expected = len(data)
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([sys.executable, "-c", PUBLISHER, url, str(path), str(i), str(PUBLISHERS)])
+                 for i in range(PUBLISHERS)]
+        deadline = time.monotonic() + 300
+        while shadow.ingest.counts["readings"] < expected and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seconds = time.perf_counter() - t0
+        for p in procs:
+            p.wait(60)
+    bridge.close()
+    n = shadow.ingest.counts["readings"]
+    per_batch = np.array(detect_s) * 1000.0 if detect_s else np.array([0.0])
+    return {"messages": expected, "readings": n, "seconds": seconds, "readings_per_s": n / seconds,
+            "messages_per_s": bridge.counts["messages"] / seconds, "batches": bridge.counts["batches"],
+            "detect_ms_p99": float(np.percentile(per_batch, 99))}
+
+
+def latency(url, births, data, epoch_ms, rate: float = 2000.0, seconds: float = 5.0) -> dict:
+    """Publish-to-detector delay at a steady ``rate`` of messages/s on the real clock."""
+    from live_bridge import mqtt
+    from live_bridge.bridge import Bridge, Clock
+    from live_bridge.sparkplug import decode, encode
+
+    now_ms = int(time.time() * 1000)
+    shadow = _shadow(now_ms - 30 * 60_000)  # a day that began half an hour ago
+    bridge = Bridge(url, shadow, clock=Clock(shadow.ingest.epoch_ms, 1.0), client_id=f"bench-lat-{os.getpid()}")
+    bridge.wait_ready()
+    client = mqtt.connect(url, f"bench-lat-pub-{os.getpid()}", clean_start=True)
+    client.wait_ready()
+    pub = mqtt.Publisher(client, bound=2000)
+    for topic, payload in births:
+        pub.publish(topic, payload, qos=1)
+    pub.flush(30)
+    sent = 0
+    t0 = time.monotonic()
+    count = int(rate * seconds)
+    for topic, payload in data[:count]:
+        due = t0 + sent / rate
+        while time.monotonic() < due:
+            time.sleep(0.0005)
+        msg = decode(payload)  # stamp it now: the lag is the wire's and the bridge's, not the data's age
+        stamp = int(time.time() * 1000)
+        metrics = [replace(m, timestamp_ms=stamp) for m in msg.metrics]
+        pub.publish(topic, encode(metrics, msg.seq, stamp), qos=1)
+        sent += 1
+    pub.flush(30)
+    time.sleep(0.5)
+    mqtt.close(client)
+    bridge.close()
+    lags_ms = np.array(shadow.ingest.lags) * 60_000.0
+    return {"rate_per_s": rate, "readings": int(len(lags_ms)),
+            "lag_ms_p50": float(np.percentile(lags_ms, 50)) if len(lags_ms) else math.nan,
+            "lag_ms_p99": float(np.percentile(lags_ms, 99)) if len(lags_ms) else math.nan}
+
+
+def run() -> dict:
+    from live_bridge.brokers import EmbeddedBroker, Mosquitto, mosquitto_missing
+
+    epoch_ms = 1_790_000_000_000
+    births, data = _messages(TICKS, epoch_ms)
+    out = {"ticks": TICKS, "messages": len(data), "publishers": PUBLISHERS}
+    out["in_process"] = in_process(births, data, epoch_ms)
+    out["ingest_readings_per_s_in_process"] = out["in_process"]["readings_per_s"]
+    if mosquitto_missing() is None:
+        with tempfile.TemporaryDirectory() as tmp, Mosquitto() as broker:
+            record = Path(tmp) / "session.db"
+            out["mosquitto"] = through_broker(broker.url, births, data, epoch_ms, record=record)
+            out["ingest_readings_per_s"] = out["mosquitto"]["readings_per_s"]
+            out["ingest_messages_per_s"] = out["mosquitto"]["messages_per_s"]
+            lat = latency(broker.url, births, data, epoch_ms)
+            out["latency"] = lat
+            out["ingest_latency_p99_ms"] = lat["lag_ms_p99"] + out["mosquitto"]["detect_ms_p99"]
+            t0 = time.perf_counter()
+            _ = _replay_plain(record, epoch_ms)
+            replay_s = time.perf_counter() - t0
+            out["replay_s"] = replay_s
+            out["replay_times_real_time"] = out["mosquitto"]["seconds"] / replay_s
+    else:
+        out["mosquitto"] = {"skipped": mosquitto_missing()}
+    with EmbeddedBroker() as broker:
+        out["embedded"] = through_broker(broker.url, births, data, epoch_ms)
+        out["ingest_readings_per_s_embedded"] = out["embedded"]["readings_per_s"]
+    out["goals"] = {k: _meets(out.get(k, math.nan), *g) for k, g in GOALS.items()}
+    return out
+
+
+def _replay_plain(record: Path, epoch_ms: int):
+    """The recorded bench session into a fresh shadow (the bench's recording has no scenario settings)."""
+    from live_bridge.commands import _replay_into
+    from live_bridge.recorder import open_recording
+
+    shadow = _shadow(epoch_ms)
+    for _ in _replay_into(shadow, open_recording(record)[1]):
+        pass
+    return shadow
+
+
+def _meets(value, op, target) -> bool:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return False
+    return value >= target if op == ">=" else value < target
+
+
+def table_rows(r: dict) -> list[tuple[str, str]]:
+    def f(x):
+        return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:,.0f}"
+
+    rows = [(f"bridge ingest, readings/s ({r['messages']:,} Sparkplug B messages, 2,000 households)",
+             f"in process {f(r.get('ingest_readings_per_s_in_process'))}; Mosquitto {f(r.get('ingest_readings_per_s'))}"
+             f"; embedded broker {f(r.get('ingest_readings_per_s_embedded'))}")]
+    if "latency" in r:
+        lat = r["latency"]
+        rows.append((f"  publish-to-detector at {lat['rate_per_s']:,.0f} msg/s, p50 / p99",
+                     f"{lat['lag_ms_p50']:.1f} / {r['ingest_latency_p99_ms']:.1f} ms"))
+    if "replay_times_real_time" in r:
+        rows.append(("  replay of the recorded session", f"{r['replay_times_real_time']:.1f}x the live time"))
+    return rows
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), default=float))
