@@ -27,7 +27,7 @@ def write_dashboard(path, shadow, refresh_s: int | None = 5, plotly: str = "inli
     if refresh_s:
         header = f"<meta http-equiv='refresh' content='{int(refresh_s)}'>" + header
     sections = [("Twin and production, day by day", _figure_html(_metrics_figure(rows), "metrics")),
-                ("Devices", _figure_html(_devices_figure(rows), "devices")),
+                ("Devices", _figure_html(_devices_figure(rows), "devices") + _drift_table(rows)),
                 ("Messages refused, by reason", _figure_html(_ingest_figure(shadow), "ingest"))]
     return _write_page(path, "community-twin shadow", header, sections, plotly)
 
@@ -40,6 +40,19 @@ def _differences_table(shadow) -> str:
         out.append(f"<tr><td>{html.escape(TITLES[d.metric])}</td><td>{d.windows}</td><td>{d.twin_mean:.1f}</td>"
                    f"<td>{d.production_mean:.1f}</td><td>{interval}</td>"
                    f"<td>{'<b>differs</b>' if d.flagged else ''}</td></tr>")
+    out.append("</table>")
+    return "".join(out)
+
+
+def _drift_table(rows) -> str:
+    """Live against simulated readings of the last day, per kind (two-sample KS)."""
+    drift = rows[-1]["devices"].get("drift", {}) if rows and rows[-1]["devices"] else {}
+    if not drift:
+        return ""
+    out = ["<table><tr><th>readings</th><th>live</th><th>simulated</th><th>KS</th><th>p</th><th></th></tr>"]
+    for kind, d in drift.items():
+        out.append(f"<tr><td>{html.escape(kind)}</td><td>{d['n_live']}</td><td>{d['n_simulated']}</td>"
+                   f"<td>{d['ks']:.3f}</td><td>{d['p']:.3g}</td><td>{'<b>drift</b>' if d['drift'] else ''}</td></tr>")
     out.append("</table>")
     return "".join(out)
 

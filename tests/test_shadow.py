@@ -242,3 +242,18 @@ def test_window_metrics_count_what_the_log_says():
                  "backlog": 1.0, "alerts_raised": 1.0, "alert_response_minutes": 12.0}
     assert math.isnan(compare.window_metrics(rows, 2000.0, 3000.0)["repair_minutes"])
     assert DayReadings.empty(0, 60, 2, 1).water.shape == (2, 24)
+
+
+def test_the_dashboard_shows_the_days_the_devices_and_the_refusals(production, tmp_path):
+    from live_bridge.dashboard import write_dashboard
+
+    _, births, days = production
+    shadow = Shadow(cfg_of(days=2, seed=5), epoch_ms=EPOCH_MS)
+    feed(shadow, [(m.topic, m.payload) for m in births], days[0][1] + [("zigbee2mqtt/x", b"{}", 100.0)])
+    shadow.advance(1500.0)
+    page = write_dashboard(tmp_path / "shadow.html", shadow, refresh_s=5, plotly="cdn").read_text()
+    assert "http-equiv='refresh'" in page and "mean repair time" in page
+    assert "id='metrics'" in page and "id='devices'" in page and "id='ingest'" in page
+    assert "<td>water</td>" in page  # the drift table
+    final = write_dashboard(tmp_path / "final.html", shadow, refresh_s=None, plotly="cdn").read_text()
+    assert "refresh" not in final
