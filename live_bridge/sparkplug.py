@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import functools
 import threading
 import time
 from dataclasses import dataclass, field
@@ -99,8 +100,13 @@ def state_topic(host_id: str) -> str:
     return f"{NAMESPACE}/{STATE}/{host_id}"
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def parse_topic(text: str) -> SparkplugTopic | None:
-    """The parts of a Sparkplug B topic, or None when the text is not one."""
+    """The parts of a Sparkplug B topic, or None when the text is not one.
+
+    Cached: a community's devices use the same few thousand topics over and over, and the
+    answer is immutable.
+    """
     parts = text.split("/") if isinstance(text, str) else []
     if len(parts) < 3 or parts[0] != NAMESPACE or not all(parts):
         return None
