@@ -18,6 +18,7 @@ feed the one writer.  Then:
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -114,7 +115,7 @@ class Fronted:
     def stop(self):
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=60)
+            assert self.proc.wait(timeout=60) == 128 + signal.SIGTERM, self.output()  # a clean exit, not a kill
         self.log.close()
 
 
@@ -229,6 +230,7 @@ def test_a_malformed_frame_is_counted_and_skipped_and_fronts_come_back(server):
     _wait(lambda: not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in fronts),
           "the fronts left with their writer")
     assert {(101, 500 + i) for i in range(10)} <= set(_earned(server.path))
+    shutil.rmtree(command_socket.parent, ignore_errors=True)  # a killed writer leaves its private sockets
 
 
 def _owned_by(sock: Path, pid: int) -> bool:

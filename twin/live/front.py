@@ -47,6 +47,7 @@ from twin.live.app import API, MAX_BODY_BYTES, PING, PONG, failure, media_type, 
 from twin.live.fastpath import OperationFastPath
 from twin.live.problems import problem
 from twin.live.proxy import UnixProxy
+from twin.live.serve import sigterm_exits
 
 
 class WriterLost(ConnectionError):
@@ -184,31 +185,41 @@ def serve_with_fronts(app, host: str, port: int, fronts: int, log_level: str = "
     listener.listen(2048)
     listener.set_inheritable(True)
     try:
-        with tempfile.TemporaryDirectory(prefix="twin-serve-") as private:  # mode 0700: this user's only
-            asyncio.run(_writer(app, listener, Path(private), fronts, log_level))
+        with sigterm_exits(), tempfile.TemporaryDirectory(prefix="twin-serve-") as private:  # mode 0700
+            stopped_by = asyncio.run(_writer(app, listener, Path(private), fronts, log_level))
+            if stopped_by is not None:  # as uvicorn.run does: the signal goes on, here outside the loop
+                signal.raise_signal(stopped_by)
     finally:
         listener.close()
 
 
-async def _writer(app, listener, private: Path, fronts: int, log_level: str) -> None:
+async def _writer(app, listener, private: Path, fronts: int, log_level: str):
+    """Serve until a signal; the signal that stopped it (or None)."""
     import uvicorn
 
     from twin.live.writer import start_command_server
 
     class Writer(uvicorn.Server):
-        """On SIGINT/SIGTERM the fronts stop first, finishing what they took while the writer still answers."""
+        """On SIGINT/SIGTERM the fronts stop first, finishing what they took while the writer still answers.
+
+        The signal is kept, not re-raised inside the serving task (there it would escape the loop).
+        """
 
         draining = False
+        stopped_by = None
 
         def handle_exit(self, sig, frame):
+            self.stopped_by = self.stopped_by or sig
             if self.draining or not processes:  # a second signal, or no fronts: stop now
-                return super().handle_exit(sig, frame)
+                self.force_exit = self.should_exit and sig == signal.SIGINT
+                self.should_exit = True
+                return
             self.draining = True
-            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain(sig, frame)))
+            loop.call_soon_threadsafe(lambda: asyncio.ensure_future(self._drain()))
 
-        async def _drain(self, sig, frame):
+        async def _drain(self):
             await asyncio.get_running_loop().run_in_executor(None, _stop, list(processes))
-            super().handle_exit(sig, frame)
+            self.should_exit = True
 
     loop = asyncio.get_running_loop()
     processes = []
@@ -231,6 +242,7 @@ async def _writer(app, listener, private: Path, fronts: int, log_level: str) -> 
     finally:
         _stop(processes)
         command_server.close()
+    return server.stopped_by
 
 
 def _start_front(listener, commands: str, http: str) -> subprocess.Popen:

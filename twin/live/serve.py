@@ -6,6 +6,9 @@ points and registered in the time bank, in one durable unit.  Rows already
 registered are left as they are, so loading a roster twice is harmless.
 """
 import csv
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from twin.live import accounts as acc
@@ -109,11 +112,30 @@ def serve(store, host: str = "127.0.0.1", port: int = 8000, roster=None, demo: b
 
                 serve_with_fronts(app, host, port, fronts)
             else:
-                uvicorn.run(app, host=host, port=port, log_level="warning")
+                with sigterm_exits():
+                    uvicorn.run(app, host=host, port=port, log_level="warning")
         finally:
             if publisher is not None:
                 publisher.close()
     return 0
+
+
+@contextmanager
+def sigterm_exits():
+    """SIGTERM raises SystemExit inside: uvicorn re-raises the signal it stopped on, and a bare kill
+    would skip closing the store (its snapshot, its clean-close flag) and removing private files."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def _fronts(text: str) -> int:
