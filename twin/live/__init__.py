@@ -8,4 +8,14 @@ documents named after their :class:`~twin.services.reasons.Reason`
 writer (:mod:`twin.live.committer`): what arrives within a short window is
 applied in arrival order and committed in one transaction before any of it
 is answered.
+
+Speed without a second copy of any rule: :mod:`twin.live.fastpath` answers a
+well-formed operation with the routes' own request models and hands anything
+else to FastAPI; ``twin serve --fronts N`` puts N front processes
+(:mod:`twin.live.front`) before the one writer (:mod:`twin.live.writer`), which
+send it operations as compact frames (:mod:`twin.live.wire`) and relay the rest
+(:mod:`twin.live.proxy`). Pages (:mod:`twin.live.pages`), Open311
+(:mod:`twin.live.open311`), the source text's ``/api/repairs``
+(:mod:`twin.live.legacy`), accounts (:mod:`twin.live.accounts`) and the MQTT
+event feed (:mod:`twin.live.publisher`) sit on the same writer.
 """
