@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from twin import rng
-from twin._jit import parallel_kernel
+from twin._jit import inline, parallel_kernel
 
 (S_INCAP, S_INCAP_T, S_AWAY, S_USE, S_FAULT, S_BURST, S_BURST_T, S_SMOKE, S_SMOKE_T,
  S_BIN) = range(300, 310)
@@ -127,6 +127,110 @@ def inactivity_alerts(day, tick_min, water, watched, quiet_until, alert_hours, s
                 if dry >= alert_hours:
                     alert_t[h] = t0 + tick_min
                     break
+
+
+ACTIVE, IDLE, UNKNOWN = 1, 0, -1
+USUAL_ACTIVITY_WEIGHT = 0.1  # how much a new day moves a household's usual activity (a few weeks' memory)
+USUAL_ACTIVITY_CAP = 0.99  # one idle tick is never proof: its surprise is at most -log(1 - 0.99)
+USUAL_ACTIVITY_PRIOR = 0.5  # what the detector assumes of a tick of day before it has learnt it
+
+
+@inline
+def tick_activity(water, power, tick_min, idle_kwh_per_hour):
+    """What one tick says of a household: ACTIVE, IDLE or UNKNOWN.
+
+    Electricity first: a meter above standby means someone is using an
+    appliance.  Water meters fail more (stuck, drifting, silent), so water
+    decides only a tick whose electricity was not heard; a tick with neither
+    heard tells nothing.
+    """
+    if not math.isnan(power):
+        return ACTIVE if power * 60.0 / tick_min > idle_kwh_per_hour else IDLE
+    if not math.isnan(water):
+        return ACTIVE if water > 0.0 else IDLE
+    return UNKNOWN
+
+
+@parallel_kernel
+def activity_alerts(day, tick_min, water, power, watched, quiet_until, usual_active, idle_kwh_per_hour,
+                    surprise, start_h, end_h, alert_t):
+    """The combined elderly detector: idle ticks, weighed by how unusual idleness is at that time of day.
+
+    Each idle tick inside ``[start_h, end_h)`` adds ``-log(1 - p)``, ``p`` the
+    household's usual chance of being active in that tick of the day (learnt by
+    :func:`learn_usual_activity`); an active tick starts the count again.  The
+    alert comes at the end of the tick where the sum reaches ``surprise`` —
+    that is, when a spell this idle would happen by chance with probability
+    ``exp(-surprise)``.  An idle morning hour of someone always up by then weighs
+    much; an idle hour of someone who often sleeps in weighs little.
+    """
+    n_ticks = water.shape[1]
+    base = day * 1440.0
+    for h in prange(water.shape[0]):
+        alert_t[h] = -1.0
+        if not watched[h]:
+            continue
+        score = 0.0
+        for k in range(n_ticks):
+            t0 = base + k * tick_min
+            hour = k * tick_min / 60.0
+            if not (start_h <= hour < end_h) or quiet_until[h] > t0:
+                continue
+            a = tick_activity(water[h, k], power[h, k], tick_min, idle_kwh_per_hour)
+            if a == ACTIVE:
+                score = 0.0
+            elif a == IDLE:
+                score -= math.log1p(-min(USUAL_ACTIVITY_CAP, usual_active[h, k]))
+                if score >= surprise:
+                    alert_t[h] = t0 + tick_min
+                    break
+
+
+@parallel_kernel
+def learn_usual_activity(day, tick_min, water, power, watched, quiet_until, idle_kwh_per_hour, usual_active):
+    """Move each watched household's usual activity per tick of day toward what the day showed.
+
+    A tick not heard from, or one while the household is in care, teaches nothing.
+    """
+    base = day * 1440.0
+    for h in prange(water.shape[0]):
+        if not watched[h]:
+            continue
+        for k in range(water.shape[1]):
+            if quiet_until[h] > base + k * tick_min:
+                continue
+            a = tick_activity(water[h, k], power[h, k], tick_min, idle_kwh_per_hour)
+            if a != UNKNOWN:
+                usual_active[h, k] += USUAL_ACTIVITY_WEIGHT * (a - usual_active[h, k])
+
+
+WATER_ONLY, COMBINED, NO_DETECTOR = "water", "combined", "off"
+ELDER_DETECTORS = (WATER_ONLY, COMBINED, NO_DETECTOR)
+
+
+def elder_alerts(detector, readings, watched, quiet_until, usual_active, window, hours, idle_kwh_per_hour,
+                 surprise, learn: bool = True) -> np.ndarray:
+    """The day's elderly alerts (minute per household, -1 for none) by the named detector.
+
+    The one entry point the twin's day step and the live shadow both call.
+    ``window`` is ``(start_h, end_h)``; ``water`` uses ``hours`` without
+    water, ``combined`` uses ``surprise`` over water and electricity (and,
+    with ``learn``, updates ``usual_active`` in place — the shadow's
+    mid-day look leaves it alone), ``off`` raises nothing.
+    """
+    if detector not in ELDER_DETECTORS:
+        raise ValueError(f"elder detector {detector!r}; expected one of {', '.join(ELDER_DETECTORS)}")
+    d, tick = readings.day, float(readings.tick_minutes)
+    alert_t = np.full(readings.water.shape[0], -1.0)
+    if detector == WATER_ONLY:
+        inactivity_alerts(d, tick, readings.water, watched, quiet_until, hours, window[0], window[1], alert_t)
+    elif detector == COMBINED:
+        activity_alerts(d, tick, readings.water, readings.power, watched, quiet_until, usual_active,
+                        idle_kwh_per_hour, surprise, window[0], window[1], alert_t)
+        if learn:
+            learn_usual_activity(d, tick, readings.water, readings.power, watched, quiet_until, idle_kwh_per_hour,
+                                 usual_active)
+    return alert_t
 
 
 @parallel_kernel
