@@ -166,21 +166,22 @@ class FixedSchedule(Policy):
     def round_hours(self) -> tuple:
         return self.hours
 
-    def select(self, fill, rate_per_hour, hours_to_next) -> np.ndarray:
+    def select(self, fill, recent_per_hour, hours_to_next) -> np.ndarray:
         return np.ones(len(fill), bool)
 
 
 class FillTriggered(Policy):
-    """At each look, empty the bins the sensors say will be ``full_at`` full before the next look.
+    """At each look, empty the bins the sensors say could be ``full_at`` full before the next look.
 
-    A bin's rate is its mean fill per hour over the last day of readings.  A vehicle that goes
-    out anyway also empties the bins that would be ``full_at`` full within ``top_up_hours``
-    (an inventory "can-order" rule), so one trip serves what would soon need its own.
+    "Could": at the bin's fastest pace over the last day of readings (a bin fills unevenly
+    from hour to hour).  A vehicle that goes out anyway also empties the bins that would be
+    ``full_at`` full within ``top_up_hours`` at their mean pace (an inventory "can-order"
+    rule), so one trip serves what would soon need its own.
     """
 
     name = "fill"
 
-    def __init__(self, hours=tuple(range(24)), full_at: float = 0.95, top_up_hours: float = 3.0):
+    def __init__(self, hours=tuple(range(24)), full_at: float = 1.0, top_up_hours: float = 6.0):
         self.hours = tuple(float(h) for h in hours)
         self.full_at = full_at
         self.top_up_hours = top_up_hours
@@ -188,9 +189,12 @@ class FillTriggered(Policy):
     def round_hours(self) -> tuple:
         return self.hours
 
-    def select(self, fill, rate_per_hour, hours_to_next) -> np.ndarray:
-        urgent = fill + rate_per_hour * hours_to_next >= self.full_at
-        soon = fill + rate_per_hour * max(hours_to_next, self.top_up_hours) >= self.full_at
+    def select(self, fill, recent_per_hour, hours_to_next) -> np.ndarray:
+        """The bins to empty now, from their fill and their fill per hour over the recent ticks."""
+        if recent_per_hour.shape[1] == 0:
+            return np.zeros(len(fill), bool)
+        urgent = fill + recent_per_hour.max(axis=1) * hours_to_next >= self.full_at
+        soon = fill + recent_per_hour.mean(axis=1) * max(hours_to_next, self.top_up_hours) >= self.full_at
         return urgent | (urgent.any() & soon)
 
 
@@ -243,9 +247,8 @@ def simulate(increments: np.ndarray, tick_minutes: float, policy, dist: np.ndarr
     for k in range(T):
         tod = k % ticks_per_day
         if starts[tod]:
-            seen = increments[:, max(0, k - ticks_per_day):k]
-            rate = seen.mean(axis=1) / step_h if seen.shape[1] else np.zeros(B)
-            chosen = np.flatnonzero(policy.select(fill, rate, gap_of[tod] * step_h))
+            recent = increments[:, max(0, k - ticks_per_day):k] / step_h
+            chosen = np.flatnonzero(policy.select(fill, recent, gap_of[tod] * step_h))
             if len(chosen):
                 load = np.maximum(fill[chosen], 1e-6)
                 routes = plan_routes(dist, chosen + 1, load, vehicle.capacity_bins)
