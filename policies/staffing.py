@@ -62,20 +62,19 @@ class ForecastStaffing(Policy):
         return np.clip(need, min(self.min_technicians, crew), crew)
 
 
-def run_staffed(cfg, from_day: int = 0) -> dict:
-    """Run a twin and say what its staffing cost and gave over the days from ``from_day`` on.
+def run_staffed(twin, from_day: int = 0) -> dict:
+    """Run ``twin`` to its last day and say what its staffing cost and gave from ``from_day`` on.
 
     ``staff_hours``: technicians' shift hours worked; ``technicians_mean``: per day;
     ``wait_minutes_mean``: submitted → work started, over the tickets submitted in those
     days that were started by the end (``not_started``: the others).
     """
-    from twin.engine import Twin
     from twin.services.events import EventKind
 
-    twin = Twin(cfg)
+    cfg = twin.cfg
     on_shift = []
     while twin.day < cfg.sim.days:
-        on_shift.append(twin._on_shift(twin.day))
+        on_shift.append(twin.technicians_working(twin.day))
         twin.step()
     st = cfg.staff
     days = np.asarray(on_shift[from_day:], float)
@@ -97,19 +96,20 @@ def run_staffed(cfg, from_day: int = 0) -> dict:
 FIXED_AGAINST_FORECAST = {"fixed": ["policies.staffing=fixed"], "forecast": ["policies.staffing=forecast"]}
 
 
-def compare_staffing(scenario: str, overrides: list[str], seeds, from_day: int,
+def compare_staffing(twin_class, scenario: str, overrides: list[str], seeds, from_day: int,
                      arms: dict = FIXED_AGAINST_FORECAST) -> dict:
     """Staffing arms on the same seeds (common random numbers), each paired with the first arm.
 
-    ``arms`` maps an arm's name to its overrides (beside ``overrides``); the demand is the
-    same in every arm, only who works differs.  Returns each arm's runs (:func:`run_staffed`)
+    ``twin_class`` builds a twin from a config (``twin.engine.Twin``; policies never import
+    the engine).  ``arms`` maps an arm's name to its overrides (beside ``overrides``); the
+    demand is the same in every arm, only who works differs.  Returns each arm's runs (:func:`run_staffed`)
     and, for every other arm and figure, the mean difference arm − first arm with a 95%
     t-interval (:func:`twin.compare.paired_ci`).
     """
     from twin.compare import paired_ci
     from twin.config import load_scenario
 
-    runs = {name: [run_staffed(load_scenario(scenario, [*overrides, *extra, f"seed={s}", "progress=false"]),
+    runs = {name: [run_staffed(twin_class(load_scenario(scenario, [*overrides, *extra, f"seed={s}", "progress=false"])),
                                from_day) for s in seeds]
             for name, extra in arms.items()}
     first, *others = runs

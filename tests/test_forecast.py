@@ -110,7 +110,7 @@ def test_staffing_choice_is_checked():
 
 def test_forecast_staffing_against_fixed_with_common_random_numbers():
     warmup = 56
-    out = compare_staffing("default", [*SEASONAL, "sim.days=364", "staff.technicians=8"], seeds=[1, 2],
+    out = compare_staffing(Twin, "default", [*SEASONAL, "sim.days=364", "staff.technicians=8"], seeds=[1, 2],
                            from_day=warmup)
     fixed, forecast = out["runs"]["fixed"], out["runs"]["forecast"]
     diff = out["differences"]["forecast"]
