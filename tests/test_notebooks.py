@@ -1,9 +1,14 @@
 """Researcher notebooks are executed for real, top to bottom, on a Jupyter kernel.
 
 They are committed without outputs (what a run shows belongs to the run, not to git), and the
-docs' notebook page lists every one of them.
+docs' notebook page lists every one of them. The shadow notebook's findings are checked to fail
+when there is nothing to find.
 """
+import importlib.util
+import json
 import re
+import shutil
+import sqlite3
 from pathlib import Path
 
 import nbformat
@@ -12,6 +17,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+SHADOW_NOTEBOOK = ROOT / "notebooks" / "shadow_recording.ipynb"
+SHADOW_DATA = ROOT / "notebooks" / "data"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -58,3 +65,62 @@ def test_the_docs_list_every_notebook():
 
 def test_there_are_notebooks():
     assert NOTEBOOKS
+
+
+# ------------------------------------------------------------------ the shadow recording's notebook
+def with_parameters(nb, source: str):
+    """``nb`` with its ``parameters`` cell (papermill's convention) replaced by ``source``."""
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, "the notebook needs one cell tagged 'parameters'"
+    cells[0].source = source
+    return nb
+
+
+def make_recording_module():
+    spec = importlib.util.spec_from_file_location("make_recording", SHADOW_DATA / "make_recording.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_shipped_recording_is_the_session_its_script_makes():
+    from live_bridge.recorder import open_recording
+
+    script = make_recording_module()
+    settings, db = open_recording(script.RECORDING)
+    refused = dict(db.execute("SELECT topic, count(*) FROM messages WHERE topic IN (%s) GROUP BY topic"
+                              % ",".join("?" * len(script.BAD_MESSAGES)),
+                              [t for t, _, _ in script.BAD_MESSAGES]).fetchall())
+    db.close()
+    assert (settings["scenario"], settings["overrides"]) == (script.SCENARIO, script.COMMUNITY)
+    assert settings["production"] == {"slower_technicians": script.SLOWER_TECHNICIANS,
+                                      "overrides": script.PRODUCTION_ONLY}
+    assert sum(refused.values()) >= len(script.BAD_MESSAGES)  # the misbehaving client's messages are in it
+
+
+def test_the_shadow_notebook_finds_nothing_when_the_twin_assumes_what_production_does(tmp_path):
+    """The mutation check of the notebook's findings: the same recording, replayed by a twin that
+    assumes production's slower technicians and its water use, must show neither a repair-time
+    difference nor water drift, so both of the notebook's assertions fail (and nothing else does)."""
+    from live_bridge.emulate import production_config
+    from live_bridge.recorder import read_meta
+
+    recording = shutil.copy(make_recording_module().RECORDING, tmp_path / "twin_as_production.sqlite")
+    db = sqlite3.connect(recording)
+    settings = read_meta(db)
+    production = settings["production"]
+    cfg = production_config(settings["scenario"], settings["overrides"], production["slower_technicians"],
+                            production["overrides"])
+    overrides = [*settings["overrides"], *production["overrides"],
+                 *(f"staff.service_minutes.{k}={v!r}" for k, v in cfg.staff.service_minutes.items())]
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'overrides'", (json.dumps(overrides),))
+    db.close()
+    nb = with_parameters(nbformat.read(SHADOW_NOTEBOOK, as_version=4),
+                         f"from pathlib import Path\nRECORDING = Path({str(recording)!r})")
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = sorted((o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
+                    for o in c.get("outputs", []) if o.output_type == "error")
+    assert errors == [("AssertionError", "production uses more water than the twin assumes"),
+                      ("AssertionError", "repair time should be flagged, longer in production")], errors
