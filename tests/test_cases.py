@@ -79,3 +79,24 @@ def test_unknown_cases_and_keys_are_refused_by_name(tmp_path, monkeypatch):
     monkeypatch.setattr(cases, "CASE_DIR", tmp_path)
     with pytest.raises(ConfigError, match="unknown key 'reportd'; allowed keys: .*reported"):
         cases.load_case("bad")
+
+
+def test_twin_cases_prints_reported_against_twin_and_writes_the_page(tmp_path, capsys):
+    from twin.cli import main
+
+    assert main(["cases", "chengdu", "-n", "2", "--out", str(tmp_path), "--plotly", "cdn"]) == 0
+    out = capsys.readouterr().out
+    assert "reported 0.42" in out and "calibration" in out and "cases page:" in out
+    assert (tmp_path / "cases.html").exists() and (tmp_path / "cases.json").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["cases", "nope"], "unknown case 'nope'; shipped cases: chaoyang_bursts, chengdu"),
+    (["cases", "chengdu", "-n", "1"], "-n = 1 is not allowed; expected at least 2 replications"),
+])
+def test_twin_cases_refuses_bad_input_in_one_line(argv, message, capsys):
+    from twin.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
