@@ -112,9 +112,10 @@ class Shadow:
         tw, p = self.twin, self.twin.policies
         c = tw.community
         tick = r.tick_minutes
-        alert_t = np.empty(c.n_households)
-        sensors.inactivity_alerts(d, tick, r.water, c.hh_alone_elder, tw.care_until, p.alert.hours,
-                                  p.alert.day_start_hour, p.alert.day_end_hour, alert_t)
+        ec = tw.elder_care
+        alert_t = sensors.elder_alerts(ec.detector, r, c.hh_alone_elder, tw.care_until, tw.usual_active,
+                                       (p.alert.day_start_hour, p.alert.day_end_hour), p.alert.hours,
+                                       ec.idle_kwh_per_hour, ec.surprise, learn=False)
         burst_t = np.empty(c.n_buildings)
         sensors.burst_alerts(d, tick, r.main_lph, tw.usual_lph, p.pipe_burst.enabled & ~tw.burst_ticketed,
                              p.pipe_burst.threshold_litres_per_hour, burst_t)

@@ -124,6 +124,23 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_cases(args) -> int:
+    """Run the case studies and print what each community reported against what the twin gives."""
+    from twin import cases
+
+    names = args.names or cases.case_names()
+    chosen = [cases.load_case(n) for n in names]  # an unknown name fails before anything runs
+    if args.replications < 2:
+        from twin.config import ConfigError
+
+        raise ConfigError(f"-n = {args.replications} is not allowed; expected at least 2 replications (an interval)")
+    results = [cases.run_case(c, args.replications) for c in chosen]
+    print(cases.table(results))
+    if args.out:
+        print(f"cases page: {cases.write_page(results, args.out, args.plotly)}")
+    return 0
+
+
 def cmd_sweep(args) -> int:
     import datetime as dt
 
@@ -365,6 +382,15 @@ def main(argv=None) -> int:
     p.add_argument("overrides", nargs="*", metavar="key=a,b", help="fixed (k=v) and swept (k=a,b; 'k=range(1,6)') "
                                                                     "overrides")
     p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("cases", help="run the case studies: each reported figure against the twin, with intervals",
+                       description="Run each case study's before and after arms on common seeds and print the "
+                                   "reported figure against the twin's, with 95% intervals, whether it was "
+                                   "calibrated on that figure, and plainly when the twin cannot reach it.")
+    p.add_argument("names", nargs="*", metavar="NAME", help="cases to run (default: all in scenarios/case/)")
+    p.add_argument("-n", "--replications", type=int, default=10, help="seeds per arm (at least 2)")
+    p.add_argument("--out", default=None, metavar="DIR", help="write cases.html and cases.json here")
+    output_options(p, force=False)
+    p.set_defaults(func=cmd_cases)
     p = sub.add_parser("report", help="redraw the page of a run, comparison or sweep folder",
                        description="Redraw report.html of a run folder, compare.html of a comparison folder "
                                    "or sweep.html of a sweep folder.")

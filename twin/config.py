@@ -79,9 +79,9 @@ FLAG = Allowed("true or false")
 #: Where a value comes from (the ``source`` of a parameter), in the table's words.
 ASSUMED = "assumption (a round figure; not calibrated)"
 SETTING = "run setting (chosen per run)"
-CHENGDU = "calibrated: Chengdu case, participation 15% → 42% (tests/test_case_studies.py)"
+CHENGDU = "calibrated: Chengdu case, participation 15% → 42% (scenarios/case/chengdu.yaml)"
 TUNED_TURNOUT = "tuned with the Chengdu calibration for a plausible turnout (no case figure)"
-HANGZHOU = "tuned: few false alarms with the Hangzhou case's alert answered within 30 min"
+HANGZHOU = "tuned: few false alarms with the Hangzhou case's alert answered within 30 min (scenarios/case/hangzhou_alerts.yaml)"
 PUDONG = "Pudong case: satisfaction 78 before the programme"
 ERLANG = "validation scenario (textbook M/M/c queue against Erlang C)"
 
@@ -196,6 +196,8 @@ class ResidentsConfig:
     vote_engagement_effect: float = param(2.0, "logit added times the resident's engagement (0..1)", "logit")
     fault_notice_per_hour: float = param(0.02, "chance a resident at home notices a public fault in an hour",
                                          "probability per hour", PROBABILITY)
+    call_answer_prob: float = param(0.9, "chance an elder who is well answers the community's automated call",
+                                    "probability", PROBABILITY)
     satisfaction_baseline: float = param(78.0, "satisfaction a resident returns to without experiences", "0–100",
                                          Allowed("0..100", lambda v: 0 <= v <= 100), PUDONG)
     satisfaction_memory: float = param(0.98, "daily persistence of satisfaction (the rest moves to the baseline)",
@@ -288,6 +290,13 @@ class FacilitiesConfig:
     elevator_faults_per_building_year: float = param(2.0, "elevator faults, in buildings that have one",
                                                      "per building-year", NON_NEGATIVE)
     elevator_share: float = param(0.6, "share of buildings with an elevator", "share", SHARE)
+    faults_per_degree: float = param(0.0, "extra share of faults per °C the day's temperature is away from 18 °C "
+                                          "(policies.forecast's seasonal weather; 0: no season)", "share per °C",
+                                     NON_NEGATIVE)
+    weekend_fault_factor: float = param(1.0, "faults reported on a Saturday or Sunday, relative to a weekday",
+                                        "times", NON_NEGATIVE)
+    holiday_fault_factor: float = param(1.0, "faults reported on a public holiday, relative to a working day",
+                                        "times", NON_NEGATIVE)
 
     def __post_init__(self):
         _check_fields("facilities.", self)
@@ -344,6 +353,18 @@ class PoliciesConfig:
                                         Allowed("hours in 0..24"))
     alert_day_end_hour: float = param(22.0, "end of the daytime the alert watches", "hour of day",
                                       Allowed("hours in 0..24"))
+    elder_detector: str = param("water", "which detector watches elders living alone: no water for "
+                                         "alert_hours_without_water; combined electricity, water and time of day; "
+                                         "or none", "name", OneOf(options=("water", "combined", "off")))
+    elder_surprise: float = param(11.5, "combined detector: how unlikely (-log probability) an idle spell must be "
+                                        "for the elder's usual activity at those times of day before it alerts",
+                                  "nats", Allowed("a positive number", lambda v: v > 0),
+                                  "set a priori: ln(10^5), an idle spell that comes by chance once in 100,000 (not tuned)")
+    elder_idle_kwh_per_hour: float = param(0.1, "combined detector: electricity below which a household counts "
+                                                "as idle (standby)", "kWh/h", NON_NEGATIVE)
+    elder_confirm_call: bool = param(False, "an automated call before a visit: answered, nobody goes", "flag", FLAG)
+    elder_call_minutes: float = param(5.0, "how long the automated call (with a retry) takes before a visit is sent",
+                                      "min", MINUTES)
     pipe_burst_auto_ticket: bool = param(True, "a burst on a building's main opens a plumbing ticket by itself",
                                          "flag", FLAG)
     burst_threshold_litres_per_hour: float = param(600.0, "flow above a main's usual flow at that time of day at which it counts as burst", "L/h")
@@ -367,6 +388,10 @@ class PoliciesConfig:
                                                    Allowed("0..10**12 minutes", lambda v: 0 <= v <= 10**12),
                                                    "a year of the default plan")
     reopen_window_days: float = param(7.0, "how long after completion a resident may reopen a ticket", "days")
+    staffing: str = param("fixed", "technicians on shift each day: all of them, or as many as the week's demand "
+                                   "forecast needs (policies.staffing)", "name", OneOf(options=("fixed", "forecast")))
+    staffing_utilisation: float = param(0.6, "share of a shift the forecast work should fill (forecast staffing)",
+                                        "share", Allowed("a share in (0, 1]", lambda v: 0 < v <= 1))
 
     def __post_init__(self):
         _check_fields("policies.", self)

@@ -9,6 +9,8 @@ import numpy as np
 from agents import facilities, residents, sensors, staff
 from agents.community import FLAG_ADULT, FLAG_ELDER, build_community
 from policies import PolicySet
+from policies.elder_care import ElderCareDetection
+from policies.forecast import fault_factor
 from twin import rng
 from twin.engine import schedule
 from twin.engine.chainlink import ChainLink
@@ -22,6 +24,7 @@ from twin.services.timebank import ServiceKind
 
 # engine-level draw streams
 S_QUEUE_N, S_QUEUE_T, S_SERVICE, S_RATE, S_BURST_NOTICE = range(500, 505)
+S_CALL = 507  # does an elder answer the automated call (505, 506: a fork's held work)
 
 ALERT_INACTIVITY, ALERT_SMOKE = 0, 1
 FAMILY_FINDS_AFTER_MINUTES = 36 * 60.0
@@ -80,6 +83,9 @@ class Twin:
         self.burst_ticketed = np.zeros(B, np.bool_)
         self.bin_fill = np.zeros(B, np.float32)
         self.usual_lph = np.full((B, 1440 // cfg.sim.tick_minutes), np.nan)  # the burst detector's reference
+        self.elder_care = ElderCareDetection.from_config(cfg.policies)
+        # the combined elderly detector's reference: each household's usual activity per tick of day
+        self.usual_active = np.full((H, 1440 // cfg.sim.tick_minutes), sensors.USUAL_ACTIVITY_PRIOR)
         self._hourly_use = np.empty((H, 1440 // cfg.sim.tick_minutes), np.float32)  # one day's, reused
         self.hh_start = np.searchsorted(c.hh_building, np.arange(B)).astype(np.int64)
         self.hh_end = np.searchsorted(c.hh_building, np.arange(B), side="right").astype(np.int64)
@@ -92,6 +98,12 @@ class Twin:
         self.technicians = staff.Staff.at(st.technicians, ox, oy,
                                           staff.technician_skills(st.technicians, len(Category)))
         self.social_workers = staff.Staff.at(max(1, st.social_workers), ox, oy)
+        # the staffing hook: (twin, day) -> how many technicians (the first ones) work that day; None: all
+        self.technicians_on_shift = None
+        if cfg.policies.staffing == "forecast":
+            from policies.staffing import ForecastStaffing
+
+            self.technicians_on_shift = ForecastStaffing(utilisation=cfg.policies.staffing_utilisation).technicians
         self.office = (ox, oy)
         self._service_mean = np.array([st.service_minutes.get(k.name, st.service_minutes.get("other", 60.0))
                                        for k in Category])  # minutes, by repair category
@@ -156,11 +168,11 @@ class Twin:
             readings = self.live_readings(readings)
         self.readings = readings
         c, p = self.community, self.policies
-        H = c.n_households
         tick = float(self.cfg.sim.tick_minutes)
-        alert_t = np.empty(H)
-        sensors.inactivity_alerts(d, tick, readings.water, c.hh_alone_elder, self.care_until, p.alert.hours,
-                                  p.alert.day_start_hour, p.alert.day_end_hour, alert_t)
+        ec = self.elder_care
+        alert_t = sensors.elder_alerts(ec.detector, readings, c.hh_alone_elder, self.care_until, self.usual_active,
+                                       (p.alert.day_start_hour, p.alert.day_end_hour), p.alert.hours,
+                                       ec.idle_kwh_per_hour, ec.surprise)
         alert_true = (alert_t >= 0) & (self.incap_since >= 0) & (self.incap_since < alert_t)
         self._alerts(d, alert_t, alert_true, readings.smoke_t)
         detect_t = np.empty(c.n_buildings)
@@ -223,13 +235,21 @@ class Twin:
         incident = np.where(true & (kind == ALERT_INACTIVITY), self.incident_id[hh], -1)
         self.log.append(ev.make(EventKind.AlertRaised, t, actor=hh, subject=ids, code=kind, extra=true,
                                 target=incident, channel=int(Channel.sensor)))
+        # the elder-care policy's call before a visit: a well elder may answer; an incapacitated one cannot
+        ec = self.elder_care
+        inactivity = kind == ALERT_INACTIVITY
+        answered = inactivity & ~true & (rng.uniforms(self.seed, S_CALL, d, c.n_households)[hh]
+                                         < cfg.residents.call_answer_prob)
+        go = ec.visits(answered)
+        hh, t, kind, true, ids = hh[go], t[go], kind[go], true[go], ids[go]
+        setout = np.where(kind == ALERT_INACTIVITY, ec.delay_minutes(), 0.0)
         b = c.hh_building[hh]
         x, y = c.building_x[b].astype(np.float64), c.building_y[b].astype(np.float64)
         sw = self.social_workers
         n = len(hh)
         worker, disp, start, done = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
         st = cfg.staff
-        staff.assign_jobs(t + st.alert_setout_minutes, x, y, np.zeros(n, np.int64), np.full(n, st.alert_visit_minutes),
+        staff.assign_jobs(t + setout + st.alert_setout_minutes, x, y, np.zeros(n, np.int64), np.full(n, st.alert_visit_minutes),
                           sw.free_at, sw.x, sw.y,
                           sw.skills, sw.busy_minutes, st.shift_start_hour * 60, st.shift_end_hour * 60,
                           st.on_call_social_workers, st.walk_m_per_min, True,
@@ -273,12 +293,13 @@ class Twin:
         c, cfg = self.community, self.cfg
         H, B = c.n_households, c.n_buildings
         fc = cfg.facilities
+        season = fault_factor(self.seed, d, fc.faults_per_degree, fc.weekend_fault_factor, fc.holiday_fault_factor)
         t_h, rep_h, cat_h = np.empty(H), np.empty(H, np.int64), np.empty(H, np.int64)
-        facilities.household_faults(self.seed, d, fc.household_faults_per_year / 365.0, c.hh_first,
+        facilities.household_faults(self.seed, d, season * fc.household_faults_per_year / 365.0, c.hh_first,
                                     c.hh_size, 120.0, t_h, rep_h, cat_h)
         t_b, rep_b, cat_b = np.empty(2 * B), np.empty(2 * B, np.int64), np.empty(2 * B, np.int64)
-        facilities.building_faults(self.seed, d, fc.public_faults_per_building_year / 365.0,
-                                   fc.elevator_faults_per_building_year / 365.0, c.has_elevator,
+        facilities.building_faults(self.seed, d, season * fc.public_faults_per_building_year / 365.0,
+                                   season * fc.elevator_faults_per_building_year / 365.0, c.has_elevator,
                                    self.res_start, self.res_end, cfg.residents.fault_notice_per_hour,
                                    t_b, rep_b, cat_b)
         hi, bi = np.flatnonzero(t_h >= 0), np.flatnonzero(t_b >= 0)
@@ -294,18 +315,18 @@ class Twin:
                 np.concatenate((np.zeros(n_faults, bool), np.ones(n_bursts, bool))))
 
     def _burst_reports_today(self, d):
-        """Bursts the sensor policy detected today, and new ones residents notice after a while."""
+        """Bursts reported today: by the sensor policy's detector or by residents, whichever comes first."""
         c, cfg = self.community, self.cfg
         detect_t, onset_b = self._burst_reports
-        detected = np.flatnonzero(detect_t >= 0)
-        unseen = np.flatnonzero((onset_b >= 0) & (detect_t < 0))
-        n_res = np.maximum((self.res_end - self.res_start)[unseen], 1)
+        n_res = np.maximum(self.res_end - self.res_start, 1)
         mean_delay = 60.0 / np.maximum(1e-9, cfg.residents.fault_notice_per_hour * n_res)
-        u = rng.uniforms(self.seed, S_BURST_NOTICE, d, c.n_buildings)[unseen]
-        buildings = np.concatenate((detected, unseen))
+        u = rng.uniforms(self.seed, S_BURST_NOTICE, d, c.n_buildings)
+        notice = np.where(onset_b >= 0, onset_b - mean_delay * np.log1p(-u), math.inf)  # residents see a new burst
+        sensed = detect_t >= 0
+        first = np.where(sensed, np.minimum(np.where(sensed, detect_t, math.inf), notice), notice)
+        buildings = np.flatnonzero(sensed | (onset_b >= 0))
         self.burst_ticketed[buildings] = True
-        return (np.concatenate((detect_t[detected], onset_b[unseen] - mean_delay * np.log1p(-u))), buildings,
-                np.concatenate((np.ones(len(detected), bool), np.zeros(len(unseen), bool))))
+        return first[buildings], buildings, sensed[buildings] & (detect_t[buildings] <= notice[buildings])
 
     def _dispatch(self, d, ids, t, cat, building, burst):
         c, cfg = self.community, self.cfg
@@ -322,8 +343,10 @@ class Twin:
         u = rng.uniforms(self.seed, S_SERVICE, d, n)
         service = -mean * np.log1p(-u)
         tech = self.technicians
+        on = slice(0, self.technicians_working(d))  # views: the kernel's updates reach the crew's arrays
         worker, disp, start, done = np.empty(n, np.int64), np.empty(n), np.empty(n), np.empty(n)
-        staff.assign_jobs(t, x, y, cat, service, tech.free_at, tech.x, tech.y, tech.skills, tech.busy_minutes,
+        staff.assign_jobs(t, x, y, cat, service, tech.free_at[on], tech.x[on], tech.y[on], tech.skills[on],
+                          tech.busy_minutes[on],
                           st.shift_start_hour * 60, st.shift_end_hour * 60, qc, st.walk_m_per_min, not qc,
                           self.policies.dispatch.code, worker, disp, start, done)
         q = self.transitions
@@ -418,8 +441,13 @@ class Twin:
         shift = 1440.0 if cfg.queue_check.enabled else (cfg.staff.shift_end_hour - cfg.staff.shift_start_hour) * 60
         self.kpis.end(self.log.events, satisfaction=float(self.satisfaction[adults].mean()),
                       technician_busy_minutes=float(tech.busy_minutes.sum()),
-                      technician_shift_minutes=len(tech) * shift,
+                      technician_shift_minutes=self.technicians_working(d) * shift,
                       backlog=self._open_tickets())
+
+    def technicians_working(self, d) -> int:
+        """Technicians working day ``d``: the staffing hook's count (1 .. all), or all of them."""
+        n = len(self.technicians)
+        return n if self.technicians_on_shift is None else max(1, min(n, int(self.technicians_on_shift(self, d))))
 
     def _open_tickets(self) -> int:
         """Tickets submitted, dispatched or in progress right now (read off the desk)."""
