@@ -82,6 +82,10 @@ class Bridge:
         self._worker = threading.Thread(target=self._run, name="bridge", daemon=True)
         self._worker.start()
 
+    def inject(self, topic: str, payload: bytes) -> None:
+        """A message from elsewhere than the broker (production's HTTP feed): recorded and ingested alike."""
+        self._inbox.put((topic, payload, None, 0))
+
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Wait until subscribed and the broker's backlog for this bridge (if any) has been read."""
         deadline = time.monotonic() + timeout

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import threading
 import time
@@ -34,11 +35,14 @@ def build_shadow(settings: dict, on_window=None) -> Shadow:
 
 
 def run_shadow(settings: dict, broker_url: str, *, record: str | None = None, out: str | None = None,
-               until_day: int | None = None, quiet: bool = False, ready=None, stop: threading.Event | None = None):
+               until_day: int | None = None, quiet: bool = False, ready=None, stop: threading.Event | None = None,
+               server: str | None = None, token: str | None = None):
     """Shadow production through the broker until the scenario's days are done (or ``stop`` is set).
 
     With ``record``, every message is committed there before it is acknowledged, and a recording
     that already holds messages is replayed first: a restarted shadow resumes where it was.
+    With ``server`` (and a staff ``token``), production's events are also read from its HTTP
+    feed, for a server that publishes none on MQTT.
     Returns the Shadow.
     """
     from live_bridge.bridge import Bridge, Clock
@@ -70,8 +74,16 @@ def run_shadow(settings: dict, broker_url: str, *, record: str | None = None, ou
     bridge = Bridge(broker_url, shadow, clock=Clock(settings["epoch_ms"], settings["speed"]), recorder=recorder,
                     community=settings["community"])
     days = until_day if until_day is not None else shadow.cfg.sim.days
+    feed = None
     try:
         bridge.wait_ready(30.0)
+        if server is not None:
+            from live_bridge.feed import ServerFeed
+
+            feed = ServerFeed(server, token or "", bridge.inject, settings["community"],
+                              after=max(shadow.ingest.events, default=0))
+            feed.check()
+            feed.start()
         if not quiet:
             print(f"shadow: listening as {bridge.client_id} (community {settings['community']!r}); "
                   f"days close at midnight plus {shadow.lateness:g} min", flush=True)
@@ -81,6 +93,8 @@ def run_shadow(settings: dict, broker_url: str, *, record: str | None = None, ou
             time.sleep(0.05)
     finally:
         ended = bridge.clock()
+        if feed is not None:
+            feed.close()
         bridge.close()
         if record:  # where the session's clock stopped: a replay runs the days that closed by then
             rec = Recorder(record)
@@ -150,6 +164,10 @@ def add_commands(sub) -> None:
     p.add_argument("--cert", default=None, help="client certificate for mqtts://")
     p.add_argument("--key", default=None, help="client key for mqtts://")
     p.add_argument("--community", default="c1", help="community id in topics (default: %(default)s)")
+    p.add_argument("--server", default=None, metavar="URL",
+                   help="also read production's events from this server's feed (http://host:port)")
+    p.add_argument("--token", default=os.environ.get("TWIN_TOKEN"),
+                   help="a staff account's token for --server (default: $TWIN_TOKEN)")
     p.add_argument("--epoch", type=int, default=None, metavar="MS",
                    help="the community's epoch in Unix ms (production's store epoch; default: now)")
     p.add_argument("--speed", type=float, default=1.0, help="community minutes per real minute (default: live, 1)")
@@ -191,7 +209,8 @@ def cmd_shadow(args) -> int:
         try:
             if args.demo:  # (str() of a URL hides its password: production gets the URL as given)
                 _start_demo(settings, args.broker or str(url))
-            shadow = run_shadow(settings, url, record=args.record, out=args.out)
+            shadow = run_shadow(settings, url, record=args.record, out=args.out, server=args.server,
+                                token=args.token)
         except KeyboardInterrupt:
             print("stopped", file=sys.stderr)
             return 130

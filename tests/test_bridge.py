@@ -247,3 +247,40 @@ def test_plain_json_devices_come_in_through_the_registry(mosquitto, tmp_path):
     assert shadow.ingest.counts["readings"] == published(readings), dict(shadow.ingest.counts)
     assert not any(shadow.ingest.counts[r] for r in ("malformed", "unknown_device", "duplicate", "too_old"))
     np.testing.assert_array_equal(shadow.ingest.day(0).main_lph, readings[0].main_lph)
+
+
+def test_production_events_from_the_servers_http_feed(mosquitto, tmp_path):
+    """A server with no MQTT: the shadow follows its event feed over HTTP, as it would the broker's."""
+    from live_bridge.bridge import Bridge, Clock
+    from live_bridge.commands import build_shadow
+    from live_bridge.feed import FeedError, ServerFeed, wait_for
+    from live_helpers import Server
+    from twin.services.events import FIELDS
+
+    with Server(tmp_path / "production.db", clock=lambda: 30.0) as server:
+        coordinator = server.account("coordinator", 900)
+        resident = server.account("resident", 7)
+        with server.client(resident) as c:
+            for building in (1, 2, 3):
+                assert c.post("/repair/tickets", json={"category": "plumbing", "description": "leak",
+                                                       "building": building, "unit": 101}).status_code == 201
+        with pytest.raises(FeedError, match="refused the feed"):
+            ServerFeed(server.root, resident, lambda *_: None).check()  # a resident may not read the log
+        shadow = build_shadow(settings(now_ms()))
+        bridge = Bridge(mosquitto.url, shadow, clock=Clock(now_ms(), 1.0))
+        feed = ServerFeed(server.root, coordinator, bridge.inject)
+        try:
+            bridge.wait_ready()
+            feed.check()
+            feed.start()
+            n = len(server.services.log)
+            assert wait_for(feed, n)
+            deadline = time.monotonic() + 10
+            while shadow.ingest.counts["events"] < n and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            feed.close()
+            bridge.close()
+        logged = server.services.log.events
+        got = shadow.ingest.production_events()
+        assert [tuple(r[f] for f in FIELDS) for r in got] == [tuple(r[f] for f in FIELDS) for r in logged]
