@@ -2,7 +2,8 @@
 
 They are committed without outputs (what a run shows belongs to the run, not to git), and the
 docs' notebook page lists every one of them. The shadow notebook's findings are checked to fail
-when there is nothing to find.
+when there is nothing to find, and the calibration notebook's regression check to fail when it
+is fitted to a figure the shipped value does not give.
 """
 import importlib.util
 import json
@@ -124,3 +125,19 @@ def test_the_shadow_notebook_finds_nothing_when_the_twin_assumes_what_production
                     for o in c.get("outputs", []) if o.output_type == "error")
     assert errors == [("AssertionError", "production uses more water than the twin assumes"),
                       ("AssertionError", "repair time should be flagged, longer in production")], errors
+
+
+# ------------------------------------------------------------------ the calibration notebook
+CALIBRATION_NOTEBOOK = ROOT / "notebooks" / "calibration.ipynb"
+
+
+def test_the_calibration_notebook_refuses_the_shipped_value_for_a_figure_it_does_not_fit(tmp_path):
+    """The mutation check of the calibration: fitted to a wrong figure (25% instead of the reported
+    42%), the grid must move the fit away from the shipped ``reward_effect``, so the notebook's
+    regression check fails (and its checks the fit was not tuned to still pass)."""
+    nb = with_parameters(nbformat.read(CALIBRATION_NOTEBOOK, as_version=4), "TARGET = 0.25")
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [(o.ename, o.evalue.split(" (")[0]) for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == [("AssertionError", "the shipped reward_effect 0.9 no longer fits 25%")], errors
