@@ -212,23 +212,13 @@ def cmd_verify(args) -> int:
     return {"verified": 0, "mismatch": 1, "unchecked": 6}[report["status"]]
 
 
-def scenario_description(path: Path) -> str:
-    """A scenario's one-line description: the first comment line of its YAML file."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-        if line.strip():
-            break
-    return ""
-
-
 def cmd_scenarios(args) -> int:
-    from twin.config import SCENARIO_DIR, scenarios
+    from twin.config import scenario_description, scenarios
 
     names = scenarios()
     width = max(map(len, names), default=0)
     for name in names:
-        print(f"{name:<{width}}  {scenario_description(SCENARIO_DIR / f'{name}.yaml')}".rstrip())
+        print(f"{name:<{width}}  {scenario_description(name)}".rstrip())
     return 0
 
 

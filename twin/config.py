@@ -478,6 +478,16 @@ def scenarios() -> list[str]:
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
 
 
+def scenario_description(name: str) -> str:
+    """A shipped scenario's one-line description: the first comment line of its YAML file."""
+    for line in (SCENARIO_DIR / f"{name}.yaml").read_text(encoding="utf-8").splitlines():
+        if line.startswith("#"):
+            return line.lstrip("#").strip()
+        if line.strip():
+            break
+    return ""
+
+
 def _suggest_key(bad: str, node) -> str:
     names = [f_.name for f_ in fields(node)] if is_dataclass(node) else []
     close = difflib.get_close_matches(bad, names, n=1)

@@ -112,25 +112,15 @@ def _flatten(value, prefix: str = "") -> dict:
 
 def scenario_changes() -> dict[str, tuple[str, dict]]:
     """Per shipped scenario: its one-line description and the keys it sets away from the defaults."""
-    from twin.config import SCENARIO_DIR, TwinConfig, load_scenario, scenarios
+    from twin.config import TwinConfig, load_scenario, scenario_description, scenarios
 
     defaults = _flatten(TwinConfig())
     out = {}
     for name in scenarios():
         values = _flatten(load_scenario(name))
         changed = {k: v for k, v in values.items() if k != "name" and v != defaults.get(k)}
-        out[name] = (_description(SCENARIO_DIR / f"{name}.yaml"), changed)
+        out[name] = (scenario_description(name), changed)
     return out
-
-
-def _description(path) -> str:
-    """A scenario's first comment line (as ``twin scenarios`` shows it)."""
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("#"):
-            return line.lstrip("#").strip()
-        if line.strip():
-            break
-    return ""
 
 
 # ------------------------------------------------------------------ points table
