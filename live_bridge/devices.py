@@ -131,6 +131,15 @@ class Pacer:
             self.sleep(delay)
 
 
+def gateway_devices(building: int, hh_start, hh_end) -> dict[str, list[MetricSpec]]:
+    """What a building's gateway births: each household's meters and alarm, the main and the bin."""
+    devices = {device_name(kind, h): [MetricSpec(METRIC_OF[kind], DATATYPE_OF[kind])]
+               for h in range(int(hh_start[building]), int(hh_end[building])) for kind in HOUSEHOLD_KINDS}
+    devices.update({device_name(kind, building): [MetricSpec(METRIC_OF[kind], DATATYPE_OF[kind])]
+                    for kind in BUILDING_KINDS})
+    return devices
+
+
 class SparkplugGateways:
     """One Sparkplug B edge node per building, each on its own connection."""
 
@@ -138,11 +147,7 @@ class SparkplugGateways:
         self.links: dict[str, EdgeNodeLink] = {}
         try:
             for b in range(len(hh_start)):
-                devices = {device_name(kind, h): [MetricSpec(METRIC_OF[kind], DATATYPE_OF[kind])]
-                           for h in range(int(hh_start[b]), int(hh_end[b])) for kind in HOUSEHOLD_KINDS}
-                devices.update({device_name(kind, b): [MetricSpec(METRIC_OF[kind], DATATYPE_OF[kind])]
-                                for kind in BUILDING_KINDS})
-                node = EdgeNode(community, gateway_name(b), devices, qos=qos)
+                node = EdgeNode(community, gateway_name(b), gateway_devices(b, hh_start, hh_end), qos=qos)
                 self.links[node.edge_node] = EdgeNodeLink(node, url, client_id=f"twin-{community}-{node.edge_node}")
         except BaseException:
             self.close()
@@ -209,6 +214,24 @@ def _kind_of(device: str) -> str:
     return device.rsplit("-", 1)[-1]
 
 
+def publish_day(readings, hh_start, hh_end, pacer: Pacer, sink, epoch_ms: int, summary: DevicesSummary,
+                bar=None) -> None:
+    """Publish one day's readings through ``sink`` tick by tick, paced, counting into ``summary``."""
+    publishing = time.perf_counter()
+    for k in range(readings.water.shape[1]):
+        pacer.wait_for(readings.day * 1440.0 + (k + 1) * readings.tick_minutes)
+        for p in tick_publications(readings, hh_start, hh_end, k, epoch_ms):
+            sink.publish(p)
+            summary.messages += 1
+            kind = _kind_of(p.device)
+            summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(day=readings.day, messages=summary.messages, refresh=False)
+    summary.publish_seconds += time.perf_counter() - publishing
+    summary.days += 1
+
+
 def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epoch_ms: int | None = None,
                     community: str = "c1", progress: bool = True,
                     on_day: Callable | None = None) -> DevicesSummary:
@@ -244,19 +267,7 @@ def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epo
 
                 bar = tqdm(total=days * n_ticks, desc=f"devices ({protocol})", unit="tick", file=sys.stderr,
                            leave=False)
-            publishing = time.perf_counter()
-            for k in range(n_ticks):
-                pacer.wait_for(readings.day * 1440.0 + (k + 1) * readings.tick_minutes)
-                for p in tick_publications(readings, twin.hh_start, twin.hh_end, k, epoch_ms):
-                    sink.publish(p)
-                    summary.messages += 1
-                    kind = _kind_of(p.device)
-                    summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(day=readings.day, messages=summary.messages, refresh=False)
-            summary.publish_seconds += time.perf_counter() - publishing
-            summary.days += 1
+            publish_day(readings, twin.hh_start, twin.hh_end, pacer, sink, epoch_ms, summary, bar)
     finally:
         if bar is not None:
             bar.close()
@@ -291,13 +302,18 @@ def add_command(sub) -> None:
     p.set_defaults(func=cmd_devices)
 
 
+def check_pace_options(speed: float, days: int | None) -> None:
+    """``--speed`` and ``--days`` as ``twin devices`` and ``twin emulate`` take them; ValueError naming the bad one."""
+    if speed < 0 or not math.isfinite(speed):
+        raise ValueError(f"--speed {speed:g}: allowed values are 0 (as fast as possible) or more")
+    if days is not None and days < 1:
+        raise ValueError(f"--days {days}: allowed values are 1 or more")
+
+
 def cmd_devices(args) -> int:
     from twin.config import load_scenario
 
-    if args.speed < 0 or not math.isfinite(args.speed):
-        raise ValueError(f"--speed {args.speed:g}: allowed values are 0 (as fast as possible) or more")
-    if args.days is not None and args.days < 1:
-        raise ValueError(f"--days {args.days}: allowed values are 1 or more")
+    check_pace_options(args.speed, args.days)
     overrides = list(args.overrides) + ([f"sim.days={args.days}"] if args.days is not None else [])
     cfg = load_scenario(args.scenario, overrides)
     try:

@@ -47,7 +47,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 from live_bridge.devices import (PROTOCOLS, SPARKPLUG, DevicesSummary, JsonDevices, Pacer, SparkplugGateways,
-                                 _kind_of, tick_publications)
+                                 check_pace_options, publish_day)
 from twin.live.publisher import EventPublisher
 from twin.services.events import Channel, EventKind
 from twin.services.repair import LOCATION_BASE, Category
@@ -460,17 +460,7 @@ def _play_day(d, readings, run, pacer, people, publisher, sink, epoch_ms, summar
     if pacer.speed > 0 and _minute_now(pacer) > closes:
         say(f"emulate: day {d}'s events reached the broker at community minute {_minute_now(pacer):,.0f}, after "
             f"a shadow closes the day ({closes:,.0f}): a lower --speed keeps up")
-    devices = summary.devices
-    publishing = time.perf_counter()
-    for k in range(readings.water.shape[1]):
-        pacer.wait_for(d * 1440.0 + (k + 1) * readings.tick_minutes)
-        for p in tick_publications(readings, run.hh_start, run.hh_end, k, epoch_ms):
-            sink.publish(p)
-            devices.messages += 1
-            kind = _kind_of(p.device)
-            devices.by_kind[kind] = devices.by_kind.get(kind, 0) + 1
-    devices.publish_seconds += time.perf_counter() - publishing
-    devices.days += 1
+    publish_day(readings, run.hh_start, run.hh_end, pacer, sink, epoch_ms, summary.devices)
     summary.days += 1
 
 
@@ -508,10 +498,7 @@ def add_command(sub) -> None:
 
 
 def cmd_emulate(args) -> int:
-    if args.speed < 0 or not math.isfinite(args.speed):
-        raise ValueError(f"--speed {args.speed:g}: allowed values are 0 (as fast as possible) or more")
-    if args.days is not None and args.days < 1:
-        raise ValueError(f"--days {args.days}: allowed values are 1 or more")
+    check_pace_options(args.speed, args.days)
     if args.port is not None and not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port}: allowed values are 1 to 65535")
     if args.broker is not None:

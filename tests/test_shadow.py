@@ -14,12 +14,10 @@ import pytest
 
 from agents.sensors import DayReadings
 from live_bridge import compare, ingest
-from live_bridge.devices import tick_publications
-from live_bridge.registry import Registry, RegistryError
+from live_bridge.devices import gateway_devices, tick_publications
+from live_bridge.registry import Registry, RegistryError, gateway_name
 from live_bridge.shadow import Shadow
-from live_bridge.sparkplug import EdgeNode, MetricSpec
-from live_bridge.devices import DATATYPE_OF
-from live_bridge.registry import BUILDING_KINDS, HOUSEHOLD_KINDS, METRIC_OF, device_name, gateway_name
+from live_bridge.sparkplug import EdgeNode
 from twin import load_scenario
 from twin.engine.twin import Twin
 from twin.services.events import EVENT_DTYPE, EventKind, as_json
@@ -36,10 +34,8 @@ def gateways(twin, community="c1"):
     """One Sparkplug edge node per building of ``twin``, born, with the births' messages."""
     nodes, births = {}, []
     for b in range(twin.community.n_buildings):
-        devices = {device_name(k, h): [MetricSpec(METRIC_OF[k], DATATYPE_OF[k])]
-                   for h in range(int(twin.hh_start[b]), int(twin.hh_end[b])) for k in HOUSEHOLD_KINDS}
-        devices.update({device_name(k, b): [MetricSpec(METRIC_OF[k], DATATYPE_OF[k])] for k in BUILDING_KINDS})
-        node = EdgeNode(community, gateway_name(b), devices, clock=lambda: EPOCH_MS)
+        node = EdgeNode(community, gateway_name(b), gateway_devices(b, twin.hh_start, twin.hh_end),
+                        clock=lambda: EPOCH_MS)
         node.connection_will()
         births += node.births()
         nodes[node.edge_node] = node

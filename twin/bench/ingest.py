@@ -24,15 +24,17 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import replace
 import pickle
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+
+from twin.bench.suite import meets
 
 GOALS = {"ingest_readings_per_s": (">=", 20_000.0), "ingest_latency_p99_ms": ("<", 1000.0)}
 TICKS = 6  # a quarter of a day: about 25,000 messages
@@ -41,9 +43,9 @@ PUBLISHERS = 2
 
 def _messages(ticks: int, epoch_ms: int):
     """(topic, payload) of the births and ``ticks`` ticks of the default community's devices."""
-    from live_bridge.devices import DATATYPE_OF, tick_publications
-    from live_bridge.registry import BUILDING_KINDS, HOUSEHOLD_KINDS, METRIC_OF, device_name, gateway_name
-    from live_bridge.sparkplug import EdgeNode, MetricSpec
+    from live_bridge.devices import gateway_devices, tick_publications
+    from live_bridge.registry import gateway_name
+    from live_bridge.sparkplug import EdgeNode
     from twin.config import load_scenario
     from twin.engine.twin import Twin
 
@@ -51,10 +53,8 @@ def _messages(ticks: int, epoch_ms: int):
     twin.step()
     nodes, births = {}, []
     for b in range(twin.community.n_buildings):
-        devices = {device_name(k, h): [MetricSpec(METRIC_OF[k], DATATYPE_OF[k])]
-                   for h in range(int(twin.hh_start[b]), int(twin.hh_end[b])) for k in HOUSEHOLD_KINDS}
-        devices.update({device_name(k, b): [MetricSpec(METRIC_OF[k], DATATYPE_OF[k])] for k in BUILDING_KINDS})
-        node = EdgeNode("c1", gateway_name(b), devices, clock=lambda: epoch_ms)
+        node = EdgeNode("c1", gateway_name(b), gateway_devices(b, twin.hh_start, twin.hh_end),
+                        clock=lambda: epoch_ms)
         node.connection_will()
         births += [(m.topic, m.payload) for m in node.births()]
         nodes[node.edge_node] = node
@@ -211,7 +211,7 @@ def run() -> dict:
     with EmbeddedBroker() as broker:
         out["embedded"] = through_broker(broker.url, births, data, epoch_ms)
         out["ingest_readings_per_s_embedded"] = out["embedded"]["readings_per_s"]
-    out["goals"] = {k: _meets(out.get(k, math.nan), *g) for k, g in GOALS.items()}
+    out["goals"] = {k: meets(out.get(k, math.nan), *g) for k, g in GOALS.items()}
     return out
 
 
@@ -221,15 +221,8 @@ def _replay_plain(record: Path, epoch_ms: int):
     from live_bridge.recorder import open_recording
 
     shadow = _shadow(epoch_ms)
-    for _ in _replay_into(shadow, open_recording(record)[1]):
-        pass
+    _replay_into(shadow, open_recording(record)[1])
     return shadow
-
-
-def _meets(value, op, target) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return value >= target if op == ">=" else value < target
 
 
 def table_rows(r: dict) -> list[tuple[str, str]]:
