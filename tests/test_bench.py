@@ -35,8 +35,8 @@ def test_service_and_chain_benchmarks_report_their_keys():
 
 
 def test_goals_are_judged_by_their_comparison():
-    assert suite._meets(400.0, ">=", 300.0) and not suite._meets(76.0, ">=", 300.0)
-    assert suite._meets(0.8, "<", 5.0) and not suite._meets(5.0, "<", 5.0)
+    assert suite.meets(400.0, ">=", 300.0) and not suite.meets(76.0, ">=", 300.0)
+    assert suite.meets(0.8, "<", 5.0) and not suite.meets(5.0, "<", 5.0)
 
 
 def test_twin_bench_rejects_unknown_flags_clearly():

@@ -50,6 +50,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from twin.bench.suite import meets
+
 #: Goals of the live-services issue (not tests): key -> (comparison, target).
 GOALS = {
     "serve_writes_per_s": (">=", 2000.0),
@@ -488,14 +490,8 @@ def run(seconds: float = 5.0, paced_seconds: float = 5.0, warmup_seconds: float 
         "serve_load_before": load_before, "serve_load_after": os.getloadavg()[0],
         "serve_s": time.perf_counter() - started,
     }
-    out["goals"] = {k: _meets(out.get(k), *goal) for k, goal in GOALS.items()}
+    out["goals"] = {k: meets(out.get(k), *goal) for k, goal in GOALS.items()}
     return out
-
-
-def _meets(value, op, target) -> bool:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return False
-    return {">=": value >= target, "<": value < target}[op]
 
 
 def _f(x, digits=0) -> str:

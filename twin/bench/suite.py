@@ -117,14 +117,15 @@ def run(full: bool = False, cold: bool = True) -> dict:
     out["ingest"] = _optional("ingest")  # the live bridge (twin.bench.ingest)
     out.update({k: v for k, v in (out["ingest"] or {}).items() if k.startswith(("ingest_", "replay_"))})
 
-    out["goals"] = {k: _meets(out.get(k, math.nan), *goal) for k, goal in GOALS.items()}
+    out["goals"] = {k: meets(out.get(k, math.nan), *goal) for k, goal in GOALS.items()}
     out["goals"].update((out["serve"] or {}).get("goals", {}))
     out["goals"].update((out["ingest"] or {}).get("goals", {}))
     out["bench_s"] = time.perf_counter() - t_start
     return out
 
 
-def _meets(value, op, target) -> bool:
+def meets(value, op, target) -> bool:
+    """Whether a benchmark figure meets its goal (``op`` ``target``); a missing figure does not."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return False
     return {">=": value >= target, "<": value < target, "<=": value <= target}[op]
