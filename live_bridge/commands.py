@@ -24,12 +24,11 @@ def build_shadow(settings: dict, on_window=None) -> Shadow:
     cfg = load_scenario(settings["scenario"], [*settings.get("overrides", []), "progress=false"])
     registry = None
     if settings.get("registry"):
-        from twin.engine.twin import Twin  # the community's layout names the Sparkplug devices
+        from agents.community import build_community  # the community's layout names the Sparkplug devices
 
-        c = Twin(cfg).community
+        c = build_community(cfg.community, int(cfg.seed), cfg.facilities.elevator_share)
         registry = Registry.for_community(c.hh_building, c.n_buildings)
-        path = Path(settings["registry"])
-        registry.load_json_devices(path)
+        registry.load_json_devices(Path(settings["registry"]))
     return Shadow(cfg, epoch_ms=settings["epoch_ms"], community=settings["community"], registry=registry,
                   fill=settings["fill"], stale_after_minutes=settings["stale_after_minutes"], on_window=on_window)
 
@@ -68,7 +67,7 @@ def run_shadow(settings: dict, broker_url: str, *, record: str | None = None, ou
     recorder = None
     if record:
         recorder = Recorder(record, meta=settings)
-        resumed = sum(1 for _ in _replay_into(shadow, open_recording(record)[1]))
+        resumed, _ = _replay_into(shadow, open_recording(record)[1])
         if resumed and not quiet:
             print(f"resumed from {record}: {resumed:,} recorded messages replayed", flush=True)
     bridge = Bridge(broker_url, shadow, clock=Clock(settings["epoch_ms"], settings["speed"]), recorder=recorder,
@@ -111,17 +110,19 @@ def _refused(counts: dict) -> int:
     return sum(counts.get(r, 0) for r in SKIPPED)
 
 
-def _replay_into(shadow: Shadow, db):
-    """Feed a recording to ``shadow``, closing days where the live session did; yields each row's arrival."""
+def _replay_into(shadow: Shadow, db) -> tuple[int, float]:
+    """Feed a recording to ``shadow``, closing days where the live session did; rows read and the last arrival."""
+    rows, last = 0, -math.inf
     try:
-        for arrival, topic, payload in messages(db):
+        for last, topic, payload in messages(db):
             if topic == ADVANCE:
-                shadow.advance(arrival)
+                shadow.advance(last)
             else:
-                shadow.handle(topic, payload, arrival)
-            yield arrival
+                shadow.handle(topic, payload, last)
+            rows += 1
     finally:
         db.close()
+    return rows, last
 
 
 def replay(path: str, out: str | None = None, quiet: bool = True) -> tuple[Shadow, dict]:
@@ -136,8 +137,7 @@ def replay(path: str, out: str | None = None, quiet: bool = True) -> tuple[Shado
     t0 = time.perf_counter()
     shadow = build_shadow(settings)
     build_s = time.perf_counter() - t0
-    arrivals = list(_replay_into(shadow, db))
-    last = arrivals[-1] if arrivals else -math.inf
+    _, last = _replay_into(shadow, db)
     shadow.advance(max(last, settings.get("ended_at", last)))
     seconds = time.perf_counter() - t0
     recorded_s = ((wall[1] or 0) - (wall[0] or 0)) / 1000.0

@@ -30,7 +30,7 @@ import fastjsonschema
 import numpy as np
 
 from agents.sensors import DayReadings
-from live_bridge.registry import HOUSEHOLD_KINDS, KINDS, METRIC_OF, Registry
+from live_bridge.registry import ARRAY_OF, HOUSEHOLD_KINDS, KINDS, METRIC_OF, Registry
 from live_bridge.sparkplug import HostSession
 from twin.services.events import EVENT_DTYPE, FIELDS, EventKind
 
@@ -196,14 +196,8 @@ class Ingest:
             return self._skip(TOO_OLD, topic, payload, f"{dev.name}: day {day} is already closed")
         r = self.day(day)
         i = dev.index
-        if dev.kind == "water":
-            r.water[i, k] = value
-        elif dev.kind == "power":
-            r.power[i, k] = value
-        elif dev.kind == "main":
-            r.main_lph[i, k] = value
-        elif dev.kind == "bin":
-            r.bin_fill[i, k] = value
+        if dev.kind != "smoke":
+            getattr(r, ARRAY_OF[dev.kind])[i, k] = value
         elif value > 0 and r.smoke_t[i] < 0:  # smoke: the first alarm of the day counts
             r.smoke_t[i] = t
         self.last_t[dev.kind][dev.index] = t
@@ -216,7 +210,7 @@ class Ingest:
         r = self.day(day)
         if dev.kind == "smoke":
             return 1.0 if r.smoke_t[dev.index] == t else math.nan
-        return {"water": r.water, "power": r.power, "main": r.main_lph, "bin": r.bin_fill}[dev.kind][dev.index, k]
+        return getattr(r, ARRAY_OF[dev.kind])[dev.index, k]
 
     def day(self, d: int) -> DayReadings:
         """The live readings of day ``d`` so far (NaN where nothing was heard)."""
@@ -271,4 +265,4 @@ def dead_letter_message(reason: str, topic: str, payload: bytes, detail: str, ke
                        "payload_b64": base64.b64encode(payload[:keep_bytes]).decode()}).encode()
 
 
-__all__ = ["Ingest", "SKIPPED", "HOUSEHOLD_KINDS", "dead_letter_message"]
+__all__ = ["Ingest", "SKIPPED", "dead_letter_message"]

@@ -28,6 +28,8 @@ BUILDING_KINDS = ("main", "bin")
 KINDS = HOUSEHOLD_KINDS + BUILDING_KINDS
 # the Sparkplug metric each kind publishes, in the detectors' unit
 METRIC_OF = {"water": "litres", "power": "kWh", "smoke": "alarm", "main": "flow_lph", "bin": "fill"}
+# where each kind's readings go in agents.sensors.DayReadings (smoke is an alarm time, smoke_t)
+ARRAY_OF = {"water": "water", "power": "power", "main": "main_lph", "bin": "bin_fill"}
 UNIT_OF = {"water": "L", "power": "kWh", "smoke": "alarm", "main": "L/h", "bin": "share"}
 # units a registry entry may give, and the factor to the kind's unit
 UNITS = {

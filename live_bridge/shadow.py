@@ -26,15 +26,13 @@ import math
 
 import numpy as np
 
-from agents import sensors
 from agents.sensors import DayReadings
 from live_bridge import compare
 from live_bridge.ingest import Ingest
-from live_bridge.registry import Registry
+from live_bridge.registry import ARRAY_OF, Registry
 from twin.engine.twin import Twin
 
 FILL_POLICIES = ("simulated", "none")
-ARRAYS = (("water", "water"), ("power", "power"), ("main", "main_lph"), ("bin", "bin_fill"))
 
 
 class Shadow:
@@ -100,8 +98,8 @@ class Shadow:
     def detect_now(self, now: float) -> list[dict]:
         """Run the detectors over the open day's readings so far; the alerts not seen before.
 
-        The same kernels the twin's day step runs, on the live arrays as they
-        stand: a tick not heard from yet is NaN, which the detectors read as
+        The twin's own detectors (:meth:`Twin.detect`, without learning), on the
+        live arrays as they stand: a tick not heard from yet is NaN, which the detectors read as
         silence, so nothing is raised early.  Operations see an alert a batch
         after the reading that completed it, not at the day's end.
         """
@@ -109,16 +107,7 @@ class Shadow:
         r = self.ingest.days.get(d)
         if r is None or now < d * 1440.0:
             return []
-        tw, p = self.twin, self.twin.policies
-        c = tw.community
-        tick = r.tick_minutes
-        ec = tw.elder_care
-        alert_t = sensors.elder_alerts(ec.detector, r, c.hh_alone_elder, tw.care_until, tw.usual_active,
-                                       (p.alert.day_start_hour, p.alert.day_end_hour), p.alert.hours,
-                                       ec.idle_kwh_per_hour, ec.surprise, learn=False)
-        burst_t = np.empty(c.n_buildings)
-        sensors.burst_alerts(d, tick, r.main_lph, tw.usual_lph, p.pipe_burst.enabled & ~tw.burst_ticketed,
-                             p.pipe_burst.threshold_litres_per_hour, burst_t)
+        alert_t, burst_t = self.twin.detect(r, learn=False)
         new = []
         for kind, times in (("inactivity", alert_t), ("smoke", r.smoke_t), ("burst", burst_t)):
             for i in np.flatnonzero(times >= 0).tolist():
@@ -137,7 +126,7 @@ class Shadow:
         starts = d * 1440.0 + tick * np.arange(simulated.water.shape[1])
         end = (d + 1) * 1440.0
         counts, drift = {}, {}
-        for kind, name in ARRAYS:
+        for kind, name in ARRAY_OF.items():
             heard = self.ingest.heard[kind]
             known = np.isfinite(heard)
             stale_from = np.where(known, heard + self.stale_after, np.inf)[:, None]

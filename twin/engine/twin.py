@@ -167,20 +167,29 @@ class Twin:
         if self.live_readings is not None:
             readings = self.live_readings(readings)
         self.readings = readings
-        c, p = self.community, self.policies
-        tick = float(self.cfg.sim.tick_minutes)
-        ec = self.elder_care
-        alert_t = sensors.elder_alerts(ec.detector, readings, c.hh_alone_elder, self.care_until, self.usual_active,
-                                       (p.alert.day_start_hour, p.alert.day_end_hour), p.alert.hours,
-                                       ec.idle_kwh_per_hour, ec.surprise)
+        alert_t, detect_t = self.detect(readings)
         alert_true = (alert_t >= 0) & (self.incap_since >= 0) & (self.incap_since < alert_t)
         self._alerts(d, alert_t, alert_true, readings.smoke_t)
+        self._burst_reports = (detect_t, self._burst_onsets)
+
+    def detect(self, readings: sensors.DayReadings, learn: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The detectors over a day's readings: elderly alerts by household, burst detections by building.
+
+        The minute of each (-1 for none).  ``learn``: let the detectors learn from the day (a
+        household's usual activity, a main's usual flow), as the day step does; the live shadow's
+        look at a day still under way does not.
+        """
+        c, p, ec = self.community, self.policies, self.elder_care
+        alert_t = sensors.elder_alerts(ec.detector, readings, c.hh_alone_elder, self.care_until, self.usual_active,
+                                       (p.alert.day_start_hour, p.alert.day_end_hour), p.alert.hours,
+                                       ec.idle_kwh_per_hour, ec.surprise, learn=learn)
         detect_t = np.empty(c.n_buildings)
         threshold = p.pipe_burst.threshold_litres_per_hour
-        sensors.burst_alerts(d, tick, readings.main_lph, self.usual_lph, p.pipe_burst.enabled & ~self.burst_ticketed,
-                             threshold, detect_t)
-        sensors.learn_usual_flow(readings.main_lph, self.usual_lph, threshold)
-        self._burst_reports = (detect_t, self._burst_onsets)
+        sensors.burst_alerts(readings.day, float(readings.tick_minutes), readings.main_lph, self.usual_lph,
+                             p.pipe_burst.enabled & ~self.burst_ticketed, threshold, detect_t)
+        if learn:
+            sensors.learn_usual_flow(readings.main_lph, self.usual_lph, threshold)
+        return alert_t, detect_t
 
     def _simulate_sensors(self, d) -> sensors.DayReadings:
         """The day's hidden truth (incidents, bursts) and what every device reports of it."""
