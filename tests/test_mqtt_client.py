@@ -41,13 +41,16 @@ def test_a_subscriber_survives_a_broker_kill_and_restart(mosquitto):
     once_got = queue.Queue()
     once = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="subscribed-once", clean_session=False)
     once.on_message = lambda c, u, m: once_got.put(m.payload)
+    acknowledged = set()
+    once.on_subscribe = lambda c, u, mid, codes, props: acknowledged.add(mid)
     once.reconnect_delay_set(1, 30)
     once.connect("127.0.0.1", mosquitto.port)
     once.loop_start()
     _, mid = once.subscribe("live/#", qos=1)
     pub = connect(mosquitto.url, "live-pub", clean_start=True)
     pub.wait_ready()
-    _until(lambda: once.is_connected(), "the subscribe-once client")
+    # publishing before the broker's SUBACK would race the subscription itself
+    _until(lambda: once.is_connected() and mid in acknowledged, "the subscribe-once client's SUBACK")
     pub.publish("live/x", b"before", qos=1)
     assert got.get(timeout=30) == b"before" and once_got.get(timeout=30) == b"before"
 
