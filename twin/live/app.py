@@ -71,10 +71,12 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
     async def authenticate(token):
         return acc.principal_for(services, token)
 
+    from twin.live.batching import OperationCommand  # it builds on this module's answers
+
     async def execute(op, token, who, args, payload, key):
         app.state.fast_path_requests += 1
         try:
-            return _respond(*await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key)))
+            return _respond(*await committer.run(OperationCommand(op, args, payload, key, clock, who=who)))
         except Exception as exc:  # noqa: BLE001 - answered as the application's handlers would
             return failure(exc)
 
@@ -135,9 +137,11 @@ def create_app(services, *, window_s: float = 0.002, max_batch: int = 512, clock
 
     @app.get(API + "/health", tags=["health"])
     async def health():
-        """The writer's state: events in the log, batches and commands committed, front processes connected."""
+        """The writer's state: events in the log, batches and commands committed (and those applied in runs
+        with one batch call), front processes connected."""
         return {"status": "ok", "events": len(services.log), "batches": committer.batches,
-                "commands": committer.commands, "fronts": app.state.fronts,
+                "commands": committer.commands, "batched_runs": committer.batched_runs,
+                "batched_commands": committer.batched_commands, "fronts": app.state.fronts,
                 "refused_frames": app.state.refused_frames}
 
     @app.get(API + PING, tags=["health"])
@@ -177,6 +181,8 @@ def request_models() -> dict:
 
 
 def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, principal) -> None:
+    from twin.live.batching import OperationCommand  # it builds on this module's answers
+
     Body, required = request_model(op) or (None, False)
 
     async def endpoint(**kwargs):
@@ -185,7 +191,7 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
         body = kwargs.pop("_body", None)
         args = {k: v for k, v in kwargs.items()}
         payload = body.model_dump() if body is not None else {}
-        status, content = await committer.run(lambda s: _answer(s, op, who, args, payload, clock(), key))
+        status, content = await committer.run(OperationCommand(op, args, payload, key, clock, who=who))
         return _respond(status, content)
 
     async def allowed(who: acc.Principal = Depends(principal)) -> acc.Principal:
@@ -221,24 +227,51 @@ def _route(router: APIRouter, op: Operation, committer: GroupCommitter, clock, p
 
 def _answer(services, op, who, args, payload, t, key):
     """Run one operation inside the writer; the (status, body) answer, kept under ``key`` if given."""
-    # a key is the caller's and the route's: the same key elsewhere is another request; a retry that
-    # lands in the same batch as its first try sees that try's answer, still uncommitted (detail_of)
-    where = "/".join(str(args[p]) for p in op.path_params)
-    field = f"idem/{who.role}/{who.id}/{op.name}/{where}/{key}" if key else None
-    if field is not None:
-        kept = services.log.detail_of(IDEMPOTENCY_SUBJECT, field)
-        if kept is not None:
-            status, content = json.loads(kept)
-            return status, content
+    field = idempotency_field(op, who, args, key)
+    kept = kept_answer(services, field)
+    if kept is not None:
+        return kept
     try:
         check_unicode(payload)
-        result = call(op, services, who, args, payload, t)
-        status, content = (201 if op.http == "POST" else 200), _jsonable(result)
+        answer = succeeded(op, call(op, services, who, args, payload, t))
     except (ServiceError, ValueError) as refused:
-        status, content = refusal(refused)
-    if field is not None and op.http == "POST":
-        services.log.detail(IDEMPOTENCY_SUBJECT, field, json.dumps([status, content]))
+        answer = refusal(refused)
+    return keep_answer(services, op, field, answer)
+
+
+def idempotency_field(op, who, args, key) -> str | None:
+    """Where the answer to a request with ``key`` is kept (None: no key).
+
+    A key is the caller's and the route's: the same key elsewhere is another request.
+    """
+    if not key:
+        return None
+    where = "/".join(str(args[p]) for p in op.path_params)
+    return f"idem/{who.role}/{who.id}/{op.name}/{where}/{key}"
+
+
+def kept_answer(services, field):
+    """The answer kept under ``field``, or None.  A retry that lands in the same batch as its first
+    try sees that try's answer, still uncommitted (``detail_of``)."""
+    if field is None:
+        return None
+    kept = services.log.detail_of(IDEMPOTENCY_SUBJECT, field)
+    if kept is None:
+        return None
+    status, content = json.loads(kept)
     return status, content
+
+
+def succeeded(op, result) -> tuple[int, object]:
+    """The answer to an accepted operation: 201 for a POST, else 200, with its result as JSON values."""
+    return (201 if op.http == "POST" else 200), _jsonable(result)
+
+
+def keep_answer(services, op, field, answer):
+    """Keep a POST's ``answer`` under its idempotency ``field`` (in the same transaction); returns it."""
+    if field is not None and op.http == "POST":
+        services.log.detail(IDEMPOTENCY_SUBJECT, field, json.dumps(list(answer)))
+    return answer
 
 
 def check_unicode(value, where: str = "body") -> None:

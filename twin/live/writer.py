@@ -22,7 +22,8 @@ import os
 
 from twin.live import accounts as acc
 from twin.live import wire
-from twin.live.app import UNKNOWN_TOKEN, _answer, failure, rendered, unauthenticated
+from twin.live.app import UNKNOWN_TOKEN, failure, rendered, unauthenticated
+from twin.live.batching import OperationCommand
 from twin.live.operations import OPERATIONS
 from twin.live.problems import problem
 
@@ -30,13 +31,9 @@ _BY_NAME = {op.name: op for op in OPERATIONS}
 
 
 def operation_command(op, token: str, args: dict, payload: dict, key, clock):
-    """The command that runs ``op`` for the account of ``token``: ``(status, content)`` after the commit."""
-    def command(services):
-        who = acc.principal_for(services, token)
-        if who is None:
-            return 401, None
-        return _answer(services, op, who, args, payload, clock(), key)
-    return command
+    """The command that runs ``op`` for the account of ``token``: ``(status, content)`` after the commit
+    (``(401, None)`` for a token without an account, looked up in the writer, per command)."""
+    return OperationCommand(op, args, payload, key, clock, token=token)
 
 
 def _rendered(status: int, content) -> tuple[int, bytes]:
