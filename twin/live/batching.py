@@ -94,6 +94,7 @@ def apply_run(services, commands, tally) -> list:
         if who is None:
             answers[i] = (401, None)
             continue
+        t = command.clock()  # read when alone it would be: before the kept answer is looked up
         key = idempotency_field(op, who, command.args, command.key)
         if key is not None and key in run.keys:
             run.flush(answers)  # a retry: its first try's answer is kept before it looks
@@ -101,7 +102,6 @@ def apply_run(services, commands, tally) -> list:
         if kept is not None:
             answers[i] = kept
             continue
-        t = command.clock()
         try:
             check_unicode(command.payload)
             args = checked_args(op, services, who, command.args, command.payload, t)
