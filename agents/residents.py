@@ -31,17 +31,97 @@ def logistic(x):
     return 1.0 / (1.0 + math.exp(-x))
 
 
+@inline
+def peer_share_of(i, indptr, indices, last_active, day):
+    """Share of resident ``i``'s network active in the last ``PEER_WINDOW_DAYS`` days (the per-agent rule)."""
+    deg = indptr[i + 1] - indptr[i]
+    c = 0
+    for e in range(indptr[i], indptr[i + 1]):
+        # (compared this way round, an int16 "never" cannot overflow without the JIT either)
+        if last_active[indices[e]] > day - PEER_WINDOW_DAYS:
+            c += 1
+    return c / deg if deg > 0 else 0.0
+
+
 @parallel_kernel
 def peer_share(indptr, indices, last_active, day, out):
     """Share of each resident's network active in the last ``PEER_WINDOW_DAYS`` days."""
     for i in prange(indptr.shape[0] - 1):
-        deg = indptr[i + 1] - indptr[i]
-        c = 0
+        out[i] = peer_share_of(i, indptr, indices, last_active, day)
+
+
+@kernel
+def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
+                 act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
+                 fatigue_gain, fatigue_decay,
+                 balances, costs, redeem_prob,
+                 help_prob, help_minutes_mean, indptr, indices,
+                 open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
+                 out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
+    """One day of resident ``i``'s decisions (see the module docstring): the per-agent rule.
+
+    The day's ticks are walked event by event: ``act_order`` lists the
+    activities offered today in the order of their ticks (then by index);
+    time-bank help is decided in the 14:00 tick and redeeming in the 19:00 one.
+    Nothing else happens in the other ticks, so they cost nothing.  One plain
+    function for both targets: :func:`residents_day` runs it for every resident
+    on the CPU, ``twin.engine.cuda`` in one GPU thread per resident.
+    """
+    n_act = out_act.shape[1]
+    n_topics = open_topics.shape[0]
+    base = day * 1440.0
+    f = flags[i]
+    fatigue[i] *= fatigue_decay
+    for a in range(n_act):
+        out_act[i, a] = False
+    out_redeem[i] = -1
+    out_help[i] = -1
+    for j in range(n_topics):
+        out_vote[i, j] = False
+    if not (f & FLAG_ADULT):
+        return
+    # points activities, in the order they are offered through the day
+    for q in range(act_order.shape[0]):
+        a = act_order[q]
+        x = act_logit[a] + peer_effect * peer[i] + engagement_effect * engagement[i] \
+            - fatigue_effect * fatigue[i]
+        if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
+            out_act[i, a] = True
+            fatigue[i] += fatigue_gain
+            last_active[i] = day
+    # time-bank help from a younger elder (the 14:00 tick)
+    if (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) and rng.uniform(seed, S_HELP, day, i) < help_prob:
+        # reservoir-pick an older elder among network neighbours
+        pick = -1
+        seen = 0
         for e in range(indptr[i], indptr[i + 1]):
-            # (compared this way round, an int16 "never" cannot overflow without the JIT either)
-            if last_active[indices[e]] > day - PEER_WINDOW_DAYS:
-                c += 1
-        out[i] = c / deg if deg > 0 else 0.0
+            j = indices[e]
+            if flags[j] & FLAG_OLD_ELDER:
+                seen += 1
+                if rng.uniform(seed, S_HELP_PICK, day * 64 + seen, i) * seen < 1.0:
+                    pick = j
+        if pick >= 0:
+            out_help[i] = pick
+            m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
+            out_help_minutes[i] = max(15, min(240, int(m / 15.0 + 0.5) * 15))
+            out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
+    # redeem in the evening (the 19:00 tick), the dearest item one can afford
+    if rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:
+        best = -1
+        for c in range(costs.shape[0]):
+            if costs[c] <= balances[i] and (best < 0 or costs[c] > costs[best]):
+                best = c
+        out_redeem[i] = best
+    # votes: at most one per open topic per day, at a drawn minute between 08:00 and 22:00
+    for j in range(n_topics):
+        if open_topics[j] >= 0 and not (voted[i] >> j) & 1:
+            x = vote_logit + vote_engagement_effect * engagement[i]
+            if f & FLAG_APP:
+                x += vote_app_effect
+            if rng.uniform(seed, S_VOTE + 1000 * j, day, i) < logistic(x):
+                out_vote[i, j] = True
+                out_vote_t[i, j] = base + 480.0 + rng.uniform(seed, S_VOTE_T + 1000 * j, day, i) * 840.0
+                voted[i] |= np.uint8(1 << j)
 
 
 @parallel_kernel
@@ -52,69 +132,15 @@ def residents_day(seed, day, flags, engagement, fatigue, peer, last_active,
                   help_prob, help_minutes_mean, indptr, indices,
                   open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
                   out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
-    """One day of every resident's decisions (see the module docstring).
-
-    The day's ticks are walked event by event: ``act_order`` lists the
-    activities offered today in the order of their ticks (then by index);
-    time-bank help is decided in the 14:00 tick and redeeming in the 19:00 one.
-    Nothing else happens in the other ticks, so they cost nothing.
-    """
-    n_act = out_act.shape[1]
-    n_topics = open_topics.shape[0]
-    base = day * 1440.0
+    """One day of every resident's decisions: :func:`resident_day` for each."""
     for i in prange(flags.shape[0]):
-        f = flags[i]
-        fatigue[i] *= fatigue_decay
-        for a in range(n_act):
-            out_act[i, a] = False
-        out_redeem[i] = -1
-        out_help[i] = -1
-        for j in range(n_topics):
-            out_vote[i, j] = False
-        if not (f & FLAG_ADULT):
-            continue
-        # points activities, in the order they are offered through the day
-        for q in range(act_order.shape[0]):
-            a = act_order[q]
-            x = act_logit[a] + peer_effect * peer[i] + engagement_effect * engagement[i] \
-                - fatigue_effect * fatigue[i]
-            if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
-                out_act[i, a] = True
-                fatigue[i] += fatigue_gain
-                last_active[i] = day
-        # time-bank help from a younger elder (the 14:00 tick)
-        if (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) and rng.uniform(seed, S_HELP, day, i) < help_prob:
-            # reservoir-pick an older elder among network neighbours
-            pick = -1
-            seen = 0
-            for e in range(indptr[i], indptr[i + 1]):
-                j = indices[e]
-                if flags[j] & FLAG_OLD_ELDER:
-                    seen += 1
-                    if rng.uniform(seed, S_HELP_PICK, day * 64 + seen, i) * seen < 1.0:
-                        pick = j
-            if pick >= 0:
-                out_help[i] = pick
-                m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
-                out_help_minutes[i] = max(15, min(240, int(m / 15.0 + 0.5) * 15))
-                out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
-        # redeem in the evening (the 19:00 tick), the dearest item one can afford
-        if rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:
-            best = -1
-            for c in range(costs.shape[0]):
-                if costs[c] <= balances[i] and (best < 0 or costs[c] > costs[best]):
-                    best = c
-            out_redeem[i] = best
-        # votes: at most one per open topic per day, at a drawn minute between 08:00 and 22:00
-        for j in range(n_topics):
-            if open_topics[j] >= 0 and not (voted[i] >> j) & 1:
-                x = vote_logit + vote_engagement_effect * engagement[i]
-                if f & FLAG_APP:
-                    x += vote_app_effect
-                if rng.uniform(seed, S_VOTE + 1000 * j, day, i) < logistic(x):
-                    out_vote[i, j] = True
-                    out_vote_t[i, j] = base + 480.0 + rng.uniform(seed, S_VOTE_T + 1000 * j, day, i) * 840.0
-                    voted[i] |= np.uint8(1 << j)
+        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
+                     act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
+                     fatigue_gain, fatigue_decay,
+                     balances, costs, redeem_prob,
+                     help_prob, help_minutes_mean, indptr, indices,
+                     open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
+                     out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 
 
 class ResidentRule:

@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from twin import rng
-from twin._jit import inline, parallel_kernel
+from twin._jit import inline, kernel, parallel_kernel
 
 (S_INCAP, S_INCAP_T, S_AWAY, S_USE, S_FAULT, S_BURST, S_BURST_T, S_SMOKE, S_SMOKE_T,
  S_BIN) = range(300, 310)
@@ -31,71 +31,84 @@ DRIFT_LITRES_PER_DAY = 0.5  # how fast a drifting meter's bias grows
 CARE_DAYS = 2.0  # after a rescue (or a missed incident) the elder is in care, the meter quiet
 
 
-@parallel_kernel
-def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
-                   last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
-                   smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
-    """Advance every household's meters by one day.
+@kernel
+def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
+                  last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
+                  smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
+    """Advance household ``h``'s meters by one day: the per-agent rule.
 
-    Writes per household: ``hourly_use[h, k]`` (true litres per tick), the
+    Writes for the household: ``hourly_use[h, k]`` (true litres per tick), the
     meter's ``water[h, k]`` (what it reports: NaN when silent, the last value
     when stuck, biased when drifting), ``power[h, k]`` (kWh per tick: standby
     plus use while someone is active) and its day total ``electricity[h]``, a
     new incident's ``onset_t`` (or -1) and a smoke alarm time ``smoke_t`` (or -1).
+
+    One plain function for both targets: :func:`households_day` runs it for
+    every household on the CPU, ``twin.engine.cuda`` in one GPU thread each.
     """
     n_ticks = hourly_use.shape[1]
     base = day * 1440.0
+    if faults_on:
+        if fault[h] != NO_FAULT and fault_until[h] <= base:
+            fault[h] = NO_FAULT
+        if fault[h] == NO_FAULT:
+            u = rng.uniform(seed, S_FAULT, day, h)
+            if u < drop_p:
+                fault[h] = DROPOUT
+                fault_until[h] = base + repair_days * 1440.0
+            elif u < drop_p + stuck_p:
+                fault[h] = STUCK
+                fault_until[h] = base + repair_days * 1440.0
+            elif u < drop_p + stuck_p + drift_p:
+                fault[h] = DRIFT
+                fault_until[h] = base + repair_days * 1440.0
+    onset_t[h] = -1.0
+    if alone[h] and incap_since[h] < 0 and care_until[h] <= base and \
+            rng.uniform(seed, S_INCAP, day, h) < incap_p:
+        incap_since[h] = base + rng.uniform(seed, S_INCAP_T, day, h) * 1440.0
+        onset_t[h] = incap_since[h]
+    away = alone[h] and rng.uniform(seed, S_AWAY, day, h) < away_p
+    smoke_t[h] = base + rng.uniform(seed, S_SMOKE_T, day, h) * 1440.0 \
+        if rng.uniform(seed, S_SMOKE, day, h) < smoke_p else -1.0
+    electricity[h] = 0.0
+    for k in range(n_ticks):
+        t0 = base + k * tick_min
+        hour = k * tick_min / 60.0
+        in_care = care_until[h] > t0
+        present = 1.0
+        if incap_since[h] >= 0:  # only the part of the tick before the fall
+            present = min(1.0, max(0.0, (incap_since[h] - t0) / tick_min))
+        use = 0.0
+        if not in_care and not (away and 8.0 <= hour < 20.0) and present > 0:
+            p = 0.9 if 7.0 <= hour < 22.0 else 0.05
+            u = rng.uniform(seed, S_USE, day * n_ticks + k, h)
+            if u < p:  # water is used; given that, u / p is again uniform and sets the amount
+                use = litres * size[h] * (tick_min / 60.0) * present * (0.5 + u / p)
+        hourly_use[h, k] = use
+        # electricity: standby, plus appliances in the ticks water is used
+        power[h, k] = kwh * (tick_min / 60.0) * (0.2 + (0.8 * size[h] if use > 0 else 0.0))
+        electricity[h] += power[h, k]
+        reading = use
+        if fault[h] == DROPOUT:
+            reading = math.nan
+        elif fault[h] == STUCK:
+            reading = last_reading[h]
+        else:
+            if fault[h] == DRIFT:  # the bias grows by the day since the fault began
+                reading = use + DRIFT_LITRES_PER_DAY * (1.0 + day - (fault_until[h] - repair_days * 1440.0) / 1440.0)
+            last_reading[h] = reading
+        water[h, k] = reading
+
+
+@parallel_kernel
+def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
+                   last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
+                   smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
+    """Advance every household's meters by one day: :func:`household_day` for each."""
     for h in prange(alone.shape[0]):
-        if faults_on:
-            if fault[h] != NO_FAULT and fault_until[h] <= base:
-                fault[h] = NO_FAULT
-            if fault[h] == NO_FAULT:
-                u = rng.uniform(seed, S_FAULT, day, h)
-                if u < drop_p:
-                    fault[h] = DROPOUT
-                    fault_until[h] = base + repair_days * 1440.0
-                elif u < drop_p + stuck_p:
-                    fault[h] = STUCK
-                    fault_until[h] = base + repair_days * 1440.0
-                elif u < drop_p + stuck_p + drift_p:
-                    fault[h] = DRIFT
-                    fault_until[h] = base + repair_days * 1440.0
-        onset_t[h] = -1.0
-        if alone[h] and incap_since[h] < 0 and care_until[h] <= base and \
-                rng.uniform(seed, S_INCAP, day, h) < incap_p:
-            incap_since[h] = base + rng.uniform(seed, S_INCAP_T, day, h) * 1440.0
-            onset_t[h] = incap_since[h]
-        away = alone[h] and rng.uniform(seed, S_AWAY, day, h) < away_p
-        smoke_t[h] = base + rng.uniform(seed, S_SMOKE_T, day, h) * 1440.0 \
-            if rng.uniform(seed, S_SMOKE, day, h) < smoke_p else -1.0
-        electricity[h] = 0.0
-        for k in range(n_ticks):
-            t0 = base + k * tick_min
-            hour = k * tick_min / 60.0
-            in_care = care_until[h] > t0
-            present = 1.0
-            if incap_since[h] >= 0:  # only the part of the tick before the fall
-                present = min(1.0, max(0.0, (incap_since[h] - t0) / tick_min))
-            use = 0.0
-            if not in_care and not (away and 8.0 <= hour < 20.0) and present > 0:
-                p = 0.9 if 7.0 <= hour < 22.0 else 0.05
-                u = rng.uniform(seed, S_USE, day * n_ticks + k, h)
-                if u < p:  # water is used; given that, u / p is again uniform and sets the amount
-                    use = litres * size[h] * (tick_min / 60.0) * present * (0.5 + u / p)
-            hourly_use[h, k] = use
-            # electricity: standby, plus appliances in the ticks water is used
-            power[h, k] = kwh * (tick_min / 60.0) * (0.2 + (0.8 * size[h] if use > 0 else 0.0))
-            electricity[h] += power[h, k]
-            reading = use
-            if fault[h] == DROPOUT:
-                reading = math.nan
-            elif fault[h] == STUCK:
-                reading = last_reading[h]
-            else:
-                if fault[h] == DRIFT:  # the bias grows by the day since the fault began
-                    reading = use + DRIFT_LITRES_PER_DAY * (1.0 + day - (fault_until[h] - repair_days * 1440.0) / 1440.0)
-                last_reading[h] = reading
-            water[h, k] = reading
+        household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
+                      last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
+                      smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t)
 
 
 @parallel_kernel
