@@ -1,0 +1,232 @@
+"""Smart mediation: disputes filed online, matched to mediators by skill and load.
+
+Neighbours' disputes (elevator retrofits, parking, noise, pets) are filed online, a Poisson
+number a day, each with a difficulty.  Each mediator has a skill per kind (a specialty and
+weaker others) and takes at most ``max_cases`` disputes at once.  Every morning the oldest
+waiting disputes, as many as there are free places, are matched to the free places by one of:
+
+* ``rotation``: the next free mediator in turn, whatever the kind (matching by hand, the before);
+* ``greedy``: in filing order, each dispute to the free mediator most likely to settle it
+  (ties: the less loaded one);
+* ``optimal``: the assignment that maximises the expected settlements of the day's matches,
+  a min-cost assignment (``scipy.optimize.linear_sum_assignment``) over disputes x free places.
+
+All three serve the same disputes each morning (the oldest first); only who mediates differs,
+so their success rates compare like for like.  A match settles with probability
+``sigmoid(base_logit + skill_weight * (skill - difficulty))`` (match quality raises it) and
+takes ``mean_days * (1 + difficulty - skill)`` days on average (exponential).  Every draw is a
+hash of (seed, stream, day, dispute) (``twin.rng``), so two matching methods see the same
+disputes, difficulties and luck.  ``base_logit`` is the one free behaviour parameter; the
+Shenzhen case calibrates it (see ``scenarios/case/shenzhen_mediation.yaml``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from policies._arms import require, split_arm
+from policies.base import Policy
+
+KINDS = ("elevator", "parking", "noise", "pets")
+METHODS = ("rotation", "greedy", "optimal")
+
+# Our streams in twin.rng.
+_COUNT, _KIND, _DIFFICULTY, _OUTCOME, _DURATION, _SKILL, _FILED = (0x4D45_0000 + k for k in range(7))
+
+
+def success_probability(skill, difficulty, base_logit: float, skill_weight: float):
+    """The chance a mediator of ``skill`` settles a dispute of ``difficulty`` (both in [0, 1])."""
+    z = base_logit + skill_weight * (np.asarray(skill, float) - np.asarray(difficulty, float))
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def assign(prob: np.ndarray, method: str, load=None, turn: int = 0) -> np.ndarray:
+    """The place (column) each dispute (row) of ``prob`` goes to; rows <= columns.
+
+    ``prob``: disputes x free places, each entry the chance that place's mediator settles the
+    dispute.  ``load``: each place's mediator's open cases (greedy's tie-break).  ``turn``:
+    rotation's starting place.  ``optimal`` maximises the sum of the chances (the expected
+    settlements); ``greedy`` takes the rows in order, each the best column left.
+    """
+    prob = np.asarray(prob, float)
+    n, m = prob.shape
+    if n > m:
+        raise ValueError(f"{n} disputes for {m} free places; match at most as many as there are places")
+    if method == "optimal":
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(-prob)  # min cost = max total chance
+        out = np.empty(n, np.int64)
+        out[rows] = cols
+        return out
+    if method == "greedy":
+        load = np.zeros(m) if load is None else np.asarray(load, float)
+        free = np.ones(m, bool)
+        out = np.empty(n, np.int64)
+        for i in range(n):
+            choices = np.flatnonzero(free)
+            best = choices[np.lexsort((load[choices], -prob[i, choices]))[0]]
+            out[i], free[best] = best, False
+        return out
+    if method == "rotation":
+        return (turn + np.arange(n)) % m
+    raise ValueError(f"method = {method!r} is not allowed; expected one of {', '.join(METHODS)}")
+
+
+@dataclass
+class MediationResult:
+    """Every dispute of a run: its kind, whether and when it was settled, and its match."""
+
+    method: str
+    kind: np.ndarray
+    filed: np.ndarray        # day filed (fractional)
+    resolved: np.ndarray     # day the mediation ended, NaN: not by the horizon
+    settled: np.ndarray      # bool: ended in an agreement
+    match_probability: np.ndarray   # the chance its match gave, NaN: never matched
+    days: int
+
+    @property
+    def ended(self) -> np.ndarray:
+        return ~np.isnan(self.resolved)
+
+    def summary(self) -> dict:
+        e = self.ended
+        out = {"method": self.method, "disputes": int(len(self.kind)), "ended": int(e.sum()),
+               "success_rate": float(self.settled[e].mean()) if e.any() else math.nan,
+               "resolution_days_mean": float((self.resolved - self.filed)[e].mean()) if e.any() else math.nan,
+               "match_probability_mean": float(np.nanmean(self.match_probability))
+               if np.isfinite(self.match_probability).any() else math.nan}
+        for k, name in enumerate(KINDS):
+            m = e & (self.kind == k)
+            out[f"success_rate_{name}"] = float(self.settled[m].mean()) if m.any() else math.nan
+        return out
+
+    def to_frame(self):
+        """One row per dispute."""
+        import pandas as pd
+
+        return pd.DataFrame({"kind": np.array(KINDS)[self.kind], "filed_day": self.filed,
+                             "resolved_day": self.resolved, "settled": self.settled,
+                             "match_probability": self.match_probability})
+
+
+class Mediation(Policy):
+    """Disputes, mediators and how they are matched (see the module docstring)."""
+
+    name = "mediation"
+
+    def __init__(self, method: str = "optimal", households: int = 1000, days: int = 120,
+                 disputes_per_household_year: float = 0.5, kind_mix=(0.2, 0.3, 0.35, 0.15),
+                 mediators: int = 4, max_cases: int = 3, specialty_skill: float = 0.9, other_skill: float = 0.4,
+                 skill_spread: float = 0.1, base_logit: float = 1.6, skill_weight: float = 4.0,
+                 mean_days: float = 5.0):
+        self.method = method
+        self.households = households
+        self.days = days
+        self.disputes_per_household_year = disputes_per_household_year
+        self.kind_mix = kind_mix
+        self.mediators = mediators
+        self.max_cases = max_cases
+        self.specialty_skill = specialty_skill
+        self.other_skill = other_skill
+        self.skill_spread = skill_spread
+        self.base_logit = base_logit
+        self.skill_weight = skill_weight
+        self.mean_days = mean_days
+
+    def check(self) -> "Mediation":
+        """Refuse values the model cannot run with, naming the key and what is allowed."""
+        k = self.name + "."
+
+        def need(ok, key, allowed):
+            require(bool(ok), k + key, allowed, getattr(self, key))
+
+        need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
+        need(len(self.kind_mix) == len(KINDS) and min(self.kind_mix) >= 0 and sum(self.kind_mix) > 0,
+             "kind_mix", f"{len(KINDS)} shares >= 0 ({', '.join(KINDS)}), not all 0")
+        for key in ("households", "days", "mediators", "max_cases"):
+            need(int(getattr(self, key)) >= 1, key, "a whole number >= 1")
+        for key in ("specialty_skill", "other_skill", "skill_spread"):
+            need(0 <= getattr(self, key) <= 1, key, "a number in [0, 1]")
+        need(self.disputes_per_household_year >= 0, "disputes_per_household_year", "a number >= 0")
+        need(self.mean_days > 0, "mean_days", "a positive number of days")
+        need(self.skill_weight >= 0, "skill_weight", "a number >= 0")
+        return self
+
+    def skills(self, seed: int) -> np.ndarray:
+        """Mediators x kinds: a specialty near ``specialty_skill``, the others near ``other_skill``.
+
+        The centre spreads specialties over the kinds (mediator ``i`` specialises in kind
+        ``i mod 4``), as a centre hiring for its disputes would.
+        """
+        from twin import rng
+
+        m = int(self.mediators)
+        specialty = np.arange(m) % len(KINDS)
+        noise = np.array([[rng.uniform(seed, _SKILL, k, i) for k in range(len(KINDS))] for i in range(m)])
+        base = np.where(np.arange(len(KINDS))[None, :] == specialty[:, None], self.specialty_skill, self.other_skill)
+        return np.clip(base + (2 * noise - 1) * self.skill_spread, 0.0, 1.0)
+
+    def run(self, seed: int = 0) -> MediationResult:
+        """File, match and mediate the run's disputes, day by day."""
+        from twin import rng
+
+        self.check()
+        skill = self.skills(seed)
+        lam = self.households * self.disputes_per_household_year / 365.0
+        mix = np.cumsum(np.asarray(self.kind_mix, float) / sum(self.kind_mix))
+        kind, filed, difficulty = [], [], []
+        for day in range(int(self.days)):
+            n = int(rng.poisson(lam, seed, _COUNT, day, 0))
+            for j in range(n):
+                kind.append(int(np.searchsorted(mix, rng.uniform(seed, _KIND, day, j), side="right").clip(0, 3)))
+                filed.append(day + rng.uniform(seed, _FILED, day, j))
+                difficulty.append(rng.uniform(seed, _DIFFICULTY, day, j))
+        kind, filed, difficulty = np.array(kind, np.int64), np.array(filed), np.array(difficulty)
+        order = np.argsort(filed, kind="stable")
+        kind, filed, difficulty = kind[order], filed[order], difficulty[order]
+        n = len(kind)
+        resolved, settled, chance = np.full(n, np.nan), np.zeros(n, bool), np.full(n, np.nan)
+        busy_until: list[list[float]] = [[] for _ in range(int(self.mediators))]
+        waiting: list[int] = []
+        nxt, turn = 0, 0
+        for day in range(int(self.days)):
+            morning = float(day)
+            while nxt < n and filed[nxt] <= morning:  # filed since yesterday morning
+                waiting.append(nxt)
+                nxt += 1
+            for cases in busy_until:
+                cases[:] = [t for t in cases if t > morning]
+            places = [m for m, cases in enumerate(busy_until) for _ in range(int(self.max_cases) - len(cases))]
+            today, waiting = waiting[:len(places)], waiting[len(places):]
+            if not today:
+                continue
+            load = np.array([len(busy_until[m]) for m in places], float)
+            p = success_probability(skill[places][:, kind[today]].T, difficulty[today][:, None],
+                                    self.base_logit, self.skill_weight)
+            cols = assign(p, self.method, load, turn)
+            turn = (turn + len(today)) % len(places)
+            for row, (i, col) in enumerate(zip(today, cols)):
+                m = places[col]
+                s = skill[m, kind[i]]
+                chance[i] = p[row, col]
+                settled[i] = rng.uniform(seed, _OUTCOME, 0, i) < chance[i]
+                mean = self.mean_days * (1.0 + difficulty[i] - s)
+                end = morning + rng.exponential(mean, seed, _DURATION, 0, i)
+                busy_until[m].append(end)
+                if end <= self.days:
+                    resolved[i] = end
+        return MediationResult(self.method, kind, filed, resolved, settled, chance, int(self.days))
+
+
+def case_arm(scenario: str, overrides, seed: int) -> dict:
+    """One replication of one arm of a mediation case (``twin.cases`` calls it for ``model:`` cases).
+
+    Overrides named ``mediation.<param>`` set :class:`Mediation` parameters; the scenario's
+    give the households (``community.households``) and the days (``sim.days``).
+    """
+    cfg, model = split_arm(Mediation(), overrides, scenario, seed)
+    model.set_params(households=cfg.community.households, days=cfg.sim.days)
+    return model.run(seed).summary()
