@@ -1,8 +1,10 @@
 """Parameter sweeps: the cartesian product of Hydra sweep overrides, run in parallel.
 
 ``twin sweep policies.dispatch=fifo,nearest,skill 'seed=range(1,6)'`` runs every
-combination as an independent run (joblib processes locally; each run is
-deterministic, so the order and the worker do not matter) and writes one
+combination as an independent run (``backend="joblib"``: processes on this
+machine; ``backend="ray"``: Ray tasks on a cluster, or a local instance; each
+run is deterministic, so the backend, the order and the worker do not matter
+and both backends give the same table) and writes one
 ``summary.csv`` row per run, with the swept values as the first columns (and the
 same table as ``summary.parquet``, each KPI's unit in its schema), beside
 ``sweep.json`` (scenario, overrides, swept keys) and ``sweep.html``; ``twin
@@ -10,9 +12,11 @@ report`` redraws that page from them.
 """
 from __future__ import annotations
 
+import contextlib
 import difflib
 import itertools
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -40,33 +44,46 @@ def _one(scenario: str, overrides: list[str]) -> dict:
     return Twin(cfg).run().summary
 
 
+BACKENDS = ("joblib", "ray")
+
+
 def sweep(scenario: str, overrides: list[str], jobs: int = -1, out=None, force: bool = False,
-          plotly: str = "inline"):
+          plotly: str = "inline", backend: str = "joblib", address: str | None = None):
     """Run every combination; return a DataFrame (swept values, then the summary KPIs).
 
-    Refuses (:class:`~twin.memory.NotEnoughMemory`) when the runs that go at
-    once would not fit in memory, unless ``force``.
+    ``backend``: ``joblib`` (``jobs`` processes here) or ``ray`` (one task per run on the
+    cluster at ``address``, ``auto`` for the one this machine belongs to, or a local
+    instance when none is given).  Refuses (:class:`~twin.memory.NotEnoughMemory`)
+    when the runs that go at once would not fit in memory, unless ``force``.
     """
     import pandas as pd
-    from joblib import Parallel, delayed, effective_n_jobs
     from tqdm.auto import tqdm
 
     from twin import memory
-    from twin.config import load_scenario
+    from twin.config import ConfigError, load_scenario
     from twin.warmup import compile_notice, warmup
 
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend: {backend!r} is not allowed; allowed: {', '.join(BACKENDS)}")
     keys, runs = expand(overrides)
     configs = [load_scenario(scenario, r) for r in runs]  # fail on a bad value before starting anything
-    at_once = min(len(runs), effective_n_jobs(jobs))
-    memory.check(max(configs, key=memory.estimate_for), at_once, force)
-    if at_once > 1:
-        warmup()  # compile once here, not in every worker at the same time
-    with compile_notice():
-        summaries = Parallel(n_jobs=jobs, return_as="generator")(delayed(_one)(scenario, r) for r in runs)
-        rows = []
-        for r, summary in zip(runs, tqdm(summaries, total=len(runs), desc="sweep", unit="run")):
-            swept = dict(o.split("=", 1) for o in r[len(r) - len(keys):]) if keys else {}
-            rows.append({**swept, **summary})
+    with contextlib.ExitStack() as stack:
+        if backend == "ray":
+            ray = stack.enter_context(ray_session(address))
+            at_once = min(len(runs), max(1, int(ray.available_resources().get("CPU", 1))))
+        else:
+            from joblib import effective_n_jobs
+
+            at_once = min(len(runs), effective_n_jobs(jobs))
+        memory.check(max(configs, key=memory.estimate_for), at_once, force)
+        if at_once > 1:
+            warmup()  # compile once here (into the shared cache), not in every worker at the same time
+        with compile_notice():
+            summaries = _ray_runs(ray, scenario, runs) if backend == "ray" else _joblib_runs(jobs, scenario, runs)
+            rows = []
+            for r, summary in zip(runs, tqdm(summaries, total=len(runs), desc="sweep", unit="run")):
+                swept = dict(o.split("=", 1) for o in r[len(r) - len(keys):]) if keys else {}
+                rows.append({**swept, **summary})
     table = pd.DataFrame(rows)
     if out:
         d = Path(out)
@@ -77,6 +94,49 @@ def sweep(scenario: str, overrides: list[str], jobs: int = -1, out=None, force: 
                                                   "runs": len(runs)}, indent=2))
         redraw(d, plotly=plotly)
     return table
+
+
+def _joblib_runs(jobs: int, scenario: str, runs: list):
+    """The runs' summaries in run order, as joblib's processes finish them."""
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=jobs, return_as="generator")(delayed(_one)(scenario, r) for r in runs)
+
+
+def _ray_runs(ray, scenario: str, runs: list):
+    """The runs' summaries in run order: one Ray task per run, all submitted at once."""
+    one = ray.remote(_one)
+    for ref in [one.remote(scenario, r) for r in runs]:
+        yield ray.get(ref)
+
+
+@contextlib.contextmanager
+def ray_session(address: str | None = None):
+    """Ray, connected: to the cluster at ``address`` (``auto``: the one this machine belongs to),
+    else an instance already started in this process, else a local one for the block.
+
+    A local instance binds loopback only, without the dashboard, usage reports or token
+    auth (a private instance of this process); its CPUs are this machine's.
+    """
+    try:
+        import ray
+    except ImportError:
+        from twin.config import ConfigError
+
+        raise ConfigError("backend 'ray' needs the ray package: pip install 'ray[default]'") from None
+    if ray.is_initialized():
+        yield ray
+        return
+    if address:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
 
 
 def write_parquet_table(table, keys: list, path) -> Path:
