@@ -3,7 +3,10 @@
 Both arms run the same seeds (common random numbers: the counter-based draws
 make every seed's community and events identical except where the policy
 changes them), so the per-seed differences have small variance.  Each KPI's
-mean difference gets a 95% confidence interval from Student's t.
+mean difference gets a 95% confidence interval from Student's t and a paired
+t-test; the p-values are adjusted with Holm's step-down correction over all the
+KPIs compared, so "significant" holds for the family of KPIs at once (a page of
+fifteen KPIs at 5% each would otherwise show one false difference in two runs).
 """
 from __future__ import annotations
 
@@ -43,6 +46,45 @@ def paired_ci(a, b, level: float = 0.95) -> dict:
     return {"diff": mean, "low": mean - half, "high": mean + half, "n": n}
 
 
+#: The family-wise error rate of the significance flags, and the correction that holds it.
+ALPHA = 0.05
+CORRECTION = "Holm"
+
+
+def paired_p(a, b) -> float:
+    """Two-sided p-value of a paired t-test of b − a against zero; NaN pairs dropped, NaN with fewer than two.
+
+    Pairs that all differ by the same amount have no spread: p is 1 when that amount is
+    zero (identical arms) and 0 otherwise (a difference no replication contradicts).
+    """
+    from scipy import stats
+
+    d = np.asarray(b, float) - np.asarray(a, float)
+    d = d[~np.isnan(d)]
+    if len(d) < 2:
+        return math.nan
+    if np.all(d == d[0]):
+        return 1.0 if d[0] == 0 else 0.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)
+
+
+def holm(pvalues: dict) -> dict:
+    """Holm's step-down adjustment of ``{name: p}`` (NaN stays NaN and does not count among the tests).
+
+    The k-th smallest of m p-values is multiplied by m − k + 1, and the adjusted values are
+    made non-decreasing in that order and capped at 1; an adjusted p below :data:`ALPHA`
+    keeps the chance of any false "significant" among the m at most ALPHA.
+    """
+    tested = sorted((p, k) for k, p in pvalues.items() if not math.isnan(p))
+    m = len(tested)
+    out = {k: math.nan for k in pvalues}
+    running = 0.0
+    for i, (p, k) in enumerate(tested):
+        running = max(running, min(1.0, (m - i) * p))
+        out[k] = running
+    return out
+
+
 def compare(scenario: str, baseline: list[str], policy: list[str], replications: int = 10, out=None,
             first_seed: int = 1, plotly: str = "inline") -> str:
     """Run both arms and return a table of KPI means and differences with 95% CIs.
@@ -50,8 +92,9 @@ def compare(scenario: str, baseline: list[str], policy: list[str], replications:
     With ``out``, the folder gets ``compare.json`` (the overrides, seeds, each
     KPI's row and every run's summary), each arm's daily KPIs averaged over the
     seeds (``baseline_kpis.csv``, ``policy_kpis.csv``), the tidy tables
-    ``differences`` and ``runs`` (see :func:`write_tidy`; every CSV with a Parquet
-    twin) and ``compare.html``; ``twin report`` redraws that page from them.
+    ``differences``, ``runs`` and ``daily_runs`` (see :func:`write_tidy`; every CSV
+    with a Parquet twin) and ``compare.html``, the arms side by side; ``twin report``
+    redraws that page from them.
     """
     from tqdm.auto import tqdm
 
@@ -91,6 +134,14 @@ DIFFERENCE_COLUMNS = {
     "low": ("per KPI", "95% t-interval of diff, lower end"),
     "high": ("per KPI", "95% t-interval of diff, upper end"),
     "n": ("seeds", "paired seeds with a value in both arms"),
+    "p": ("probability", "two-sided paired t-test of diff = 0"),
+    "p_holm": ("probability", "p adjusted by Holm's step-down correction over every KPI with a p"),
+    "significant": ("flag", "p_holm below 0.05: a difference at a 5% family-wise error rate"),
+}
+#: Columns of ``daily_runs.csv`` / ``.parquet`` beyond the daily KPIs: one row per arm, seed and day.
+DAILY_RUN_COLUMNS = {
+    "arm": ("name", "baseline or policy"),
+    "seed": ("seed", "the replication's seed, the same in both arms"),
 }
 #: Columns of ``runs.csv`` / ``.parquet``: one row per arm, seed and KPI (long format).
 RUN_COLUMNS = {
@@ -104,7 +155,8 @@ RUN_COLUMNS = {
 def write_tidy(directory, rows: dict, seeds: list, base: list, pol: list) -> None:
     """The comparison as tidy tables, CSV and Parquet side by side: ``differences`` and ``runs``.
 
-    Each daily-KPI table (``<arm>_kpis.csv``) gets its Parquet twin as well.
+    Each daily-KPI table (``<arm>_kpis.csv``) gets its Parquet twin as well, and
+    ``daily_runs`` holds every replication's daily KPIs (the page's bands).
     """
     import pandas as pd
 
@@ -120,6 +172,11 @@ def write_tidy(directory, rows: dict, seeds: list, base: list, pol: list) -> Non
         write_parquet(frame, d / f"{name}.parquet", columns)
     for arm in ("baseline", "policy"):
         write_parquet(pd.read_csv(d / f"{arm}_kpis.csv"), d / f"{arm}_kpis.parquet", DAILY_COLUMNS)
+    daily = pd.concat([r.kpis.assign(arm=arm, seed=seed) for arm, results in (("baseline", base), ("policy", pol))
+                       for seed, r in zip(seeds, results)], ignore_index=True)
+    daily = daily[["arm", "seed", *[c for c in daily if c not in ("arm", "seed")]]]
+    daily.to_csv(d / "daily_runs.csv", index=False)
+    write_parquet(daily, d / "daily_runs.parquet", {**DAILY_RUN_COLUMNS, **DAILY_COLUMNS})
 
 
 def _light(results: list) -> list:
@@ -128,12 +185,19 @@ def _light(results: list) -> list:
 
 
 def kpi_rows(base: list[dict], pol: list[dict]) -> dict:
-    """Per KPI: each arm's mean over seeds and the paired difference with its 95% interval."""
+    """Per KPI: each arm's mean over seeds, the paired difference with its 95% interval and its significance.
+
+    ``p`` is the paired t-test's, ``p_holm`` that p after Holm's correction over every
+    KPI, and ``significant`` says ``p_holm`` < :data:`ALPHA`.
+    """
     rows = {}
     for k in base[0]:
         a = [s[k] for s in base]
         b = [s[k] for s in pol]
-        rows[k] = {"baseline": _nanmean(a), "policy": _nanmean(b), **paired_ci(a, b)}
+        rows[k] = {"baseline": _nanmean(a), "policy": _nanmean(b), **paired_ci(a, b), "p": paired_p(a, b)}
+    for k, p in holm({k: r["p"] for k, r in rows.items()}).items():
+        rows[k]["p_holm"] = p
+        rows[k]["significant"] = bool(p < ALPHA)
     return rows
 
 
@@ -162,18 +226,47 @@ def redraw(directory, plotly: str = "inline") -> Path:
         for r in rows.values():
             for c in ("baseline", "policy", "diff", "low", "high"):
                 float(r[c])
+            for c in ("p", "p_holm"):  # a comparison written before significance was added has none
+                float(r.get(c, math.nan))
         arms = {}
         for arm in ("baseline", "policy"):
             config = record.get("config", {}).get(arm) or {}
             summary = {k: r[arm] for k, r in rows.items()}
             arms[arm] = Result(summary=summary, kpis=read_kpis(d / f"{arm}_kpis.csv"), event_log=empty(0),
                                config=config, provenance={"seed": _seed_range(record["seeds"])})
+        daily_runs = read_daily_runs(d / "daily_runs.csv") if (d / "daily_runs.csv").exists() else None
         note = (f"scenario <b>{html.escape(str(record['scenario']))}</b> · {len(record['seeds'])} paired seeds · "
                 f"baseline <code>{html.escape(' '.join(record['baseline']) or '(as configured)')}</code> · "
                 f"policy <code>{html.escape(' '.join(record['policy']))}</code>")
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise DamagedRunFolder(d / "compare.json", f"not a comparison record ({type(e).__name__}: {e})") from None
-    return compare_report(arms, d / "compare.html", differences=rows, note=note, plotly=plotly)
+    return compare_report(arms, d / "compare.html", differences=rows, note=note, plotly=plotly,
+                          daily_runs=daily_runs)
+
+
+def read_daily_runs(path) -> dict:
+    """``daily_runs.csv`` → ``{arm: [each seed's daily KPIs]}``; :class:`DamagedRunFolder` if it is not that table."""
+    import pandas as pd
+
+    from twin.results import DamagedRunFolder
+
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
+        raise DamagedRunFolder(path, f"not a CSV table of daily KPIs: {str(e).splitlines()[0]}") from None
+    missing = [c for c in ("arm", "seed", "day") if c not in frame]
+    if missing:
+        raise DamagedRunFolder(path, f"has no {missing[0]!r} column; not a table of each run's daily KPIs")
+    values = frame.drop(columns=["arm", "seed"])
+    text = [c for c in values if not pd.api.types.is_numeric_dtype(values[c])]
+    if text:
+        raise DamagedRunFolder(path, f"column {text[0]!r} holds text; every daily KPI is a number")
+    runs = {}
+    for (arm, _), run in frame.groupby(["arm", "seed"], sort=False):
+        runs.setdefault(str(arm), []).append(run.drop(columns=["arm", "seed"]).sort_values("day")
+                                             .reset_index(drop=True))
+    return runs
 
 
 def _seed_range(seeds: list) -> str:
@@ -189,6 +282,16 @@ def format_table(rows: dict) -> str:
         unit = unit_of(k)
         ci = format_interval(r["low"], r["high"], unit)
         lines.append([k, format_value(r["baseline"], unit), format_value(r["policy"], unit),
-                      format_value(r["diff"], unit, signed=True), ci, unit])
-    table = text_table(["kpi", "baseline", "policy", "difference", "95% CI", "unit"], lines, "lrrrrl")
-    return table + "\nshares in %, their differences in percentage points; both arms ran the same seeds"
+                      format_value(r["diff"], unit, signed=True), ci, format_p(r.get("p_holm")),
+                      "yes" if r.get("significant") else "", unit])
+    table = text_table(["kpi", "baseline", "policy", "difference", "95% CI", f"p ({CORRECTION})", "signif.", "unit"],
+                       lines, "lrrrrrll")
+    return table + ("\nshares in %, their differences in percentage points; both arms ran the same seeds; "
+                    f"p: paired t-test, {CORRECTION}-corrected over the KPIs; signif.: p < {ALPHA:g}")
+
+
+def format_p(p) -> str:
+    """A p-value for tables: three decimals, ``<0.001`` below, n/a without one."""
+    if p is None or math.isnan(p):
+        return "n/a"
+    return "<0.001" if p < 0.001 else f"{p:.3f}"

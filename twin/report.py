@@ -5,8 +5,10 @@ households, package version), the summary table, the daily KPI series,
 distributions (repair waits, alert responses, ratings), staff utilisation and
 a map of the buildings.  ``compare_report(results, path)`` sets several named
 runs side by side: one summary table with a column per run, the daily KPI
-series overlaid and, given a policy comparison's rows, each KPI's difference
-with its 95% interval.  ``sweep_report(table, keys, path)`` draws a sweep: every
+series overlaid (given each replication's daily KPIs, their mean with a band
+over the replications) and, given a policy comparison's rows, each KPI's
+difference with its 95% interval and its significance after the comparison's
+multiple-comparison correction (named on the page).  ``sweep_report(table, keys, path)`` draws a sweep: every
 run's KPIs and the headline KPIs against the swept values.
 
 By default plotly.js (about 4.6 MB) is embedded once in the page head, so a
@@ -38,6 +40,9 @@ MINUTES_PER_DAY = 1440.0
 ALERT_TYPES = {0: "inactivity", 1: "smoke"}
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 SERIES_DASHES = ("solid", "dash", "dot")
+SIGNIFICANT_COLOUR = "#d62728"
+#: Percentiles of the replications that a side-by-side page's bands span.
+BAND_PERCENTILES = (10, 90)
 PLOTLY_MODES = ("inline", "cdn", "shared")
 
 
@@ -89,12 +94,14 @@ def write_report(result, path, plotly: str = "inline") -> Path:
 
 
 def compare_report(results: dict, path, differences: dict | None = None, note: str = "",
-                   plotly: str = "inline") -> Path:
+                   plotly: str = "inline", daily_runs: dict | None = None) -> Path:
     """Write a side-by-side report of several named runs (e.g. baseline vs policy) to ``path``.
 
     ``differences`` (a policy comparison's rows: KPI → baseline, policy, diff,
-    low, high, n) adds a table and a chart of each KPI's difference with its
-    95% interval; ``note`` is a line of HTML under the title (what the runs are).
+    low, high, n, and where tested p, p_holm, significant) adds a table and a chart
+    of each KPI's difference with its 95% interval and significance; ``daily_runs``
+    (run name → each replication's daily KPIs) draws each run's daily series as the
+    replications' mean with a 10–90% band; ``note`` is a line of HTML under the title.
     """
     if not results:
         raise ValueError("compare_report needs at least one run")
@@ -104,10 +111,12 @@ def compare_report(results: dict, path, differences: dict | None = None, note: s
     if differences:
         sections += [("Differences (policy − baseline, 95% CI)", _differences_table(differences)),
                      ("Relative differences", _figure_html(_differences_figure(differences), "differences"))]
-    sections += [
-        ("Summary", _summary_table({name: r.summary for name, r in results.items()})),
-        ("Daily KPIs", _figure_html(_kpi_figure({name: r.kpis for name, r in results.items()}), "kpis")),
-    ]
+    if daily_runs:
+        daily = ("Daily KPIs (line: mean over replications; band: 10–90% of replications)",
+                 _figure_html(_kpi_figure(daily_runs), "kpis"))
+    else:
+        daily = ("Daily KPIs", _figure_html(_kpi_figure({name: r.kpis for name, r in results.items()}), "kpis"))
+    sections += [("Summary", _summary_table({name: r.summary for name, r in results.items()})), daily]
     return _write_page(path, "community-twin comparison — " + " vs ".join(results), header, sections, plotly)
 
 
@@ -199,19 +208,43 @@ def _summary_table(summaries: dict) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
+def _tested(rows: dict) -> bool:
+    """Whether the rows carry significance (a comparison written before it was added has none)."""
+    return any("p_holm" in r for r in rows.values())
+
+
 def _differences_table(rows: dict) -> str:
-    """Baseline, policy, their difference and its 95% interval, per KPI (shares in percentage points)."""
+    """Baseline, policy, their difference and its 95% interval, per KPI (shares in percentage points).
+
+    Rows with significance add the corrected p-value and a flag, and the page says which
+    correction it is and over how many KPIs.
+    """
+    from twin.compare import ALPHA, CORRECTION, format_p
+
+    tested = _tested(rows)
     body = []
     for key, r in rows.items():
         unit = unit_of(key)
         ci = format_interval(r.get("low"), r.get("high"), unit)
         cells = "".join(f"<td class='value'>{format_value(r.get(c), unit, signed=c == 'diff')}</td>"
                         for c in ("baseline", "policy", "diff"))
+        flags = (f"<td class='value'>{format_p(_number(r.get('p_holm')))}</td>"
+                 f"<td class='significant'>{'yes' if r.get('significant') else 'no'}</td>") if tested else ""
         body.append(f"<tr><td title='{html.escape(key)}'>{html.escape(label_of(key))}</td>{cells}"
-                    f"<td class='ci'>{ci}</td><td class='unit'>{unit}</td></tr>")
+                    f"<td class='ci'>{ci}</td>{flags}<td class='unit'>{unit}</td></tr>")
+    head = f"<th>p ({CORRECTION})</th><th>significant</th>" if tested else ""
+    m = sum(not math.isnan(_number(r.get("p_holm"))) for r in rows.values())
+    correction = (f" Significance: a paired t-test per KPI, p-values adjusted by {CORRECTION}'s step-down "
+                  f"correction over the {m} KPIs tested; <b>significant</b> means p ({CORRECTION}) &lt; {ALPHA:g}, "
+                  f"so the chance of any false difference on this page is at most {ALPHA:.0%}." if tested else "")
     return ("<table class='summary'><thead><tr><th>KPI</th><th>baseline</th><th>policy</th><th>difference</th>"
-            f"<th>95% CI</th><th>unit</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
-            "<p class='meta'>Both arms run the same seeds; a difference of shares (%) is in percentage points.</p>")
+            f"<th>95% CI</th>{head}<th>unit</th></tr></thead><tbody>{''.join(body)}</tbody></table>"
+            "<p class='meta'>Both arms run the same seeds; a difference of shares (%) is in percentage points."
+            f"{correction}</p>")
+
+
+def _number(value) -> float:
+    return math.nan if value is None else float(value)
 
 
 def _differences_figure(rows: dict):
@@ -223,13 +256,20 @@ def _differences_figure(rows: dict):
     diff = np.array([rows[k]["diff"] for k in keys]) / base * 100
     low = np.array([rows[k]["low"] for k in keys], float) / base * 100
     high = np.array([rows[k]["high"] for k in keys], float) / base * 100
+    colour = ([SIGNIFICANT_COLOUR if rows[k].get("significant") else "#1f77b4" for k in keys] if _tested(rows)
+              else "#1f77b4")
     fig = go.Figure(go.Scatter(
-        x=diff, y=[label_of(k) for k in keys], mode="markers", marker=dict(size=9, color="#1f77b4"),
+        x=diff, y=[label_of(k) for k in keys], mode="markers", marker=dict(size=9, color=colour),
         error_x=dict(type="data", symmetric=False, array=np.nan_to_num(high - diff),
                      arrayminus=np.nan_to_num(diff - low), color="#1f77b4"),
         hovertemplate="%{y}: %{x:+.1f}% of the baseline<extra></extra>"))
     fig.add_vline(x=0, line=dict(color="#777", dash="dot"))
-    fig.update_xaxes(title_text="policy − baseline, % of the baseline mean (95% CI)", zeroline=False)
+    title = "policy − baseline, % of the baseline mean (95% CI)"
+    if _tested(rows):
+        from twin.compare import CORRECTION
+
+        title += f"; red: significant after {CORRECTION}'s correction"
+    fig.update_xaxes(title_text=title, zeroline=False)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(height=120 + 28 * len(keys), margin=dict(l=220, t=30), showlegend=False)
     return fig
@@ -303,14 +343,23 @@ def _panel_legend(fig, index: int, row: int, col: int) -> str:
     return name
 
 
+def _band_fill(colour: str) -> str:
+    """A run's colour, faint, for the band behind its line."""
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},0.18)"
+
+
 def _kpi_figure(runs: dict):
     """The daily KPI panels that the runs' columns allow.
 
     Named runs are overlaid (colour per run, dash per series); ``write_report``
-    passes its one run unnamed (colour per series).
+    passes its one run unnamed (colour per series).  A run given as a list of
+    replications' daily KPIs is drawn as their mean with a band spanning
+    :data:`BAND_PERCENTILES` of them (each replication cumulated or smoothed first).
     """
-    panels = [p for p in KPI_PANELS if any(s.column in k for s in p.series for k in runs.values())]
-    if not panels or all(len(k) == 0 for k in runs.values()):
+    runs = {name: k if isinstance(k, list) else [k] for name, k in runs.items()}
+    panels = [p for p in KPI_PANELS if any(s.column in k[0] for s in p.series for k in runs.values() if k)]
+    if not panels or all(not k or len(k[0]) == 0 for k in runs.values()):
         return None
     comparing = any(runs)
     cols = 2
@@ -320,16 +369,29 @@ def _kpi_figure(runs: dict):
     for i, panel in enumerate(panels):
         row, col = i // cols + 1, i % cols + 1
         legend = _panel_legend(fig, i, row, col)
-        for r, (run, kpis) in enumerate(runs.items()):
+        for r, (run, replications) in enumerate(runs.items()):
+            if not replications:
+                continue
+            kpis = replications[0]
             for s, series in enumerate(panel.series):
                 if series.column not in kpis:
                     continue
+                colour = RUN_COLOURS[(r if comparing else s) % len(RUN_COLOURS)]
+                name = f"{run}: {series.name}" if comparing else series.name
+                values = np.vstack([_series_values(k, series) for k in replications])
+                if len(replications) > 1:
+                    low, high = np.percentile(values, BAND_PERCENTILES, axis=0)
+                    band = f"{name} {BAND_PERCENTILES[0]}–{BAND_PERCENTILES[1]}%"
+                    fig.add_trace(go.Scatter(x=_days(kpis), y=high, mode="lines", line=dict(width=0),
+                                             name=band, legend=legend, showlegend=False, hoverinfo="skip"),
+                                  row=row, col=col)
+                    fig.add_trace(go.Scatter(x=_days(kpis), y=low, mode="lines", line=dict(width=0),
+                                             fill="tonexty", fillcolor=_band_fill(colour), name=band,
+                                             legend=legend, showlegend=False, hoverinfo="skip"), row=row, col=col)
                 fig.add_trace(go.Scatter(
-                    x=_days(kpis), y=_series_values(kpis, series), mode="lines",
-                    name=f"{run}: {series.name}" if comparing else series.name,
+                    x=_days(kpis), y=values.mean(axis=0), mode="lines", name=name,
                     legend=legend, showlegend=comparing or len(panel.series) > 1,
-                    line=dict(color=RUN_COLOURS[(r if comparing else s) % len(RUN_COLOURS)],
-                              dash=SERIES_DASHES[s % len(SERIES_DASHES)] if comparing else "solid"),
+                    line=dict(color=colour, dash=SERIES_DASHES[s % len(SERIES_DASHES)] if comparing else "solid"),
                 ), row=row, col=col)
         fig.update_xaxes(title_text="day", row=row, col=col)
         fig.update_yaxes(title_text=panel.y_label, row=row, col=col, rangemode="tozero")
