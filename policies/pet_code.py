@@ -94,6 +94,7 @@ class PetCodeRun:
             "complaints_per_1000_pets_month_before": before,
             "complaints_reduction": 1.0 - after / before if before > 0 else float("nan"),
             "violations_handled": float(self.reminders),  # each report handled pushes one reminder
+            "reminders": float(self.reminders),
             "points_deducted": float(self.points_deducted),
             **{f"share_{c}": float(self.colour_share[c]) for c in COLOURS},
         }
