@@ -262,7 +262,7 @@ def test_bad_deliberation_values_are_refused_by_key(params, message):
 TINY = ["community.households=240", "community.buildings=6", "sim.days=60"]
 
 
-def test_the_station_and_mediation_cases_say_plainly_what_the_model_reaches():
+def test_the_station_and_mediation_cases_say_plainly_what_the_model_reaches(tmp_path):
     from twin import cases
 
     for name in ("pudong_handling", "pudong_satisfaction", "pudong_capacity", "pudong_cost", "shenzhen_mediation"):
@@ -272,6 +272,7 @@ def test_the_station_and_mediation_cases_say_plainly_what_the_model_reaches():
     cap = cases.run_case(cases.load_case("pudong_capacity"), 2, extra=TINY)
     assert cases.verdict(cap, "before") == "reached"  # separate windows against themselves
     assert cases.verdict(cap, "after").startswith("CANNOT reach")  # layout and booking give far less than x3
+    assert "pudong_capacity" in cases.write_page([cap], tmp_path).read_text(encoding="utf-8")  # KPIs are numbers
     assert CLASSES == ("government", "living", "culture", "health")
 
 
