@@ -150,6 +150,7 @@ class _Run:
     tally: object
     entries: list = field(default_factory=list)
     keys: set = field(default_factory=set)
+    shape: tuple | None = None  # the queued rows' (see _Row.shape)
 
     def __post_init__(self):
         self.service = getattr(self.services, self.op.service)
@@ -178,9 +179,11 @@ class _Run:
 
     def add(self, entry: _Entry, answers: list) -> None:
         """Queue ``entry``; a row in another shape than the queued ones applies those first."""
-        if entry.row is not None and any(e.row is not None and e.row.shape != entry.row.shape
-                                         for e in self.entries):
-            self.flush(answers)
+        if entry.row is not None:
+            shape = entry.row.shape
+            if self.shape is not None and shape != self.shape:
+                self.flush(answers)
+            self.shape = shape
         self.entries.append(entry)
         if entry.key is not None:
             self.keys.add(entry.key)
@@ -197,7 +200,7 @@ class _Run:
                 except (ServiceError, ValueError) as refused:
                     entry.answer = refusal(refused)
             answers[entry.index] = keep_answer(self.services, self.op, entry.key, entry.answer)
-        self.entries, self.keys = [], set()
+        self.entries, self.keys, self.shape = [], set(), None
 
     def _batch(self, rows: list) -> list:
         """One call of the batch method over ``rows``; each row's own outcome, as a batch of one."""
