@@ -216,3 +216,20 @@ def test_a_city_folder_holds_its_kpis_and_logs(one_shard, tmp_path):
     meta = json.loads((d / "city.json").read_text())
     assert meta["kpis"]["communities"] == 4 and len(meta["communities"]) == 4
     assert np.load(d / "events" / "0002.npy").tobytes() == one_shard["communities"][2]["events"].tobytes()
+
+
+def test_twin_city_runs_prints_the_city_and_writes_its_folder(city_file, tmp_path, capsys):
+    from twin.cli import main
+
+    assert main(["city", "-s", str(city_file), "--days", "2", "--shards", "2", "--out", str(tmp_path / "c")]) == 0
+    out = capsys.readouterr().out
+    assert "repair_wait_minutes_mean" in out and "district_taken" in out and "2 shard(s) on local" in out
+    assert (tmp_path / "c" / "communities.csv").read_text().count("\n") == 5  # a header and four communities
+
+
+def test_twin_city_refuses_an_unknown_city_in_one_line(capsys):
+    from twin.cli import main
+
+    assert main(["city", "-s", "no_such_city"]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown city 'no_such_city'" in err and "city_demo" in err

@@ -449,3 +449,44 @@ def default_out(name: str) -> Path:
 def cores() -> int:
     """CPU cores this process may use (for figures per core)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# ------------------------------------------------------------------- CLI
+def format_city(result: dict) -> str:
+    """The city's KPIs and the district's work, as a table for terminals."""
+    from twin.results import format_value, text_table, unit_of
+
+    rows = [[k, format_value(v, unit_of(k)), unit_of(k)] for k, v in result["kpis"].items()]
+    rows += [[f"district_{k}", format_value(v, "min" if "minutes" in k else ""), "min" if "minutes" in k else ""]
+             for k, v in result["district"].items()]
+    return text_table(["kpi", "value", "unit"], rows, "lrl")
+
+
+def cmd_city(args) -> int:
+    city = load_city(args.city, days=args.days, overrides={"seed": args.seed} if args.seed is not None else None)
+    result = run_city(city, backend=args.backend, shards=args.shards, address=args.address)
+    out = save_city(result, args.out or default_out(city.name))
+    print(format_city(result))
+    print(f"\n{len(city.communities)} communities, {result['shards']} shard(s) on {args.backend}, "
+          f"{result['wall_s']:.1f} s\ncity folder: {out} (city.json, communities.csv, events/)")
+    return 0
+
+
+def add_command(sub) -> None:
+    """``twin city``: its options on the CLI's subcommand parser."""
+    p = sub.add_parser("city", help="run a city: communities in shards sharing a district crew, day by day",
+                       description="Run a city config (scenarios/city/NAME.yaml): its communities step one day "
+                                   "at a time in shards (in this process, or one Ray actor per shard) and hand "
+                                   "repair overflow to the district crew; the results do not depend on the "
+                                   "number of shards. Writes city.json, communities.csv and each community's "
+                                   "event log.")
+    p.add_argument("-s", "--city", default="city_demo", help="a shipped city config, or a path to one")
+    p.add_argument("--backend", choices=("local", "ray"), default="local",
+                   help="local: shards in this process; ray: one Ray actor per shard")
+    p.add_argument("--shards", type=int, default=1, help="how many shards the communities are dealt to")
+    p.add_argument("--address", default=None,
+                   help="the Ray cluster to join (auto: the one this machine belongs to; default: a local one)")
+    p.add_argument("--days", type=int, default=None, help="simulated days (default: the config's)")
+    p.add_argument("--seed", type=int, default=None, help="the city seed (default: the config's)")
+    p.add_argument("--out", default=None, metavar="DIR", help="the city folder (default: outputs/<city>-<time>/)")
+    p.set_defaults(func=cmd_city)
