@@ -71,7 +71,8 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
     n_topics = open_topics.shape[0]
     base = day * 1440.0
     f = flags[i]
-    fatigue[i] *= fatigue_decay
+    # float32 state is widened before arithmetic, as compiled code does (numpy would round in float32)
+    fatigue[i] = float(fatigue[i]) * fatigue_decay
     for a in range(n_act):
         out_act[i, a] = False
     out_redeem[i] = -1
@@ -83,11 +84,11 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
     # points activities, in the order they are offered through the day
     for q in range(act_order.shape[0]):
         a = act_order[q]
-        x = act_logit[a] + peer_effect * peer[i] + engagement_effect * engagement[i] \
-            - fatigue_effect * fatigue[i]
+        x = act_logit[a] + peer_effect * float(peer[i]) + engagement_effect * float(engagement[i]) \
+            - fatigue_effect * float(fatigue[i])
         if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
             out_act[i, a] = True
-            fatigue[i] += fatigue_gain
+            fatigue[i] = float(fatigue[i]) + fatigue_gain
             last_active[i] = day
     # time-bank help from a younger elder (the 14:00 tick)
     if (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) and rng.uniform(seed, S_HELP, day, i) < help_prob:
@@ -115,7 +116,7 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
     # votes: at most one per open topic per day, at a drawn minute between 08:00 and 22:00
     for j in range(n_topics):
         if open_topics[j] >= 0 and not (voted[i] >> j) & 1:
-            x = vote_logit + vote_engagement_effect * engagement[i]
+            x = vote_logit + vote_engagement_effect * float(engagement[i])
             if f & FLAG_APP:
                 x += vote_app_effect
             if rng.uniform(seed, S_VOTE + 1000 * j, day, i) < logistic(x):
