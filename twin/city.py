@@ -142,15 +142,25 @@ def load_city(name: str = "city_demo", days: int | None = None, overrides: dict 
     """
     import yaml
 
-    from twin.config import ConfigError, load_scenario
+    from twin.config import ConfigError
 
     path = Path(name) if str(name).endswith((".yaml", ".yml")) else CITY_DIR / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown city {name!r}; shipped cities: {', '.join(cities()) or 'none'}")
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: not a table of {', '.join(_CITY_KEYS)}")
     raw.update(overrides or {})
     if days is not None:
         raw["days"] = days
+    raw.setdefault("name", path.stem)
+    return city_config(raw)
+
+
+def city_config(raw: dict) -> CityConfig:
+    """A city from its table (the YAML file's contents), validated; see :func:`load_city`."""
+    from twin.config import ConfigError, load_scenario
+
     _known_keys("", raw, _CITY_KEYS)
     seed, n_days = raw.get("seed", 1), raw.get("days", 30)
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
@@ -189,7 +199,7 @@ def load_city(name: str = "city_demo", days: int | None = None, overrides: dict 
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
             specs.append(CommunitySpec(index, f"{entry.get('label', scenario)}-{index}", cfg))
-    return CityConfig(str(raw.get("name", path.stem)), seed, n_days, tuple(specs), rule)
+    return CityConfig(str(raw.get("name", "city")), seed, n_days, tuple(specs), rule)
 
 
 def _known_keys(prefix: str, table: dict, allowed: dict) -> None:
@@ -308,6 +318,10 @@ class Shard:
         self.labels = {s.index: s.label for s in specs}
         self.step_s = 0.0
 
+    def residents(self) -> int:
+        """Residents of the shard's communities (an answer also says the shard is built)."""
+        return sum(int(t.community.n_residents) for t in self.twins.values())
+
     def step(self, assignments: np.ndarray) -> np.ndarray:
         """Apply yesterday's district assignments, advance every community one day, return today's offers."""
         t0 = time.perf_counter()
@@ -410,9 +424,13 @@ def run_city(city: CityConfig, backend: str = "local", shards: int = 1, address:
 def _coordinate(city: CityConfig, shards, n_shards: int, t0: float) -> dict:
     district = District(city.district)
     assignments = np.zeros(0, ASSIGNMENT)
+    shards.call("residents", [()] * n_shards)  # every shard built
+    setup_s, day_s = time.perf_counter() - t0, []
     for day in range(city.days):
+        t_day = time.perf_counter()
         offers = shards.call("step", [(assignments,)] * n_shards)
         assignments = district.assign(np.concatenate(offers), day)
+        day_s.append(time.perf_counter() - t_day)
     communities = sorted((c for part in shards.call("finish", [()] * n_shards) for c in part),
                          key=lambda c: c["index"])
     wall = time.perf_counter() - t0
@@ -420,7 +438,7 @@ def _coordinate(city: CityConfig, shards, n_shards: int, t0: float) -> dict:
             "kpis": city_kpis(communities),
             "district": {"technicians": city.district.technicians, "offered": district.offered,
                          "taken": district.taken, "busy_minutes": float(district.busy_minutes)},
-            "communities": communities, "wall_s": wall}
+            "communities": communities, "wall_s": wall, "setup_s": setup_s, "day_s": day_s}
 
 
 def save_city(result: dict, directory) -> Path:
@@ -436,7 +454,7 @@ def save_city(result: dict, directory) -> Path:
     rows = [{"index": c["index"], "label": c["label"], "seed": c["seed"], "residents": c["residents"],
              **c["summary"]} for c in result["communities"]]
     pd.DataFrame(rows).to_csv(d / "communities.csv", index=False)
-    meta = {k: result[k] for k in ("name", "seed", "days", "shards", "kpis", "district", "wall_s")}
+    meta = {k: result[k] for k in ("name", "seed", "days", "shards", "kpis", "district", "wall_s", "setup_s")}
     meta["communities"] = rows
     (d / "city.json").write_text(json.dumps(_jsonable(meta), indent=2))
     return d
