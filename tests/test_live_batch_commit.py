@@ -1,11 +1,13 @@
 """Group commit through the services' batch methods: a run of earns is one ``earn_batch`` call, answered as one by one.
 
 The committer hands contiguous commands of one batchable operation (points
-earn, redeem, penalise) to :mod:`twin.live.batching`, which applies them with
-one call of the batch method.  These tests hold it to the one-by-one path:
+earn, redeem, penalise; time-bank record, confirm) to :mod:`twin.live.batching`,
+which applies them with one call of the batch method.  These tests hold it to
+the one-by-one path:
 
-- at the committer: random command sequences (hypothesis) — earns, redeems and
-  penalties with duplicates, unknown residents and activities, bad amounts,
+- at the committer: random command sequences (hypothesis) — earns, redeems,
+  penalties, time-bank records and confirmations with duplicates, unknown
+  residents, members, records and activities, bad amounts,
   values of the wrong type, repeated ``Idempotency-Key``s, callers known or
   looked up by token (unknown tokens too), mixed with other operations and
   reads — give the same answers, event log, kept details and state batched as
@@ -55,6 +57,9 @@ def _community() -> Services:
     services = Services()
     services.points.enroll_batch(list(RESIDENTS))
     services.points.earn_batch(list(RESIDENTS), 2, 0, 10)  # 300 points each: something to redeem
+    for member in (2, 3, 4, 5):  # members 0 and 1 are the time bank's own (its admin, its endowment)
+        services.timebank.register(member)
+        services.timebank.endow(member, 90)  # enough to pay for some help received, not all
     with mock.patch.object(acc.secrets, "token_urlsafe", return_value=TOKEN):
         acc.add_account(services, "coordinator", 2)
     return services
@@ -67,6 +72,7 @@ def _stepping_clock():
 
 
 _resident = st.sampled_from(RESIDENTS + (9, -1))
+_member = st.sampled_from([("who", STAFF), ("token", TOKEN)] + [("who", acc.Principal("resident", m)) for m in (3, 4, 5)])
 _key = st.sampled_from([None, None, "a", "b"])
 _who = st.sampled_from([("who", STAFF), ("who", acc.Principal("admin", 3)), ("who", acc.Principal("resident", 1)),
                         ("token", TOKEN), ("token", "no-such-token")])
@@ -81,9 +87,16 @@ _redeem = st.tuples(st.just("points.redeem"), st.fixed_dictionaries({"resident":
 _penalise = st.tuples(st.just("points.penalise"), st.fixed_dictionaries({"resident": _resident}),
                       st.fixed_dictionaries({"amount": st.sampled_from([1, 50, 400, 0, -3]),
                                              "cause": st.sampled_from([0, 1])}), _key, _who)
+_record = st.tuples(st.just("timebank.record"), st.just({}),
+                    st.fixed_dictionaries({"provider": _resident, "receiver": _resident,
+                                           "minutes": st.sampled_from([30, 60, 0, -5, 10**20, 1.5]),
+                                           "kind": st.sampled_from([0, 1, "other", "nope"])}), _key, _member)
+_confirm = st.tuples(st.just("timebank.confirm"), st.fixed_dictionaries({"record": st.integers(0, 4)}),
+                     st.just({}), _key, _member)
 _other = st.tuples(st.sampled_from(["points.enroll", "points.balance"]),
                    st.fixed_dictionaries({"resident": st.sampled_from([1, 4, 5, 9])}), st.just({}), _key, _who)
-_command = st.one_of(_earn, _earn, _earn, _redeem, _penalise, _other, st.just("read"))
+_command = st.one_of(_earn, _earn, _earn, _redeem, _penalise, _record, _record, _confirm, _confirm, _other,
+                     st.just("read"))
 
 
 def _commands(specs, clock) -> list:

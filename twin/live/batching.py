@@ -42,7 +42,8 @@ from twin.services.reasons import ServiceError
 #: Operations applied in runs, and the batch method their single method calls, once.  Each of these
 #: batch methods emits one event per accepted command and nothing for a refused one.
 BATCH_METHODS = {"points.earn": "earn_batch", "points.redeem": "redeem_batch",
-                 "points.penalise": "penalise_batch"}
+                 "points.penalise": "penalise_batch", "timebank.record": "record_batch",
+                 "timebank.confirm": "confirm_batch"}
 
 _PLAIN = (int, float, str, bool, type(None), np.generic)
 
