@@ -27,9 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from agents.community import FLAG_ADULT
-from agents.residents import logistic
-from policies._arms import require, split_arm
+from policies._arms import require
+from policies._logit import logistic
 from policies.base import Policy
 from twin import rng
 from twin._jit import parallel_kernel
@@ -123,16 +122,14 @@ class AntiFraud(Policy):
         expected = self.points_per_claim * (1.0 - c) - self.penalty_points * c
         return self.fraud_base + reward_effect * expected / 10.0
 
-    def run(self, cfg) -> AntiFraudRun:
-        """Run ``cfg.sim.days`` days on the residents of the community ``cfg`` describes."""
-        from agents.community import build_community
+    def run(self, cfg, c) -> AntiFraudRun:
+        """Run ``cfg.sim.days`` days on the residents of community ``c`` (the one ``cfg`` describes)."""
         from twin.services.points import Activity, Item, Points, PointsRules
 
         self.check()
         days, seed, r = int(cfg.sim.days), int(cfg.seed), cfg.residents
-        c = build_community(cfg.community, seed)
         n = c.n_residents
-        adult = (c.flags & FLAG_ADULT) != 0
+        adult = c.adults()
         dishonest = adult & (rng.uniforms(seed, S_DISHONEST, 0, n) < self.dishonest_share)
         real_logit = r.activity_base + r.reward_effect * self.points_per_claim / 10.0
         fake_logit = self.fake_logit(r.reward_effect)
@@ -169,13 +166,8 @@ class AntiFraud(Policy):
                             hours * self.staff_cost_per_hour, points.ledger.total(), points)
 
 
-def sweep_check_rates(cfg, rates, policy: AntiFraud | None = None) -> list[dict]:
+def sweep_check_rates(cfg, community, rates, policy: AntiFraud | None = None) -> list[dict]:
     """The policy's KPIs at each check rate (same seed and community: the rates' draws are common)."""
     base = policy or AntiFraud()
-    return [AntiFraud(**{**base.get_params(), "check_rate": float(c)}).run(cfg).kpis() for c in rates]
+    return [AntiFraud(**{**base.get_params(), "check_rate": float(c)}).run(cfg, community).kpis() for c in rates]
 
-
-def case_arm(scenario: str, overrides, seed: int) -> dict:
-    """One replication of an arm (the same interface as the cases' models; no case ships: no figure)."""
-    cfg, policy = split_arm(AntiFraud(), overrides, scenario, seed)
-    return policy.run(cfg).kpis()

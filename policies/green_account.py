@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from agents.residents import logistic
-from policies._arms import require, split_arm
+from policies._arms import require
+from policies._logit import logistic
 from policies.base import Policy
 from twin import rng
 from twin._jit import parallel_kernel
@@ -161,9 +161,8 @@ class GreenAccount(Policy):
                 self.waste_kg_per_person)
         return self
 
-    def run(self, cfg) -> GreenAccountRun:
-        """Run ``cfg.sim.days`` days on the community ``cfg`` describes, with ``cfg.residents``' behaviour."""
-        from agents.community import build_community
+    def run(self, cfg, c) -> GreenAccountRun:
+        """Run ``cfg.sim.days`` days on community ``c`` (the one ``cfg`` describes), with ``cfg.residents``' behaviour."""
         from twin.services.points import Activity, Item, Points, PointsRules
 
         self.check()
@@ -171,7 +170,6 @@ class GreenAccount(Policy):
         require(days >= self.start_day + 1 and days >= self.window_days, "sim.days",
                 f"more than {self.name}.start_day ({self.start_day}) and at least window_days "
                 f"({self.window_days})", days)
-        c = build_community(cfg.community, seed)
         H = c.n_households
         indptr, indices = household_network(c)
         engagement = household_engagement(c)
@@ -213,8 +211,3 @@ class GreenAccount(Policy):
         return GreenAccountRun(days, self.start_day, self.window_days, part, acc, res, per["before"], per["after"],
                                issued, total, points)
 
-
-def case_arm(scenario: str, overrides, seed: int) -> dict:
-    """One replication of a case arm (``twin.cases`` calls it): the run's KPIs."""
-    cfg, policy = split_arm(GreenAccount(), overrides, scenario, seed)
-    return policy.run(cfg).kpis()

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import prange
 
-from agents.residents import logistic
-from policies._arms import require, split_arm
+from policies._arms import require
+from policies._logit import logistic
 from policies.base import Policy
 from twin import rng
 from twin._jit import parallel_kernel
@@ -141,9 +141,8 @@ class PetCode(Policy):
             require(getattr(self, key) >= 0.0, k + key, "a non-negative number", getattr(self, key))
         return self
 
-    def run(self, cfg) -> PetCodeRun:
-        """Run ``cfg.sim.days`` days on the households of the community ``cfg`` describes."""
-        from agents.community import build_community
+    def run(self, cfg, community) -> PetCodeRun:
+        """Run ``cfg.sim.days`` days on the households of ``community`` (the one ``cfg`` describes)."""
         from twin.services.points import Activity, Item, Points, PointsRules
 
         self.check()
@@ -151,7 +150,7 @@ class PetCode(Policy):
         require(days >= self.start_day + 1 and days >= self.window_days, "sim.days",
                 f"more than {self.name}.start_day ({self.start_day}) and at least window_days "
                 f"({self.window_days})", days)
-        H = build_community(cfg.community, seed).n_households
+        H = community.n_households
         owners = np.flatnonzero(rng.uniforms(seed, S_PET, 0, H) < self.pet_share)  # a household's id is its account
         n = len(owners)
         propensity = self.propensity_spread * np.array([rng.normal(seed, S_PROPENSITY, 0, int(h)) for h in owners])
@@ -190,8 +189,3 @@ class PetCode(Policy):
         return PetCodeRun(days, self.start_day, self.window_days, n, violations, complaints, share, reminders,
                           points.penalised, short, points.ledger.total(), points)
 
-
-def case_arm(scenario: str, overrides, seed: int) -> dict:
-    """One replication of a case arm (``twin.cases`` calls it): the run's KPIs."""
-    cfg, policy = split_arm(PetCode(), overrides, scenario, seed)
-    return policy.run(cfg).kpis()

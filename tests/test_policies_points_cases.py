@@ -10,12 +10,14 @@ import math
 import numpy as np
 import pytest
 
+from agents.community import build_community
 from agents.residents import logistic
 from policies import anti_fraud as AF
 from policies import green_account as GA
 from policies import pet_code as PC
 from twin import cases, rng
 from twin.compare import paired_ci
+from policies._arms import split_arm
 from twin.config import ConfigError, load_scenario
 
 SMALL = ["community.households=160", "community.buildings=4"]
@@ -24,6 +26,12 @@ SEEDS = (1, 2, 3, 4)
 
 def cfg_of(seed, days=60, extra=()):
     return load_scenario("default", [*SMALL, f"sim.days={days}", f"seed={seed}", "progress=false", *extra])
+
+
+def small(seed, days=60, extra=()):
+    """The config and the community a policy model runs on (as ``twin.cases`` gives it)."""
+    cfg = cfg_of(seed, days, extra)
+    return cfg, build_community(cfg.community, seed)
 
 
 def rises(low, high):
@@ -112,9 +120,7 @@ def test_claims_day_matches_its_naive_twin():
 
 
 def test_the_household_network_joins_households_whose_people_are_friends():
-    from agents.community import build_community
-
-    c = build_community(cfg_of(1).community, 1)
+    _, c = small(1)
     indptr, indices = GA.household_network(c)
     pairs = set()
     for i in range(c.n_residents):
@@ -132,7 +138,7 @@ def test_colours_follow_the_record():
 
 # ------------------------------------------------------------------ the ledger: nothing appears or leaks
 def test_green_account_points_are_the_correct_drops_and_the_ledger_sums_to_zero():
-    run = GA.GreenAccount(points_per_drop=10).run(cfg_of(1))
+    run = GA.GreenAccount(points_per_drop=10).run(*small(1))
     H = len(run.household_after["accuracy"])
     correct_after_start = round(float(run.accuracy[run.start_day:].sum()) * H)
     assert run.points_issued == 10 * correct_after_start > 0
@@ -142,7 +148,7 @@ def test_green_account_points_are_the_correct_drops_and_the_ledger_sums_to_zero(
 
 def test_pet_code_deductions_go_through_penalise_and_the_ledger_sums_to_zero():
     policy = PC.PetCode(starting_points=6, points_per_violation=3)
-    run = policy.run(cfg_of(2, days=90, extra=["community.households=400"]))
+    run = policy.run(*small(2, days=90, extra=["community.households=400"]))
     assert run.ledger_total == 0
     assert run.points.issued == 6 * run.pets
     # every handled report asked for 3 points: taken, or short where the balance was empty
@@ -153,7 +159,7 @@ def test_pet_code_deductions_go_through_penalise_and_the_ledger_sums_to_zero():
 
 
 def test_anti_fraud_awards_and_penalties_are_the_ledgers():
-    run = AF.AntiFraud(check_rate=0.3).run(cfg_of(3, extra=["community.households=300"]))
+    run = AF.AntiFraud(check_rate=0.3).run(*small(3, extra=["community.households=300"]))
     assert run.ledger_total == 0
     assert run.points.issued == run.points_awarded > run.points_awarded_false > 0
     assert 0 < run.points.penalised <= 50 * run.caught
@@ -163,7 +169,7 @@ def test_anti_fraud_awards_and_penalties_are_the_ledgers():
 
 # ------------------------------------------------------------------ directions, each with its mutation check
 def green(seed, **params):
-    return GA.GreenAccount(**params).run(cfg_of(seed)).kpis()
+    return GA.GreenAccount(**params).run(*small(seed)).kpis()
 
 
 def test_points_per_correct_drop_raise_participation_and_the_bins_feedback_raises_accuracy():
@@ -179,7 +185,7 @@ def test_points_per_correct_drop_raise_participation_and_the_bins_feedback_raise
 
 
 def test_the_green_account_reports_each_household_before_and_after():
-    run = GA.GreenAccount().run(cfg_of(1))
+    run = GA.GreenAccount().run(*small(1))
     for side in (run.household_before, run.household_after):
         assert set(side) == {"accuracy", "residual_kg"} and len(side["accuracy"]) == len(side["residual_kg"])
     assert run.household_after["accuracy"].mean() > run.household_before["accuracy"].mean()
@@ -190,7 +196,7 @@ def test_the_green_account_reports_each_household_before_and_after():
 
 
 def pet(seed, **params):
-    return PC.PetCode(**params).run(cfg_of(seed, days=90, extra=["community.households=400"])).kpis()
+    return PC.PetCode(**params).run(*small(seed, days=90, extra=["community.households=400"])).kpis()
 
 
 def test_deductions_and_colours_lower_violations_and_complaints():
@@ -209,7 +215,7 @@ def test_deductions_and_colours_lower_violations_and_complaints():
 
 
 def fraud_sweep(rates, policy=None):
-    return [AF.sweep_check_rates(cfg_of(s, extra=["community.households=300"]), rates, policy) for s in SEEDS]
+    return [AF.sweep_check_rates(*small(s, extra=["community.households=300"]), rates, policy) for s in SEEDS]
 
 
 def test_rarer_checks_draw_more_false_claims_and_a_larger_fraud_share_of_points():
@@ -229,6 +235,12 @@ def test_the_false_claims_direction_fails_when_residents_ignore_the_check_rate(m
 
 
 # ------------------------------------------------------------------ bad input is refused by name
+def run_arm(policy, overrides, seed=1):
+    """An arm as a case runs it: the overrides split between the policy and the scenario."""
+    cfg, policy = split_arm(policy, overrides, "default", seed)
+    return policy.run(cfg, build_community(cfg.community, seed)).kpis()
+
+
 @pytest.mark.parametrize("model, override, message", [
     (GA, "green_account.point_per_drop=5", "unknown key 'green_account.point_per_drop'; allowed keys: "
                                            "green_account.points_per_drop"),
@@ -241,13 +253,14 @@ def test_the_false_claims_direction_fails_when_residents_ignore_the_check_rate(m
     (GA, "community.househods=10", "community.househods"),
 ])
 def test_bad_parameters_are_refused_naming_the_key(model, override, message):
+    policy = {GA: GA.GreenAccount, PC: PC.PetCode, AF: AF.AntiFraud}[model]()
     with pytest.raises(ConfigError, match=message.replace(".", r"\.").replace("(", r"\(")):
-        model.case_arm("default", [*SMALL, "sim.days=40", override], 1)
+        run_arm(policy, [*SMALL, "sim.days=40", override])
 
 
 def test_a_run_too_short_for_its_windows_is_refused():
     with pytest.raises(ConfigError, match="sim.days = 20 is not allowed; expected more than green_account.start_day"):
-        GA.case_arm("default", [*SMALL, "sim.days=20"], 1)
+        run_arm(GA.GreenAccount(), [*SMALL, "sim.days=20"])
 
 
 # ------------------------------------------------------------------ the cases, small
@@ -279,7 +292,7 @@ def test_the_green_account_prediction_says_plainly_it_falls_short_of_95():
 
 
 def test_the_pet_code_counts_are_per_1000_pets_a_month():
-    run = PC.PetCode(enabled=False).run(cfg_of(1, days=60))
+    run = PC.PetCode(enabled=False).run(*small(1, days=60))
     k = run.kpis()
     expected = run.violations[30:].mean() * 30 * 1000 / run.pets
     assert k["violations_per_1000_pets_month"] == pytest.approx(expected)
