@@ -54,8 +54,8 @@ CORRECTION = "Holm"
 def paired_p(a, b) -> float:
     """Two-sided p-value of a paired t-test of b − a against zero; NaN pairs dropped, NaN with fewer than two.
 
-    Pairs that all differ by the same amount have no spread: p is 1 when that amount is
-    zero (identical arms) and 0 otherwise (a difference no replication contradicts).
+    Pairs that all differ by the same amount (up to rounding) have no spread: p is 1 when
+    that amount is zero (identical arms) and 0 otherwise (a difference no replication contradicts).
     """
     from scipy import stats
 
@@ -63,8 +63,11 @@ def paired_p(a, b) -> float:
     d = d[~np.isnan(d)]
     if len(d) < 2:
         return math.nan
-    if np.all(d == d[0]):
-        return 1.0 if d[0] == 0 else 0.0
+    scale = float(np.abs(d).max())
+    if scale == 0.0:
+        return 1.0
+    if float(d.max() - d.min()) <= 1e-12 * scale:  # the same shift, up to rounding
+        return 0.0
     return float(stats.ttest_1samp(d, 0.0).pvalue)
 
 
