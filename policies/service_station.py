@@ -216,7 +216,7 @@ class ServiceStation(Policy):
                           0.0)
             t = day * 1440.0 + (self.open_hour + hour) * 60.0
             parts.append((t, first, second, booked, w1, w2))
-        cols = [np.concatenate(c) if parts else np.zeros(0) for c in zip(*parts)] if parts else [np.zeros(0)] * 6
+        cols = [np.concatenate(c) for c in zip(*parts)]  # days >= 1, so there is a part
         order = np.argsort(cols[0], kind="stable")
         return Demand(*(c[order] for c in cols), days=int(self.days))
 
