@@ -53,6 +53,7 @@ class Case:
     before: list = field(default_factory=list)
     after: list = field(default_factory=list)
     policy_off: list = field(default_factory=list)
+    model: str = ""  # "module:name" of a standalone policy model (run_model_arm); empty: the twin runs the arms
 
     def __post_init__(self):
         where = f"case {self.name!r}"
@@ -106,6 +107,8 @@ def run_arm(case: Case, arm: str, seed: int, extra=()) -> dict:
     from twin.engine import Twin
     from twin.results import Result
 
+    if case.model:
+        return run_model_arm(case, arm, seed, extra)
     cfg = load_scenario(case.scenario, case.arm(arm, extra) + [f"seed={seed}", "progress=false"])
     tw = Twin(cfg)
     onsets = []  # (minute, building) of every burst, a hidden truth the log does not hold
@@ -115,6 +118,27 @@ def run_arm(case: Case, arm: str, seed: int, extra=()) -> dict:
         onsets += [(float(onset_b[b]), int(b)) for b in np.flatnonzero(onset_b >= 0)]
     result = Result.from_twin(tw)
     return {**result.summary, **case_kpis(result.event_log, onsets)}
+
+
+def run_model_arm(case: Case, arm: str, seed: int, extra=()) -> dict:
+    """One replication of an arm of a standalone policy model (``case.model``, ``module:name``).
+
+    ``name`` is a function ``(scenario, overrides, seed) -> KPIs``, or a policy class whose
+    ``run(cfg, community)`` returns a run with ``kpis()``: its overrides named
+    ``<policy name>.<param>`` set its parameters, the rest the scenario's, and it runs on the
+    community the scenario describes, built here (policies do not import the agents).
+    """
+    import importlib
+
+    module, _, name = case.model.partition(":")
+    target = getattr(importlib.import_module(module), name)
+    if not isinstance(target, type):
+        return target(case.scenario, case.arm(arm, extra), seed)
+    from agents.community import build_community
+    from policies._arms import split_arm
+
+    cfg, policy = split_arm(target(), case.arm(arm, extra), case.scenario, seed)
+    return policy.run(cfg, build_community(cfg.community, seed)).kpis()
 
 
 def case_kpis(events: np.ndarray, burst_onsets: list) -> dict:
@@ -245,6 +269,8 @@ def table(results: list[CaseResult]) -> str:
             line = f"  {arm:<6} {c.kpi}: reported {shown:<8} twin {_fmt(ci)}"
             if reported is not None:
                 line += f"  → {verdict(r, arm)}"
+                if c.role == "prediction" and arm == "after" and not math.isnan(ci["mean"]):
+                    line += f"  (prediction error {ci['mean'] - reported:+.3g})"
             lines.append(line)
         e = r.effect()
         lines.append(f"  effect on {c.effect_kpi} (after − before, paired): {e['diff']:+.4g} "
