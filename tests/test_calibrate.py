@@ -175,3 +175,19 @@ def test_parsers_read_what_the_help_shows():
     assert parse_target("participation_rate=0.15") == ("participation_rate", 0.15)
     with pytest.raises(ConfigError):
         parse_bound("x=1:a")
+
+
+def test_a_cases_arm_gives_the_scenario_its_overrides_and_its_reported_figure(tmp_path):
+    from twin.cases import load_case
+
+    case = load_case("chengdu")
+    out = tmp_path / "case"
+    code = main(["calibrate", "--case", "chengdu", "--arm", "before", "--param", f"{KEY}=-8:-5", "--trials", "1",
+                 "-n", "1", "--profile-points", "2", "--out", str(out), "--plotly", "cdn", *SIZE])
+    assert code == 0
+    record = json.loads((out / "calibration.json").read_text())
+    assert record["case"] == "chengdu" and record["arm"] == "before"
+    assert record["targets"] == {case.kpi: case.reported["before"]}
+    assert record["overrides"] == case.arm("before", SIZE)  # the case's size and arm, then ours
+    page = (out / "calibration.html").read_text()
+    assert "case <b>chengdu</b> (before)" in page

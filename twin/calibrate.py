@@ -74,7 +74,8 @@ class Problem:
     arm: str = ""
 
     def describe(self) -> dict:
-        return {"scenario": self.scenario, "overrides": list(self.overrides),
+        overrides = self.case.arm(self.arm, self.overrides) if self.case else list(self.overrides)
+        return {"scenario": self.scenario, "overrides": overrides,
                 "case": self.case.name if self.case else None, "arm": self.arm or None,
                 "params": {b.key: {"low": b.low, "high": b.high, "integer": b.integer} for b in self.bounds},
                 "targets": dict(self.targets), "target_days": [int(d) for d in self.days] or None}
