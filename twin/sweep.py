@@ -16,6 +16,7 @@ import contextlib
 import difflib
 import itertools
 import json
+import logging
 import os
 from pathlib import Path
 
@@ -128,11 +129,12 @@ def ray_session(address: str | None = None):
         yield ray
         return
     if address:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING)
     else:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+        ray.init(include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 logging_level=logging.WARNING)
     try:
         yield ray
     finally:
