@@ -145,6 +145,10 @@ def test_an_unknown_parameter_is_named_with_the_allowed_keys(capsys):
 def test_a_bound_outside_the_parameters_range_is_refused(capsys):
     line = refusal(capsys, "--param", "residents.fatigue_decay=0.5:1.5", "--target", "participation_rate=0.15")
     assert "bound 1.5 is outside the parameter's range" in line and "a probability in 0..1" in line
+    line = refusal(capsys, "--param", "community.buildings=1:500", "--target", "participation_rate=0.15")
+    assert "bound 500 is outside" in line and "1..households" in line  # a rule across keys, at this size
+    assert "whole numbers" in refusal(capsys, "--param", "staff.technicians=1:2.5", "--target",
+                                      "participation_rate=0.15")
 
 
 def test_an_unknown_kpi_names_the_allowed_ones(capsys):

@@ -293,7 +293,7 @@ def calibrate(problem: Problem, sampler: str = "tpe", trials: int = 30, replicat
     problem.bounds = check_bounds(problem)
     seeds = list(range(seed, seed + replications))
     fresh = list(range(seed + replications, seed + 2 * replications))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial's traceback is the CLI's to report, in a line
     study = optuna.create_study(direction="minimize", sampler=make_sampler(sampler, seed))
 
     def objective(trial):
@@ -527,6 +527,7 @@ def cmd_calibrate(args) -> int:
 
 def add_command(sub) -> None:
     """``twin calibrate``: its options on the CLI's subcommand parser."""
+    from twin.cases import ARMS
     from twin.cli import PLOTLY_HELP
 
     p = sub.add_parser("calibrate", help="fit behaviour parameters to target KPIs (Optuna over replications)",
@@ -542,7 +543,7 @@ def add_command(sub) -> None:
     p.add_argument("--targets-csv", dest="targets_csv", default=None, metavar="FILE",
                    help="observed daily KPIs: a column day and daily KPI columns (each fitted on its mean)")
     p.add_argument("--case", default=None, metavar="NAME", help="fit to a case's arm (its size, overrides and figure)")
-    p.add_argument("--arm", default="before", help="the case's arm: before or after")
+    p.add_argument("--arm", choices=ARMS, default="before", help="the case's arm")
     p.add_argument("--sampler", choices=SAMPLERS, default="tpe", help="Optuna's TPE or CMA-ES")
     p.add_argument("--trials", type=int, default=30, help="trials of the study")
     p.add_argument("-n", "--replications", type=int, default=3, help="seeds each trial averages over")
