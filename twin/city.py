@@ -52,10 +52,11 @@ from pathlib import Path
 
 import numpy as np
 
+from twin.config import SCENARIO_DIR
 from twin.services.events import EventKind
 from twin.services.repair import Action, Status
 
-CITY_DIR = Path(__file__).resolve().parent.parent / "scenarios" / "city"
+CITY_DIR = SCENARIO_DIR / "city"
 DISTRICT_WORKER = 1_000_000  # district technician k is worker DISTRICT_WORKER + k in a community's log
 URGENT_PRIORITY = 2  # the engine's priority of a pipe burst
 S_CITY_SEED = 900  # the draw stream community seeds come from
