@@ -65,7 +65,8 @@ class OperationCommand:
             raise ValueError("an operation command takes either who or token")
         self.op, self.args, self.payload, self.key, self.clock = op, args, payload, key, clock
         self.who, self.token = who, token
-        self.run_key = op.name if op.name in BATCH_METHODS else None
+        # an ``owner`` check reads the state a run changes (a ticket's reporter): such operations go alone
+        self.run_key = op.name if op.name in BATCH_METHODS and op.owner is None else None
 
     def principal(self, services):
         return self.who if self.token is None else acc.principal_for(services, self.token)
