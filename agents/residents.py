@@ -50,13 +50,18 @@ def peer_share(indptr, indices, last_active, day, out):
         out[i] = peer_share_of(i, indptr, indices, last_active, day)
 
 
-@kernel
-def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
-                 act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
-                 fatigue_gain, fatigue_decay,
-                 balances, costs, redeem_prob,
-                 help_prob, help_minutes_mean, indptr, indices,
-                 open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
+@inline
+def effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob,
+               help_prob, help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect):
+    """The resident rule's scalar knobs as the one tuple :func:`resident_day` takes (all floats)."""
+    return (float(peer_effect), float(engagement_effect), float(fatigue_effect), float(fatigue_gain),
+            float(fatigue_decay), float(redeem_prob), float(help_prob), float(help_minutes_mean), float(vote_logit),
+            float(vote_app_effect), float(vote_engagement_effect))
+
+
+@inline
+def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit, effects,
+                 balances, costs, indptr, indices, open_topics, voted,
                  out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
     """One day of resident ``i``'s decisions (see the module docstring): the per-agent rule.
 
@@ -65,8 +70,13 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
     time-bank help is decided in the 14:00 tick and redeeming in the 19:00 one.
     Nothing else happens in the other ticks, so they cost nothing.  One plain
     function for both targets: :func:`residents_day` runs it for every resident
-    on the CPU, ``twin.engine.cuda`` in one GPU thread per resident.
+    on the CPU, ``twin.engine.cuda`` in one GPU thread per resident.  The
+    scalar knobs come as one tuple, :func:`effects_of`'s: with 30 or more
+    arguments Python passes a call's arguments as ``*args``, which numba
+    cannot inline.
     """
+    (peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob, help_prob,
+     help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect) = effects
     n_act = out_act.shape[1]
     n_topics = open_topics.shape[0]
     base = day * 1440.0
@@ -134,13 +144,11 @@ def residents_day(seed, day, flags, engagement, fatigue, peer, last_active,
                   open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
                   out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
     """One day of every resident's decisions: :func:`resident_day` for each."""
+    effects = effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob,
+                         help_prob, help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect)
     for i in prange(flags.shape[0]):
-        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
-                     act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
-                     fatigue_gain, fatigue_decay,
-                     balances, costs, redeem_prob,
-                     help_prob, help_minutes_mean, indptr, indices,
-                     open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
+        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit, effects,
+                     balances, costs, indptr, indices, open_topics, voted,
                      out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 
 

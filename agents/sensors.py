@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from twin import rng
-from twin._jit import inline, kernel, parallel_kernel
+from twin._jit import inline, parallel_kernel
 
 (S_INCAP, S_INCAP_T, S_AWAY, S_USE, S_FAULT, S_BURST, S_BURST_T, S_SMOKE, S_SMOKE_T,
  S_BIN) = range(300, 310)
@@ -31,7 +31,7 @@ DRIFT_LITRES_PER_DAY = 0.5  # how fast a drifting meter's bias grows
 CARE_DAYS = 2.0  # after a rescue (or a missed incident) the elder is in care, the meter quiet
 
 
-@kernel
+@inline
 def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
                   last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
                   smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):

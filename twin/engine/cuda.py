@@ -54,6 +54,7 @@ def _python(rule):
 
 # the CPU's per-agent rules, compiled for the device
 peer_share_of = cuda.jit(device=True)(_python(residents.peer_share_of))
+effects_of = cuda.jit(device=True)(_python(residents.effects_of))
 resident_day = cuda.jit(device=True)(_python(residents.resident_day))
 household_day = cuda.jit(device=True)(_python(sensors.household_day))
 
@@ -75,12 +76,11 @@ def _residents_kernel(seed, day, flags, engagement, fatigue, peer, last_active,
                       out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
     i = cuda.grid(1)
     if i < flags.shape[0]:
-        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active,
-                     act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
-                     fatigue_gain, fatigue_decay,
-                     balances, costs, redeem_prob,
-                     help_prob, help_minutes_mean, indptr, indices,
-                     open_topics, vote_logit, vote_app_effect, vote_engagement_effect, voted,
+        effects = effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay,
+                             redeem_prob, help_prob, help_minutes_mean, vote_logit, vote_app_effect,
+                             vote_engagement_effect)
+        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit, effects,
+                     balances, costs, indptr, indices, open_topics, voted,
                      out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 
 
