@@ -108,6 +108,12 @@ out["mutant_resident"] = run("cuda")
 backend.resident_day = resident_day
 backend.household_day = cuda.jit(device=True)(perturbed_household)
 out["mutant_household"] = run("cuda")
+backend.household_day = household_day
+
+# ---- the GPU benchmark's code paths, run small (its figures mean something on a real GPU only)
+from twin.bench import gpu
+out["bench"] = {"run": gpu.run(), "steps": gpu.resident_steps(300, days=2), "city": gpu.city_year(300, days=2),
+                "log": gpu.log_check(30, 2)}
 print(json.dumps(out))
 '''
 
@@ -150,6 +156,14 @@ def test_device_household_rule_equals_the_compiled_rule_on_random_state(simulate
 def test_a_perturbed_device_rule_changes_the_log(simulated, mutant):
     """The comparison above can fail: the GPU path really runs the device functions."""
     assert simulated[mutant]["log"] != simulated["cpu"]["log"]
+
+
+def test_gpu_bench_runs_through_but_reports_nothing_under_the_simulator(simulated):
+    bench = simulated["bench"]
+    assert bench["run"] == {}  # a simulator's speed is no GPU figure
+    assert bench["steps"]["residents"] > 250 and bench["steps"]["steps_per_s"] > 0
+    assert bench["city"]["days"] == 2 and bench["city"]["year_s"] > 0
+    assert bench["log"]["same"] is True and bench["log"]["events_cpu"] == bench["log"]["events_cuda"] > 0
 
 
 NO_GPU = r'''

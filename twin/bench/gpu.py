@@ -79,23 +79,11 @@ def resident_steps(n_residents: int, days: int = 20) -> dict:
         rule.decide(d, balances, open_slots, voted)
     decide_s = time.perf_counter() - t0
     # the kernels alone, on arrays already on the device
-    r = rule.r
-    flags, engagement, indptr, indices, logit, costs = rule._static
-    redeem, help_, help_minutes, help_t = rule._out
-    vote, vote_t = rule._vote_slots(len(open_slots))
-    on = {k: backend.cuda.to_device(v) for k, v in
-          (("balances", balances), ("open", open_slots), ("voted", voted), ("order", rule.order_of_day(1)))}
-    grid = backend.blocks_for(n), backend.THREADS_PER_BLOCK
+    on = [backend.cuda.to_device(a) for a in (balances, open_slots, voted)]
     backend.cuda.synchronize()
     t0 = time.perf_counter()
     for d in range(1, days + 1):
-        backend._peer_share_kernel[grid](indptr, indices, rule._device_last_active, d, rule._device_peer)
-        backend._residents_kernel[grid](
-            rule.seed, d, flags, engagement, rule._device_fatigue, rule._device_peer, rule._device_last_active,
-            on["order"], logit, r.peer_effect, r.engagement_effect, r.fatigue_effect, r.fatigue_gain, r.fatigue_decay,
-            on["balances"], costs, r.redeem_prob, r.timebank_help_prob, r.timebank_minutes_mean, indptr, indices,
-            on["open"], r.vote_base, r.vote_app_effect, r.vote_engagement_effect, on["voted"], rule._act, redeem,
-            help_, help_minutes, help_t, vote, vote_t)
+        rule.launch(d, *on)
     backend.cuda.synchronize()
     kernel_s = time.perf_counter() - t0
     return {"residents": n, "days": days, "ticks_per_day": ticks, "steps_per_s": n * ticks * days / decide_s,

@@ -159,24 +159,34 @@ class DeviceResidentRule(residents.ResidentRule):
     def decide(self, day: int, balances: np.ndarray, open_topics: np.ndarray, voted: np.ndarray) -> None:
         """One day of decisions on the device; they come back into ``act``, ``redeem``, ``help*`` and ``vote*``,
         and ``voted`` is updated in place (as on the CPU)."""
-        r, k = self.r, len(open_topics)
+        k = len(open_topics)
+        d_voted = cuda.to_device(voted)
+        self.launch(day, cuda.to_device(balances), cuda.to_device(open_topics), d_voted)
+        redeem, help_, help_minutes, help_t = self._out
+        for device, host in zip((self._act, redeem, help_, help_minutes, help_t, d_voted),
+                                (self.act, self.redeem, self.help, self.help_minutes, self.help_t, voted)):
+            device.copy_to_host(host)
+        vote, vote_t = self._vote_slots(k)
+        self.vote[:, :k] = vote.copy_to_host()
+        self.vote_t[:, :k] = vote_t.copy_to_host()
+
+    def launch(self, day: int, balances, open_topics, voted) -> None:
+        """The day's kernels (peer share, then decisions) on arrays already on the device; nothing comes back.
+
+        :meth:`decide` is this between its copies; ``twin.bench.gpu`` times it alone.
+        """
+        r = self.r
         flags, engagement, indptr, indices, logit, costs = self._static
         redeem, help_, help_minutes, help_t = self._out
-        vote, vote_t = self._vote_slots(k)
-        d_voted = cuda.to_device(voted)
+        vote, vote_t = self._vote_slots(len(open_topics))
         grid = blocks_for(self.n), THREADS_PER_BLOCK
         _peer_share_kernel[grid](indptr, indices, self._device_last_active, day, self._device_peer)
         _residents_kernel[grid](
             self.seed, day, flags, engagement, self._device_fatigue, self._device_peer, self._device_last_active,
             cuda.to_device(self.order_of_day(day)), logit, r.peer_effect, r.engagement_effect, r.fatigue_effect,
-            r.fatigue_gain, r.fatigue_decay, cuda.to_device(balances), costs, r.redeem_prob, r.timebank_help_prob,
-            r.timebank_minutes_mean, indptr, indices, cuda.to_device(open_topics), r.vote_base, r.vote_app_effect,
-            r.vote_engagement_effect, d_voted, self._act, redeem, help_, help_minutes, help_t, vote, vote_t)
-        for device, host in zip((self._act, redeem, help_, help_minutes, help_t, d_voted),
-                                (self.act, self.redeem, self.help, self.help_minutes, self.help_t, voted)):
-            device.copy_to_host(host)
-        self.vote[:, :k] = vote.copy_to_host()
-        self.vote_t[:, :k] = vote_t.copy_to_host()
+            r.fatigue_gain, r.fatigue_decay, balances, costs, r.redeem_prob, r.timebank_help_prob,
+            r.timebank_minutes_mean, indptr, indices, open_topics, r.vote_base, r.vote_app_effect,
+            r.vote_engagement_effect, voted, self._act, redeem, help_, help_minutes, help_t, vote, vote_t)
 
 
 def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
