@@ -344,7 +344,7 @@ class Shard:
             out.append({"index": index, "label": self.labels[index], "seed": twin.seed,
                         "residents": int(twin.community.n_residents), "summary": result.summary,
                         "weights": weights_of(result.event_log, int(twin.community.adults().sum())),
-                        "events": result.event_log, "kpis": result.kpis, "step_s": self.step_s})
+                        "events": result.event_log, "kpis": result.kpis, "shard_step_s": self.step_s})
         return out
 
 
@@ -391,7 +391,7 @@ class _Ray:
     def __init__(self, groups, rule):
         import ray
 
-        remote = ray.remote(Shard)
+        remote = ray.remote(Shard).options(scheduling_strategy="SPREAD")  # shards over the nodes
         self.ray = ray
         self.shards = [remote.remote(g, rule) for g in groups]
 
