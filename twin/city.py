@@ -430,7 +430,8 @@ def _coordinate(city: CityConfig, shards, n_shards: int, t0: float) -> dict:
     for day in range(city.days):
         t_day = time.perf_counter()
         offers = shards.call("step", [(assignments,)] * n_shards)
-        assignments = district.assign(np.concatenate(offers), day)
+        if day < city.days - 1:  # the last day's offers would be applied after the run's end
+            assignments = district.assign(np.concatenate(offers), day)
         day_s.append(time.perf_counter() - t_day)
     communities = sorted((c for part in shards.call("finish", [()] * n_shards) for c in part),
                          key=lambda c: c["index"])

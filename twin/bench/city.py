@@ -21,7 +21,7 @@ import time
 COMMUNITIES = 4
 DAYS = 30
 SHARDS = (1, 2, 4)
-TEMPLATE = ["community.households=2000", "community.buildings=40", "staff.technicians=2"]  # the default size
+TEMPLATE = ["community.households=2000", "community.buildings=40", "staff.technicians=2"]  # default-sized, short-staffed
 
 
 def demo_city():
