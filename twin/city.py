@@ -52,7 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.config import SCENARIO_DIR
+from twin.config import SCENARIO_DIR, ConfigError
 from twin.services.events import EventKind
 from twin.services.repair import Action, Status
 
@@ -87,8 +87,6 @@ class DistrictRule:
     travel_minutes: float = 30.0
 
     def __post_init__(self):
-        from twin.config import ConfigError
-
         checks = (("technicians", self.technicians >= 0 and float(self.technicians).is_integer(),
                    "an integer >= 0 (0: no district crew)"),
                   ("overflow_after_minutes", self.overflow_after_minutes >= 0, "minutes >= 0"),
@@ -98,6 +96,7 @@ class DistrictRule:
         for key, ok, allowed in checks:
             if not ok:
                 raise ConfigError(f"district.{key}: {getattr(self, key)!r} is not allowed; allowed: {allowed}")
+        object.__setattr__(self, "technicians", int(self.technicians))  # 2.0 in a YAML file is 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,8 +142,6 @@ def load_city(name: str = "city_demo", days: int | None = None, overrides: dict 
     """
     import yaml
 
-    from twin.config import ConfigError
-
     path = Path(name) if str(name).endswith((".yaml", ".yml")) else CITY_DIR / f"{name}.yaml"
     if not path.exists():
         raise ConfigError(f"unknown city {name!r}; shipped cities: {', '.join(cities()) or 'none'}")
@@ -160,7 +157,7 @@ def load_city(name: str = "city_demo", days: int | None = None, overrides: dict 
 
 def city_config(raw: dict) -> CityConfig:
     """A city from its table (the YAML file's contents), validated; see :func:`load_city`."""
-    from twin.config import ConfigError, load_scenario
+    from twin.config import load_scenario
 
     _known_keys("", raw, _CITY_KEYS)
     seed, n_days = raw.get("seed", 1), raw.get("days", 30)
@@ -205,8 +202,6 @@ def city_config(raw: dict) -> CityConfig:
 
 def _known_keys(prefix: str, table: dict, allowed: dict) -> None:
     import difflib
-
-    from twin.config import ConfigError
 
     for key in table:
         if key not in allowed:
@@ -406,8 +401,6 @@ def run_city(city: CityConfig, backend: str = "local", shards: int = 1, address:
     the cluster at ``address``, or a local instance).  The results do not depend on
     ``shards`` or ``backend``.
     """
-    from twin.config import ConfigError
-
     if backend not in ("local", "ray"):
         raise ConfigError(f"backend: {backend!r} is not allowed; allowed: local, ray")
     if not isinstance(shards, int) or shards < 1:
