@@ -73,7 +73,8 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
     on the CPU, ``twin.engine.cuda`` in one GPU thread per resident.  The
     scalar knobs come as one tuple, :func:`effects_of`'s: with 30 or more
     arguments Python passes a call's arguments as ``*args``, which numba
-    cannot inline.
+    cannot inline.  No two-argument ``min``/``max`` here: numba's CUDA target
+    fails to type them in device code.
     """
     (peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob, help_prob,
      help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect) = effects
@@ -114,7 +115,8 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
         if pick >= 0:
             out_help[i] = pick
             m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
-            out_help_minutes[i] = max(15, min(240, int(m / 15.0 + 0.5) * 15))
+            q = int(m / 15.0 + 0.5) * 15  # to the quarter hour, between 15 and 240
+            out_help_minutes[i] = 15 if q < 15 else (240 if q > 240 else q)
             out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
     # redeem in the evening (the 19:00 tick), the dearest item one can afford
     if rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:

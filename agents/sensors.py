@@ -44,7 +44,9 @@ def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, 
     new incident's ``onset_t`` (or -1) and a smoke alarm time ``smoke_t`` (or -1).
 
     One plain function for both targets: :func:`households_day` runs it for
-    every household on the CPU, ``twin.engine.cuda`` in one GPU thread each.
+    every household on the CPU, ``twin.engine.cuda`` in one GPU thread each
+    (no two-argument ``min``/``max`` here: numba's CUDA target fails to type
+    them in device code).
     """
     n_ticks = hourly_use.shape[1]
     base = day * 1440.0
@@ -77,7 +79,8 @@ def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, 
         in_care = care_until[h] > t0
         present = 1.0
         if incap_since[h] >= 0:  # only the part of the tick before the fall
-            present = min(1.0, max(0.0, (incap_since[h] - t0) / tick_min))
+            before = (incap_since[h] - t0) / tick_min
+            present = 0.0 if before < 0.0 else (1.0 if before > 1.0 else before)
         use = 0.0
         if not in_care and not (away and 8.0 <= hour < 20.0) and present > 0:
             p = 0.9 if 7.0 <= hour < 22.0 else 0.05
