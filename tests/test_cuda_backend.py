@@ -207,3 +207,59 @@ def test_cli_says_so_in_one_line():
         pytest.skip("this machine has a CUDA GPU")
     assert "Traceback" not in out.stderr
     assert "sim.engine" in out.stderr and "GPU" in out.stderr
+
+
+PTX = r'''
+import json
+from numba import cuda, typeof
+from numba.cuda.cudadrv.nvvm import NVVM
+try:
+    NVVM()
+except Exception as e:
+    print(json.dumps({"nvvm": str(e).splitlines()[0] if str(e) else type(e).__name__}))
+    raise SystemExit(0)
+import types
+import numba.cuda.dispatcher
+# numba asks the current device's compute capability even to compile for a named one; there is no device here
+numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
+import numpy as np
+import twin
+from twin.engine import cuda as backend
+
+t = twin.Twin(twin.load_scenario("default", ["community.households=20", "community.buildings=1", "progress=false"]))
+c, rule, r, s = t.community, t.rule, t.cfg.residents, t.cfg.sensors
+topics = np.zeros(8, np.int64)
+resident_args = (t.seed, 0, c.flags, c.engagement, rule.fatigue, rule.peer, rule.last_active, rule.order_of_day(0),
+                 rule.logit, r.peer_effect, r.engagement_effect, r.fatigue_effect, r.fatigue_gain, r.fatigue_decay,
+                 np.zeros(c.n_residents, np.int64), rule.costs, r.redeem_prob, r.timebank_help_prob,
+                 r.timebank_minutes_mean, c.indptr, c.indices, topics, r.vote_base, r.vote_app_effect,
+                 r.vote_engagement_effect, t.topics.voted, rule.act, rule.redeem, rule.help, rule.help_minutes,
+                 rule.help_t, rule.vote, rule.vote_t)
+H, K = t._hourly_use.shape
+household_args = (t.seed, 0, 60.0, c.hh_alone_elder, c.hh_size, t.incap_since, t.care_until, t.fault, t.fault_until,
+                  t.last_reading, 1e-4, s.away_day_prob, s.water_litres_per_hour, s.kwh_per_hour,
+                  s.dropout_per_device_day, s.stuck_per_device_day, s.drift_per_device_day, s.repair_device_days,
+                  s.faults, 1e-4, t._hourly_use, np.empty((H, K)), np.empty((H, K)), np.empty(H), np.empty(H),
+                  np.empty(H))
+peer_args = (c.indptr, c.indices, rule.last_active, 0, rule.peer)
+out = {"nvvm": None}
+for name, kernel, args in (("residents", backend._residents_kernel, resident_args),
+                           ("households", backend._households_kernel, household_args),
+                           ("peer_share", backend._peer_share_kernel, peer_args)):
+    ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(typeof(a) for a in args), cc=(9, 0))
+    out[name] = ".entry" in ptx
+print(json.dumps(out))
+'''
+
+
+def test_the_kernels_compile_for_a_real_gpu():
+    """Typed and lowered for the CUDA target itself (sm_90), not the simulator's Python: device code has its own
+    limits (two-argument min/max did not type there).  Needs NVVM, the CUDA toolkit's compiler, not a GPU."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_ENABLE_CUDASIM", "NUMBA_DISABLE_JIT")}
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", PTX], env=env, capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-4000:]
+    found = json.loads(out.stdout.strip().splitlines()[-1])
+    if found["nvvm"] is not None:
+        pytest.skip(f"no CUDA toolkit (NVVM) to compile for a GPU: {found['nvvm']}")
+    assert found == {"nvvm": None, "residents": True, "households": True, "peer_share": True}
