@@ -24,9 +24,13 @@ Where the state lives:
 The services apply the decisions on the CPU, in the same order as with the
 CPU engine, so the event log is the same.  Tests run the kernels under the
 CUDA simulator (``NUMBA_ENABLE_CUDASIM=1``, set before numba is first
-imported), where device code runs as Python; on a GPU, its ``exp``/``log``
-(libdevice) and fused multiply-adds may round a float's last bit differently
-from the CPU (``twin.bench.gpu`` checks the log on a real device).
+imported), where device code runs as Python, and compile to PTX for a real
+GPU where the CUDA toolkit is installed.  On a GPU, multiplies and adds are
+not fused (see :func:`_without_fused_multiply_add`), so every recorded
+minute rounds as on the CPU; only ``exp``/``log`` (libdevice), behind the
+residents' probabilities, may differ from the CPU's in a last bit, which
+could flip a draw that lands exactly on it (``twin.bench.gpu`` checks the
+log on a real device).
 
 :func:`attach` switches a :class:`~twin.engine.twin.Twin` to this backend;
 ``Twin`` calls it when ``sim.engine`` is ``cuda``.
@@ -45,6 +49,37 @@ from agents import residents, sensors  # noqa: E402
 from twin.config import ConfigError  # noqa: E402
 
 THREADS_PER_BLOCK = 128
+
+
+def _without_fused_multiply_add() -> None:
+    """Have NVVM compile device code with ``-fma=0``, as numba compiles for the CPU.
+
+    A fused multiply-add rounds once where the CPU rounds the product and the
+    sum apart, so ``base + u * 840.0`` (a ballot's minute) could differ in its
+    last bit from the CPU's, and the event log with it.  ``cuda.jit`` has no
+    switch for it, so NVVM's compile step gets the option here, for this
+    process (a ``fastmath`` kernel still fuses).  Where numba compiles another
+    way the option is not set, and ``twin.bench.gpu``'s log check tells.
+    """
+    try:
+        from numba.cuda.cudadrv import nvvm
+    except ImportError:
+        return
+    compile_ir = getattr(nvvm, "compile_ir", None)
+    if compile_ir is None or getattr(compile_ir, "without_fma", False):
+        return
+
+    def compile_without_fma(llvmir, **options):
+        if not options.get("fastmath"):
+            options.setdefault("fma", False)
+        return compile_ir(llvmir, **options)
+
+    compile_without_fma.without_fma = True
+    nvvm.compile_ir = compile_without_fma
+
+
+if not numba_config.ENABLE_CUDASIM:
+    _without_fused_multiply_add()
 
 
 def _python(rule):
