@@ -3,8 +3,12 @@
     twin run [-s SCENARIO] [key=value ...]    run a scenario, write its run folder
     twin compare [-s SCENARIO] --policy "k=v ..." [--baseline "k=v ..."] [-n N]
                                               a policy against today's, with 95% CIs
-    twin sweep [-s SCENARIO] [-j JOBS] key=a,b 'key2=range(1,4)' ...
+    twin sweep [-s SCENARIO] [-j JOBS] [--backend joblib|ray] [--address A] key=a,b 'key2=range(1,4)' ...
                                               every combination, in parallel → summary.csv
+    twin city [-s CITY] [--backend local|ray] [--shards N] [--address A] [--days D] [--out DIR]
+                                              communities in shards sharing a district crew, day by day
+    twin calibrate [-s SCENARIO] --param K=LOW:HIGH (--target KPI=V | --targets-csv FILE | --case NAME) [--out DIR]
+                                              fit parameters to target KPIs (Optuna over replications)
     twin report DIR                           redraw a run's, comparison's or sweep's page
     twin warmup                               compile every kernel ahead of the first run
     twin verify RUN_DIR --url URL --registry ADDR --account ADDR [--chain-id N]
@@ -149,7 +153,8 @@ def cmd_sweep(args) -> int:
     kpis = [k.strip() for k in args.kpis.split(",") if k.strip()] if args.kpis else None
     check_kpis(kpis or ())  # before the runs, not after them
     out = args.out or Path("outputs") / f"sweep-{args.scenario}-{dt.datetime.now():%Y%m%d-%H%M%S}"
-    table = sweep(args.scenario, args.overrides, jobs=args.jobs, out=out, force=args.force, plotly=args.plotly)
+    table = sweep(args.scenario, args.overrides, jobs=args.jobs, out=out, force=args.force, plotly=args.plotly,
+                  backend=args.backend, address=args.address)
     print(format_table(table, expand(args.overrides)[0], kpis=kpis, long=args.long))
     print(f"\nsweep folder: {out} (summary.csv holds every KPI; sweep.html draws them)")
     return 0
@@ -361,7 +366,11 @@ def main(argv=None) -> int:
                        description="Run every combination of the sweep overrides in parallel; write summary.csv "
                                    "(every KPI per run), sweep.json and sweep.html.")
     scenario_option(p)
-    p.add_argument("-j", "--jobs", type=int, default=-1, help="runs at once (-1: one per core)")
+    p.add_argument("-j", "--jobs", type=int, default=-1, help="runs at once (-1: one per core; joblib only)")
+    p.add_argument("--backend", choices=("joblib", "ray"), default="joblib",
+                   help="joblib: processes on this machine; ray: one Ray task per run")
+    p.add_argument("--address", default=None,
+                   help="the Ray cluster to join (auto: the one this machine belongs to; default: a local one)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="the sweep folder (default: outputs/sweep-<scenario>-<time>/)")
     p.add_argument("--kpis", default=None, metavar="K1,K2",
@@ -425,6 +434,12 @@ def main(argv=None) -> int:
     from live_bridge.fork import add_commands as add_fork
 
     add_fork(sub)  # fork
+    from twin.city import add_command as add_city
+
+    add_city(sub)  # city
+    from twin.calibrate import add_command as add_calibrate
+
+    add_calibrate(sub)  # calibrate
     from live_bridge.devices import add_command as add_devices_command
 
     add_devices_command(sub)  # devices

@@ -160,7 +160,7 @@ class SimConfig:
     days: int = param(365, "simulated days", "days", Allowed("an integer >= 1", lambda v: v >= 1), SETTING)
     tick_minutes: int = param(60, "length of a tick: residents and sensors step once a tick", "min",
                               OneOf("one of 15, 20, 30, 60, 120", options=(15, 20, 30, 60, 120)), SETTING)
-    engine: str = param("cpu", "backend that runs the compiled kernels", "name", OneOf(options=("cpu",)), SETTING)
+    engine: str = param("cpu", "backend that runs the compiled kernels", "name", OneOf(options=("cpu", "cuda")), SETTING)
 
     def __post_init__(self):
         _check_fields("sim.", self)

@@ -17,7 +17,11 @@ Sections (each a module of ``twin.bench``):
    transaction per request, beside a no-op endpoint and reads (``serve``, ~1 minute);
 8. the live bridge: readings/s from Sparkplug B messages into the detectors' arrays, in
    process, through Mosquitto and the embedded broker; publish-to-detector latency;
-   replay speed (``ingest``, ~1 minute).
+   replay speed (``ingest``, ~1 minute);
+9. a city on local Ray: day-loop time by shard count (1, 2, 4) and resident-days per
+   second per core (``city``, ~1 minute; left out without Ray);
+10. the GPU backend where a real GPU is present: resident agent-steps/s and a city-year
+   (``gpu``; left out elsewhere).
 
 The JSON object (printed as the last line with ``--json``) holds at least
 ``resident_agent_steps_per_s``, ``speedup_vs_mesa``, ``community_year_warm_s``,
@@ -117,6 +121,14 @@ def run(full: bool = False, cold: bool = True) -> dict:
     out["ingest"] = _optional("ingest")  # the live bridge (twin.bench.ingest)
     out.update({k: v for k, v in (out["ingest"] or {}).items() if k.startswith(("ingest_", "replay_"))})
 
+    _log("city on local Ray, 1, 2 and 4 shards ...")
+    out["city"] = _optional("city")  # twin.bench.city
+    out.update({k: v for k, v in (out["city"] or {}).items()
+                if k in ("city_residents_per_s_per_core", "shards_scaling")})
+
+    out["gpu"] = _optional("gpu") or None  # twin.bench.gpu: a real GPU only ({} without one)
+    out.update({k: v for k, v in (out["gpu"] or {}).items() if k.startswith("gpu_")})
+
     out["goals"] = {k: meets(out.get(k, math.nan), *goal) for k, goal in GOALS.items()}
     out["goals"].update((out["serve"] or {}).get("goals", {}))
     out["goals"].update((out["ingest"] or {}).get("goals", {}))
@@ -191,6 +203,10 @@ def table(r: dict) -> str:
         from twin.bench.ingest import table_rows as ingest_rows
 
         rows += ingest_rows(r["ingest"])
+    if r.get("city"):
+        from twin.bench.city import table_rows as city_rows
+
+        rows += city_rows(r["city"])
     rows.append(("goals met", ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in r["goals"].items())))
     rows.append(("bench time", _fmt(r["bench_s"], " s")))
     width = max(len(k) for k, _ in rows)

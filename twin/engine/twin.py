@@ -66,6 +66,7 @@ class Twin:
 
         # resident state beyond the community's static arrays
         self.rule = residents.ResidentRule(c, cfg.residents, p.points, cfg.sim.tick_minutes, self.seed, MAX_OPEN)
+        self.households_day = sensors.households_day  # the households' meters (sim.engine=cuda: on the GPU)
         self.satisfaction = np.full(n, cfg.residents.satisfaction_baseline, np.float32)
         self.experience = np.zeros(n, np.float32)
         self.topics = TopicCycle(s.voting, c, p.voting, self.seed, cfg.residents.propose_rate_per_month,
@@ -118,6 +119,10 @@ class Twin:
         self.live_readings = None
         self.timings = {"build_s": time.perf_counter() - t0}
         self.day = 0
+        if cfg.sim.engine == "cuda":  # the same per-agent rules, one GPU thread per agent
+            from twin.engine import cuda
+
+            cuda.attach(self)
 
     # ------------------------------------------------------------------ run
     def run(self, progress: bool | None = None):
@@ -201,7 +206,7 @@ class Twin:
         water, power = np.empty((H, K)), np.empty((H, K))
         onset_t, smoke_t = np.empty(H), np.empty(H)
         electricity = np.empty(H)
-        sensors.households_day(
+        self.households_day(
             self.seed, d, float(tick), c.hh_alone_elder, c.hh_size, self.incap_since, self.care_until,
             self.fault, self.fault_until, self.last_reading, sc.incapacitation_per_elder_year / 365.0,
             sc.away_day_prob, sc.water_litres_per_hour, sc.kwh_per_hour, sc.dropout_per_device_day,
