@@ -16,7 +16,8 @@ the one-by-one path:
 - through the real server over sockets: concurrent requests held until all
   have reached the writer, so they share one batch, get the answers and leave
   the store a second server fed the same commands one at a time gets;
-  ``/api/v1/health`` shows the runs applied with one batch call;
+  ``/api/v1/health`` shows the runs applied with one batch call; the same
+  mutation fails this comparison too;
 - the failure guarantees with runs in the batch: a failed commit answers every
   command 503 and leaves memory equal to the store; a bug inside a run, or in
   one command beside a run, costs only the command at fault.
@@ -311,6 +312,17 @@ def _as_request(command):
 
 
 def test_concurrent_requests_in_one_batch_answer_and_log_as_one_at_a_time(tmp_path):
+    _compare_batched_server_with_one_at_a_time(tmp_path)
+
+
+def test_the_server_comparison_catches_a_batching_that_hands_rows_to_the_wrong_commands(tmp_path, monkeypatch):
+    monkeypatch.setattr(batching._Run, "_batch", _rotated(batching._Run._batch))
+    with pytest.raises(AssertionError, match="answers differ"):
+        _compare_batched_server_with_one_at_a_time(tmp_path)
+
+
+def _compare_batched_server_with_one_at_a_time(tmp_path):
+    """Concurrent requests in one batch against a second server fed the same commands one at a time."""
     requests = _server_requests()
     with _prepared(tmp_path / "together.db") as together:
         committer = together.app.state.committer
@@ -325,7 +337,7 @@ def test_concurrent_requests_in_one_batch_answer_and_log_as_one_at_a_time(tmp_pa
         expected = _send(alone, in_arrival_order, concurrently=False)
         assert alone.app.state.committer.batched_runs == 0  # one at a time: nothing to run together
     # the same request may be sent twice (a duplicate, a retry): answers are compared as request -> answers
-    assert _by_request(requests, answers) == _by_request(in_arrival_order, expected)
+    assert _by_request(requests, answers) == _by_request(in_arrival_order, expected), "answers differ"
     assert {status for status, _ in answers} >= {201, 200, 404, 409, 422}
     with EventStore(tmp_path / "together.db", readonly=True) as a, EventStore(tmp_path / "alone.db",
                                                                                  readonly=True) as b:
