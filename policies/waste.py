@@ -327,9 +327,9 @@ COLLECTIONS = ("fixed", "fill")
 class CollectionCase(Policy):
     """A routes case's arm: which collection runs, and how unlike the community's bins are.
 
-    ``bin_spread``: each building's bins hold ``1 ± bin_spread`` times what the twin's sensors
-    assume (uniform, drawn per seed), so bins fill at different paces, as in a real estate
-    where buildings differ in size and bin stands; 0 keeps the twin's alike bins.  The fixed
+    ``bin_spread``: the buildings' bins hold ``1 - bin_spread`` to ``1 + bin_spread`` times what
+    the twin's sensors assume (sizes evenly spaced, placed at random per seed), so bins fill at
+    different paces, as in an estate whose buildings differ in size and bin stands; 0 keeps the twin's alike bins.  The fixed
     arm is the cheapest fixed schedule (:func:`fixed_schedules`) that overflows no more than
     the fill-triggered policy does on the same bins, so both serve equally well.
     """
@@ -383,7 +383,9 @@ def case_arm(scenario: str, overrides, seed: int) -> dict:
     own = tuple(o for o in overrides if not str(o).startswith(arm.name + "."))
     history = _history(scenario, own, seed)
     lo, hi = 1.0 - arm.bin_spread, 1.0 + arm.bin_spread
-    capacity = np.random.default_rng([seed, 0x5741_5354]).uniform(lo, hi, len(history.bin_fill))
+    # bin sizes spread evenly over the range, placed at random: every seed has the same smallest bin
+    # (which sets how often a fixed schedule must come), only where the sizes stand differs
+    capacity = np.random.default_rng([seed, 0x5741_5354]).permutation(np.linspace(lo, hi, len(history.bin_fill)))
     c = compare_collection(history.increments(capacity), history.tick_minutes, history.dist,
                            fill=FillTriggered(top_up_hours=arm.top_up_hours))
     fixed = c["fixed"]
