@@ -152,15 +152,26 @@ def make(kind, t, *, actor=0, subject=0, target=0, amount=0, code=0, extra=0,
     """Build events column by column; scalars broadcast against arrays."""
     cols = dict(t=t, actor=actor, subject=subject, target=target, amount=amount,
                 code=code, extra=extra, reason=reason, channel=channel)
-    sizes = {np.size(v) for v in cols.values() if np.ndim(v) > 0}
+    sizes = {_length(v) for v in cols.values()} - {None}
     if len(sizes) > 1:
         raise ValueError(f"event columns differ in length: {sorted(sizes)}")
     n = sizes.pop() if sizes else 1
     ev = empty(n)
     ev["kind"] = kind
     for name, value in cols.items():
-        ev[name] = value
+        if not (type(value) is int and value == 0):  # the array is zeroed: a column of 0 is there already
+            ev[name] = value
     return ev
+
+
+def _length(value):
+    """An array column's length, or None for a scalar (which broadcasts).  The engine and the
+    services make thousands of small batches a day, so the common types skip ``np.ndim``."""
+    if isinstance(value, np.ndarray):
+        return value.size if value.ndim > 0 else None
+    if isinstance(value, (int, float, np.generic)):
+        return None
+    return np.size(value) if np.ndim(value) > 0 else None
 
 
 class WriteFailed(RuntimeError):
@@ -278,7 +289,10 @@ class EventLog:
         self._n = 0
 
     def _commit(self, batches, details) -> None:
-        events = np.concatenate(batches) if batches else empty()
+        if len(batches) == 1 and not self.sinks:
+            events = batches[0]  # kept by copy below; a sink gets a copy of its own (the caller may reuse the array)
+        else:
+            events = np.concatenate(batches) if batches else empty()
         if len(events) == 0 and not details:
             return
         try:
@@ -306,6 +320,8 @@ class EventLog:
         self._n = need
 
     def _keep_details(self, details) -> None:
+        if not details:
+            return
         for subject, field, text in details:
             if text is None:
                 self.details.get(field, {}).pop(int(subject), None)
