@@ -16,7 +16,7 @@ from twin import cases
 from twin.config import ConfigError
 
 TINY = ["community.households=240", "community.buildings=6", "sim.days=60"]
-NEW = ("hangzhou_routes", "hangzhou_garbage_points", "beijing_huitian")
+NEW = ("hangzhou_routes", "hangzhou_routes_alike_bins", "hangzhou_garbage_points", "beijing_huitian")
 
 
 # ------------------------------------------------------------------ needs: the rules
