@@ -31,7 +31,7 @@ import math
 
 import numpy as np
 
-from policies._arms import require, split_arm
+from policies._arms import require
 from policies.base import Policy
 
 DETECTIONS = ("calls", "camera")
@@ -125,7 +125,19 @@ class GarbagePoints(Policy):
         order = np.argsort(t, kind="stable")
         return {"t": t[order], "building": building[order], "u": u[:, order], "covered": covered}
 
-    def run(self, dist: np.ndarray, seed: int = 0) -> dict:
+    def run(self, cfg, community) -> "GarbagePointsRun":
+        """The points of a scenario's community: its map, days, staff walking speed and seed.
+
+        ``twin.cases`` calls this for the case (it builds the community: policies do not
+        import the agents); the streets are :mod:`policies.waste`'s path graph.
+        """
+        from policies.waste import distances, path_graph
+
+        dist = distances(path_graph(community.building_x, community.building_y, cfg.community.spacing_m))
+        self.set_params(days=cfg.sim.days, buildings=len(community.building_x), walk_m_per_min=cfg.staff.walk_m_per_min)
+        return GarbagePointsRun(self.simulate(dist, int(cfg.seed)))
+
+    def simulate(self, dist: np.ndarray, seed: int = 0) -> dict:
         """Find, send and clear every point; ``dist`` is metres over the path graph (depot first)."""
         self.check()
         p = self.points(seed)
@@ -164,17 +176,11 @@ class GarbagePoints(Policy):
                 "cleared_within_30_share": float((handling <= 30).mean()) if len(t) else math.nan}
 
 
-def case_arm(scenario: str, overrides, seed: int) -> dict:
-    """One replication of one arm of a garbage-points case (``twin.cases`` calls it for ``model:`` cases).
+class GarbagePointsRun:
+    """A run's figures, as a case reads them (``kpis()``)."""
 
-    Overrides named ``garbage_points.<param>`` set :class:`GarbagePoints` parameters; the
-    scenario gives the map (its buildings on the path graph), the days and the staff's walking speed.
-    """
-    from agents.community import build_community
-    from policies.waste import distances, path_graph
+    def __init__(self, figures: dict):
+        self.figures = figures
 
-    cfg, model = split_arm(GarbagePoints(), overrides, scenario, seed)
-    c = build_community(cfg.community, seed)
-    dist = distances(path_graph(c.building_x, c.building_y, cfg.community.spacing_m))
-    model.set_params(days=cfg.sim.days, buildings=len(c.building_x), walk_m_per_min=cfg.staff.walk_m_per_min)
-    return model.run(dist, seed)
+    def kpis(self) -> dict:
+        return dict(self.figures)

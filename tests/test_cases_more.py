@@ -12,7 +12,9 @@ import pytest
 from policies import garbage_points as G
 from policies import needs as N
 from policies import waste as W
+from policies._arms import split_arm
 from twin import cases
+from twin.collection_case import case_arm as routes_arm
 from twin.config import ConfigError
 
 TINY = ["community.households=240", "community.buildings=6", "sim.days=60"]
@@ -139,45 +141,45 @@ def test_a_point_seen_at_once_is_cleared_after_the_walk():
     one = {"t": np.array([600.0]), "building": np.array([3]), "u": np.full((5, 1), 0.5),
            "covered": np.ones(4, bool)}
     model.points = lambda seed: one
-    assert model.run(dist, 1)["handling_minutes_mean"] == pytest.approx(3 * 60.0 / 70.0)
+    assert model.simulate(dist, 1)["handling_minutes_mean"] == pytest.approx(3 * 60.0 / 70.0)
 
 
 def test_cameras_nowhere_leave_the_calls_as_they_were():
     dist = W.distances(W.path_graph(np.arange(8) * 60.0, np.zeros(8), 60.0))
-    calls = G.GarbagePoints(days=10, buildings=8).run(dist, 2)
-    blind = G.GarbagePoints(detection="camera", camera_coverage=0.0, days=10, buildings=8).run(dist, 2)
+    calls = G.GarbagePoints(days=10, buildings=8).simulate(dist, 2)
+    blind = G.GarbagePoints(detection="camera", camera_coverage=0.0, days=10, buildings=8).simulate(dist, 2)
     assert blind == calls
 
 
 def test_residents_who_call_sooner_get_points_found_sooner():
     """Mutation check of the calibrated rule: the calling rate moves the before figure, and the test sees it."""
     dist = W.distances(W.path_graph(np.arange(8) * 60.0, np.zeros(8), 60.0))
-    slow, fast = (G.GarbagePoints(days=20, buildings=8, calls_per_hour=r).run(dist, 4) for r in (0.5, 3.0))
+    slow, fast = (G.GarbagePoints(days=20, buildings=8, calls_per_hour=r).simulate(dist, 4) for r in (0.5, 3.0))
     assert slow["found_minutes_mean"] > 2 * fast["found_minutes_mean"]
     assert slow["handling_minutes_mean"] > fast["handling_minutes_mean"]
 
 
 def test_bad_garbage_point_values_are_refused_by_name():
     with pytest.raises(ConfigError, match="garbage_points.dispatch.*manual, auto"):
-        G.case_arm("default", ["garbage_points.dispatch=radio", "sim.days=2"], 1)
+        split_arm(G.GarbagePoints(), ["garbage_points.dispatch=radio"], "default", 1)
     with pytest.raises(ConfigError, match="garbage_points.shift_hours"):
-        G.case_arm("default", ["garbage_points.shift_hours=[20, 8]", "sim.days=2"], 1)
+        split_arm(G.GarbagePoints(), ["garbage_points.shift_hours=[20, 8]"], "default", 1)
 
 
 # ------------------------------------------------------------------ routes: the case arm
 def test_the_routes_case_prices_both_arms_on_the_same_bins():
-    fixed = W.case_arm("default", [*TINY, "waste.collection=fixed"], 1)
-    fill = W.case_arm("default", [*TINY, "waste.collection=fill"], 1)
+    fixed = routes_arm("default", [*TINY, "waste.collection=fixed"], 1)
+    fill = routes_arm("default", [*TINY, "waste.collection=fill"], 1)
     assert fixed["cost_vs_fixed"] == 1.0
     assert fill["cost_vs_fixed"] < 1.0 and fill["overflow_hours"] <= fixed["overflow_hours"]
     with pytest.raises(ConfigError, match="waste.collection.*fixed, fill"):
-        W.case_arm("default", [*TINY, "waste.collection=weekly"], 1)
+        routes_arm("default", [*TINY, "waste.collection=weekly"], 1)
 
 
 def test_unlike_bins_are_what_the_fill_triggered_routes_save_on():
     """Mutation check: the saving changes with how unlike the bins are (the case's stated assumption)."""
-    alike = W.case_arm("default", [*TINY, "waste.collection=fill", "waste.bin_spread=0"], 1)
-    unlike = W.case_arm("default", [*TINY, "waste.collection=fill", "waste.bin_spread=0.5"], 1)
+    alike = routes_arm("default", [*TINY, "waste.collection=fill", "waste.bin_spread=0"], 1)
+    unlike = routes_arm("default", [*TINY, "waste.collection=fill", "waste.bin_spread=0.5"], 1)
     assert alike["cost_vs_fixed"] != unlike["cost_vs_fixed"]
 
 
