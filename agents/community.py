@@ -10,10 +10,9 @@ networkx view for analysis.
 from dataclasses import dataclass
 
 import numpy as np
-from numba import prange
 
 from twin import rng
-from twin._jit import kernel, parallel_kernel
+from twin._jit import kernel
 
 # draw streams of the community build
 S_ELDER_HH, S_ALONE, S_HH_SIZE, S_AGE, S_APP, S_ENGAGE, S_BUILDING_TIE, S_REWIRE, S_ELEVATOR = range(100, 109)
@@ -113,22 +112,25 @@ def build_community(cfg, seed: int, elevator_share: float | None = None) -> Comm
                      household, age, flags, engagement, indptr, indices)
 
 
-@parallel_kernel
+@kernel
 def _household_sizes(seed, H, mean):
+    # sequential, as _residents: built once per run, and a parallel loop costs seconds more to compile
     out = np.empty(H, np.int8)
-    for h in prange(H):
+    for h in range(H):
         k = 1 + rng.poisson(mean - 1.0, seed, S_HH_SIZE, 0, h)
         out[h] = min(k, 6)
     return out
 
 
-@parallel_kernel
+@kernel
 def _residents(seed, household, elder_hh, hh_first, app_adult, app_elder):
+    """Each resident's age, flags and engagement: a few draws each, once per run; sequential, since a
+    parallel loop costs seconds more to compile, and the loop is a few draws per resident."""
     n = household.shape[0]
     age = np.empty(n, np.uint8)
     flags = np.zeros(n, np.uint8)
     engagement = np.empty(n, np.float32)
-    for i in prange(n):
+    for i in range(n):
         h = household[i]
         u = rng.uniform(seed, S_AGE, 0, i)
         if elder_hh[h]:

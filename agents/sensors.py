@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from twin import rng
-from twin._jit import inline, parallel_kernel
+from twin._jit import inline, kernel, parallel_kernel
 
 (S_INCAP, S_INCAP_T, S_AWAY, S_USE, S_FAULT, S_BURST, S_BURST_T, S_SMOKE, S_SMOKE_T,
  S_BIN) = range(300, 310)
@@ -72,35 +72,42 @@ def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, 
     away = alone[h] and rng.uniform(seed, S_AWAY, day, h) < away_p
     smoke_t[h] = base + rng.uniform(seed, S_SMOKE_T, day, h) * 1440.0 \
         if rng.uniform(seed, S_SMOKE, day, h) < smoke_p else -1.0
-    electricity[h] = 0.0
+    # the household's state is read once into locals: nothing below writes it until the day's end,
+    # and locals let the compiler keep it in registers instead of reloading it every tick
+    incap, care, meter, people = incap_since[h], care_until[h], fault[h], size[h]
+    last = last_reading[h]
+    total = 0.0
     for k in range(n_ticks):
         t0 = base + k * tick_min
         hour = k * tick_min / 60.0
-        in_care = care_until[h] > t0
+        in_care = care > t0
         present = 1.0
-        if incap_since[h] >= 0:  # only the part of the tick before the fall
-            before = (incap_since[h] - t0) / tick_min
+        if incap >= 0:  # only the part of the tick before the fall
+            before = (incap - t0) / tick_min
             present = 0.0 if before < 0.0 else (1.0 if before > 1.0 else before)
         use = 0.0
         if not in_care and not (away and 8.0 <= hour < 20.0) and present > 0:
             p = 0.9 if 7.0 <= hour < 22.0 else 0.05
             u = rng.uniform(seed, S_USE, day * n_ticks + k, h)
             if u < p:  # water is used; given that, u / p is again uniform and sets the amount
-                use = litres * size[h] * (tick_min / 60.0) * present * (0.5 + u / p)
+                use = litres * people * (tick_min / 60.0) * present * (0.5 + u / p)
         hourly_use[h, k] = use
         # electricity: standby, plus appliances in the ticks water is used
-        power[h, k] = kwh * (tick_min / 60.0) * (0.2 + (0.8 * size[h] if use > 0 else 0.0))
-        electricity[h] += power[h, k]
+        used_kwh = kwh * (tick_min / 60.0) * (0.2 + (0.8 * people if use > 0 else 0.0))
+        power[h, k] = used_kwh
+        total += used_kwh
         reading = use
-        if fault[h] == DROPOUT:
+        if meter == DROPOUT:
             reading = math.nan
-        elif fault[h] == STUCK:
-            reading = last_reading[h]
+        elif meter == STUCK:
+            reading = last
         else:
-            if fault[h] == DRIFT:  # the bias grows by the day since the fault began
+            if meter == DRIFT:  # the bias grows by the day since the fault began
                 reading = use + DRIFT_LITRES_PER_DAY * (1.0 + day - (fault_until[h] - repair_days * 1440.0) / 1440.0)
-            last_reading[h] = reading
+            last = reading
         water[h, k] = reading
+    electricity[h] = total
+    last_reading[h] = last
 
 
 @parallel_kernel
@@ -296,7 +303,7 @@ def buildings_day(seed, day, tick_min, hh_start, hh_end, hourly_use, burst_since
                 overflow_hours[b] += tick_min / 60.0
 
 
-@parallel_kernel
+@kernel
 def burst_alerts(day, tick_min, main_lph, usual_lph, armed, threshold, detect_t):
     """The pipe-burst detector: a building's main flowing ``threshold`` L/h above its usual.
 
@@ -307,10 +314,12 @@ def burst_alerts(day, tick_min, main_lph, usual_lph, armed, threshold, detect_t)
     whose excess exceeds the threshold in an ``armed`` building (no burst
     ticket open), or -1.  NaN — a silent main, or no usual flow learnt yet —
     never triggers.
+
+    Sequential: a building's check is a few dozen comparisons, less than a parallel launch costs.
     """
     n_ticks = main_lph.shape[1]
     base = day * 1440.0
-    for b in prange(main_lph.shape[0]):
+    for b in range(main_lph.shape[0]):
         detect_t[b] = -1.0
         if not armed[b]:
             continue
@@ -323,15 +332,15 @@ def burst_alerts(day, tick_min, main_lph, usual_lph, armed, threshold, detect_t)
 USUAL_FLOW_WEIGHT = 0.3  # how much a new day moves the usual flow (about a week's memory)
 
 
-@parallel_kernel
+@kernel
 def learn_usual_flow(main_lph, usual_lph, threshold):
     """Move each main's usual flow per time of day toward the day's readings.
 
     A tick whose flow is ``threshold`` above the usual is left out (a burst
     must not become the new usual); a silent tick teaches nothing; the first
-    reading of a tick of day starts its usual.
+    reading of a tick of day starts its usual.  Sequential, as :func:`burst_alerts`.
     """
-    for b in prange(main_lph.shape[0]):
+    for b in range(main_lph.shape[0]):
         for k in range(main_lph.shape[1]):
             x = main_lph[b, k]
             if math.isnan(x):
