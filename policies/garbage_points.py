@@ -74,7 +74,7 @@ class GarbagePoints(Policy):
 
     def __init__(self, detection: str = "calls", dispatch: str = "manual", days: int = 30, buildings: int = 40,
                  points_per_building_day: float = 0.5, shift_hours=(7.0, 19.0), cleaners: int = 4,
-                 calls_per_hour: float = 1.6, office_minutes: float = 20.0, camera_coverage: float = 0.95,
+                 calls_per_hour: float = 1.65, office_minutes: float = 20.0, camera_coverage: float = 0.95,
                  camera_scan_minutes: float = 5.0, clean_minutes: float = 8.0, walk_m_per_min: float = 70.0):
         self.detection = detection
         self.dispatch = dispatch
