@@ -91,7 +91,7 @@ def test_twin_cases_prints_reported_against_twin_and_writes_the_page(tmp_path, c
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["cases", "nope"], "unknown case 'nope'; shipped cases: chaoyang_bursts, chengdu"),
+    (["cases", "nope"], "unknown case 'nope'; shipped cases: beijing_huitian, chaoyang_bursts, chengdu"),
     (["cases", "chengdu", "-n", "1"], "-n = 1 is not allowed; expected at least 2 replications"),
 ])
 def test_twin_cases_refuses_bad_input_in_one_line(argv, message, capsys):
