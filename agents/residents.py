@@ -180,13 +180,22 @@ class ResidentRule:
         self.help, self.help_minutes, self.help_t = np.empty(n, np.int64), np.empty(n, np.int64), np.empty(n)
         self.vote = np.empty((n, max_topics), np.bool_)
         self.vote_t = np.empty((n, max_topics))
+        self._orders = None  # order_of_day by weekday
 
     def offered(self, day: int) -> np.ndarray:
         """Activities offered today: one offered k times a week runs on the first k days of each week."""
         return (day % 7 < np.round(self.per_week)) | (self.per_week >= 7)
 
     def order_of_day(self, day: int) -> np.ndarray:
-        """Today's offered activities in the order of their ticks (then by index)."""
+        """Today's offered activities in the order of their ticks (then by index).
+
+        The offer repeats weekly, so the seven orders are worked out once, on first use.
+        """
+        if self._orders is None:
+            self._orders = tuple(self._order_on(weekday) for weekday in range(7))
+        return self._orders[day % 7]
+
+    def _order_on(self, day: int) -> np.ndarray:
         offered = np.flatnonzero(self.offered(day))
         tick = np.floor(self.hour[offered] * 60.0 / self.tick_minutes)
         return offered[np.lexsort((offered, tick))].astype(np.int64)

@@ -93,6 +93,10 @@ class Twin:
         res_building = c.hh_building[c.household]
         self.res_start = np.searchsorted(res_building, np.arange(B)).astype(np.int64)
         self.res_end = np.searchsorted(res_building, np.arange(B), side="right").astype(np.int64)
+        # minutes until some resident of a building notices a burst (mean): constant over the run
+        self._burst_notice_mean = 60.0 / np.maximum(
+            1e-9, cfg.residents.fault_notice_per_hour * np.maximum(self.res_end - self.res_start, 1))
+        self._adults = (c.flags & FLAG_ADULT) != 0
         # staff work from the community office in the middle of the map
         ox, oy = float(c.building_x.mean()), float(c.building_y.mean())
         st = cfg.staff
@@ -330,12 +334,11 @@ class Twin:
 
     def _burst_reports_today(self, d):
         """Bursts reported today: by the sensor policy's detector or by residents, whichever comes first."""
-        c, cfg = self.community, self.cfg
+        c = self.community
         detect_t, onset_b = self._burst_reports
-        n_res = np.maximum(self.res_end - self.res_start, 1)
-        mean_delay = 60.0 / np.maximum(1e-9, cfg.residents.fault_notice_per_hour * n_res)
         u = rng.uniforms(self.seed, S_BURST_NOTICE, d, c.n_buildings)
-        notice = np.where(onset_b >= 0, onset_b - mean_delay * np.log1p(-u), math.inf)  # residents see a new burst
+        # residents see a new burst
+        notice = np.where(onset_b >= 0, onset_b - self._burst_notice_mean * np.log1p(-u), math.inf)
         sensed = detect_t >= 0
         first = np.where(sensed, np.minimum(np.where(sensed, detect_t, math.inf), notice), notice)
         buildings = np.flatnonzero(sensed | (onset_b >= 0))
@@ -441,7 +444,7 @@ class Twin:
 
     # -------------------------------------------------------------- day end
     def _day_end(self, d):
-        c, cfg = self.community, self.cfg
+        cfg = self.cfg
         end = (d + 1) * 1440.0
         # incidents nobody was alerted to: the family finds the elder
         missed = np.flatnonzero((self.incap_since >= 0) & (end - self.incap_since >= FAMILY_FINDS_AFTER_MINUTES))
@@ -450,10 +453,9 @@ class Twin:
         self.care_until[missed] = end + sensors.CARE_DAYS * 1440.0
         residents.update_satisfaction(self.satisfaction, cfg.residents.satisfaction_baseline,
                                       cfg.residents.satisfaction_memory, self.experience)
-        adults = (c.flags & FLAG_ADULT) != 0
         tech = self.technicians
         shift = 1440.0 if cfg.queue_check.enabled else (cfg.staff.shift_end_hour - cfg.staff.shift_start_hour) * 60
-        self.kpis.end(self.log.events, satisfaction=float(self.satisfaction[adults].mean()),
+        self.kpis.end(self.log.events, satisfaction=float(self.satisfaction[self._adults].mean()),
                       technician_busy_minutes=float(tech.busy_minutes.sum()),
                       technician_shift_minutes=self.technicians_working(d) * shift,
                       backlog=self._open_tickets())
