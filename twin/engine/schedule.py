@@ -14,14 +14,15 @@ _DTYPE = np.dtype([("t", "f8"), ("action", "i1"), ("ticket", "i8"), ("arg", "i8"
 class TransitionQueue:
     def __init__(self):
         self._q = np.zeros(0, _DTYPE)
+        self._pushed = []  # rows pushed since the last pop, in push order (joined to the queue once, at the pop)
 
     def __len__(self):
-        return len(self._q)
+        return len(self._q) + sum(len(rows) for rows in self._pushed)
 
     def push(self, t, action: Action, ticket, arg=0) -> None:
         rows = np.zeros(np.size(ticket), _DTYPE)
         rows["t"], rows["action"], rows["ticket"], rows["arg"] = t, int(action), ticket, arg
-        self._q = np.concatenate((self._q, rows))
+        self._pushed.append(rows)
 
     def pop_until(self, t_end: float) -> np.ndarray:
         """Every queued transition before ``t_end``, by action, each action in time order.
@@ -31,6 +32,9 @@ class TransitionQueue:
         tickets commute, and one ticket's own transitions come in action
         order (dispatch, start, complete, rate) with increasing times.
         """
+        if self._pushed:
+            self._q = np.concatenate((self._q, *self._pushed))
+            self._pushed = []
         due = self._q["t"] < t_end
         out = self._q[due]
         self._q = self._q[~due]
