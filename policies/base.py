@@ -8,6 +8,8 @@ object, thresholds) through the verbs documented on each kind.
 """
 import inspect
 
+from twin.config import _check as _refuse_unless  # the scenario's own refusal: key, allowed values, value
+
 
 class Policy:
     """Base class: parameters in, introspectable, no work in ``__init__``."""
@@ -31,6 +33,11 @@ class Policy:
         for k, v in params.items():
             setattr(self, k, v)
         return self
+
+    def need(self, ok, key: str, allowed: str) -> None:
+        """Refuse parameter ``key`` unless ``ok``: a ``ConfigError`` naming ``<name>.<key>``, what is allowed
+        and the value given, worded as a scenario key's refusal (a policy's ``check`` calls it)."""
+        _refuse_unless(bool(ok), f"{self.name}.{key}", allowed, getattr(self, key))
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

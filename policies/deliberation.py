@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies._arms import require, split_arm
+from policies._arms import split_arm
 from policies.base import Policy
 
 #: project kinds: (name, cost in thousand yuan, appeal to younger adults, appeal to elders)
@@ -123,10 +123,7 @@ class Deliberation(Policy):
 
     def check(self) -> "Deliberation":
         """Refuse values the vote cannot run with, naming the key and what is allowed."""
-        k = self.name + "."
-
-        def need(ok, key, allowed):
-            require(bool(ok), k + key, allowed, getattr(self, key))
+        need = self.need
 
         need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
         need(self.channels in CHANNELS, "channels", f"one of {', '.join(CHANNELS)}")

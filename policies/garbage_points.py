@@ -31,7 +31,6 @@ import math
 
 import numpy as np
 
-from policies._arms import require
 from policies.base import Policy
 
 DETECTIONS = ("calls", "camera")
@@ -92,10 +91,7 @@ class GarbagePoints(Policy):
 
     def check(self) -> "GarbagePoints":
         """Refuse values the model cannot run with, naming the key and what is allowed."""
-        k = self.name + "."
-
-        def need(ok, key, allowed):
-            require(bool(ok), k + key, allowed, getattr(self, key))
+        need = self.need
 
         need(self.detection in DETECTIONS, "detection", f"one of {', '.join(DETECTIONS)}")
         need(self.dispatch in DISPATCHES, "dispatch", f"one of {', '.join(DISPATCHES)}")

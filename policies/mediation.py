@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies._arms import require, split_arm
+from policies._arms import split_arm
 from policies.base import Policy
 
 KINDS = ("elevator", "parking", "noise", "pets")
@@ -138,10 +138,7 @@ class Mediation(Policy):
 
     def check(self) -> "Mediation":
         """Refuse values the model cannot run with, naming the key and what is allowed."""
-        k = self.name + "."
-
-        def need(ok, key, allowed):
-            require(bool(ok), k + key, allowed, getattr(self, key))
+        need = self.need
 
         need(self.method in METHODS, "method", f"one of {', '.join(METHODS)}")
         need(len(self.kind_mix) == len(KINDS) and min(self.kind_mix) >= 0 and sum(self.kind_mix) > 0,

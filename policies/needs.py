@@ -34,7 +34,7 @@ import math
 
 import numpy as np
 
-from policies._arms import require, split_arm
+from policies._arms import split_arm
 from policies.base import Policy
 
 CATEGORIES = ("commute", "meals", "reading", "elderly_care", "childcare", "health", "sports", "parking")
@@ -110,10 +110,7 @@ class Needs(Policy):
 
     def check(self) -> "Needs":
         """Refuse values the model cannot run with, naming the key and what is allowed."""
-        k = self.name + "."
-
-        def need(ok, key, allowed):
-            require(bool(ok), k + key, allowed, getattr(self, key))
+        need = self.need
 
         need(self.placement in PLACEMENTS, "placement", f"one of {', '.join(PLACEMENTS)}")
         need(len(self.need_prevalence) == len(CATEGORIES) and all(0 <= p <= 1 for p in self.need_prevalence),

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from policies._arms import require, split_arm
+from policies._arms import split_arm
 from policies.base import Policy
 
 CLASSES = ("government", "living", "culture", "health")
@@ -149,10 +149,7 @@ class ServiceStation(Policy):
     # ------------------------------------------------------------- checks
     def check(self) -> "ServiceStation":
         """Refuse values the station cannot run with, naming the key and what is allowed."""
-        k = self.name + "."
-
-        def need(ok, key, allowed):
-            require(bool(ok), k + key, allowed, getattr(self, key))
+        need = self.need
 
         need(self.layout in LAYOUTS, "layout", f"one of {', '.join(LAYOUTS)}")
         need(len(self.class_mix) == len(CLASSES) and min(self.class_mix) >= 0 and sum(self.class_mix) > 0,

@@ -3,6 +3,7 @@
 Helpers are handed out as session fixtures (plain functions) so hypothesis
 tests can use them without function-scoped fixture warnings.
 """
+import importlib.util
 import os
 
 import numpy as np
@@ -113,3 +114,17 @@ def mosquitto(tmp_path):
     require_tool("mosquitto", mosquitto_missing())
     with Mosquitto(persistence_dir=tmp_path / "mosquitto") as broker:
         yield broker
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """One local Ray instance for the test module (loopback, no dashboard, 2 CPUs): ~5 s and ~800 MB to start."""
+    if importlib.util.find_spec("ray") is None:
+        require_tool("ray", "pip install 'ray[default]'")
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    ray.init(include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1", log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -1,9 +1,7 @@
 """A city sharded by community: the district's overflow rule, the city KPIs, and one result for
 any number of shards, in this process and on a local Ray instance."""
 import dataclasses
-import importlib.util
 import math
-import os
 
 import numpy as np
 import pytest
@@ -44,22 +42,6 @@ def city_file(tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_shard(city_file):
     return city.run_city(city.load_city(str(city_file)), shards=1)
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance for the module (loopback, no dashboard, 2 CPUs)."""
-    if importlib.util.find_spec("ray") is None:
-        from tests.conftest import require_tool
-
-        require_tool("ray", "pip install 'ray[default]'")
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def fingerprint(result) -> dict:

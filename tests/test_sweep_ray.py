@@ -1,6 +1,4 @@
 """Sweeps on Ray: one task per run on a local Ray instance gives joblib's table, row for row."""
-import importlib.util
-import os
 
 import pandas as pd
 import pytest
@@ -10,22 +8,6 @@ from twin.sweep import kpi_names, ray_session, sweep
 
 SMALL = ["community.households=60", "community.buildings=2", "sim.days=4", "seed=1,2",
          "policies.dispatch=fifo,nearest"]
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    """One local Ray instance for the module (loopback, no dashboard, 2 CPUs)."""
-    if importlib.util.find_spec("ray") is None:
-        from tests.conftest import require_tool
-
-        require_tool("ray", "pip install 'ray[default]'")
-    import ray
-
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield ray
-    ray.shutdown()
 
 
 def test_a_sweep_on_ray_gives_joblibs_table(ray_local, tmp_path):
