@@ -7,6 +7,15 @@ points, give time-bank service to an older neighbour, and vote on open
 topics.  Satisfaction moves with what happened to them.  Decisions are written
 into fixed per-resident slots; the engine turns them into service commands.
 
+Awareness (opt-in, ``residents.awareness_initial`` below 1): only a resident
+who knows of the points programme feels its reward (``reward_effect``); the
+others see an activity's plain appeal.  Each day an unaware adult learns of it
+with probability ``1 - (1 - base) * (1 - spread) ** k``, ``k`` the ties aware
+the day before: an independent chance of noticing it alone and of being told
+by each aware tie (a simple contagion through the social network).  With
+everyone aware from day 0 no awareness draw is made, so runs without it are
+unchanged.
+
 All rules are plain functions of arrays and scalars with counter-based draws,
 so they can also be compiled with ``numba.cuda.jit(device=True)``.
 """
@@ -21,6 +30,7 @@ from agents.community import FLAG_ADULT, FLAG_APP, FLAG_ELDER, FLAG_OLD_ELDER
 
 (S_ACT, S_ACT_T, S_REDEEM, S_HELP, S_HELP_PICK, S_HELP_MIN, S_HELP_T, S_VOTE, S_VOTE_T,
  S_RATING) = range(200, 210)
+S_AWARE_SEED, S_AWARE = 210, 211  # who knows of the points programme on day 0; who learns of it each day
 
 PEER_WINDOW_DAYS = 30
 NEVER = -32768
@@ -51,6 +61,39 @@ def peer_share(indptr, indices, last_active, day, out):
 
 
 @inline
+def awareness_of(i, seed, day, flags, aware, indptr, indices, base, spread, out):
+    """Whether resident ``i`` knows of the points programme after ``day`` (the per-agent rule, into ``out[i]``).
+
+    Reads yesterday's ``aware`` only, so the order residents are visited in
+    does not matter.  Children neither learn of it nor tell (they take no part).
+    """
+    if aware[i] or not (flags[i] & FLAG_ADULT):
+        out[i] = aware[i]
+        return
+    k = 0
+    for e in range(indptr[i], indptr[i + 1]):
+        if aware[indices[e]]:
+            k += 1
+    stays_unaware = (1.0 - base) * math.pow(1.0 - spread, k)
+    out[i] = 1 if rng.uniform(seed, S_AWARE, day, i) >= stays_unaware else 0
+
+
+@parallel_kernel
+def awareness_day(seed, day, flags, aware, indptr, indices, base, spread, out):
+    """One day of awareness spreading: :func:`awareness_of` for every resident."""
+    for i in prange(flags.shape[0]):
+        awareness_of(i, seed, day, flags, aware, indptr, indices, base, spread, out)
+
+
+def initial_awareness(seed, flags, share) -> np.ndarray:
+    """Who knows of the points programme on day 0 (1) — everyone when ``share`` is 1, with no draw made."""
+    if share >= 1.0:
+        return np.ones(flags.shape[0], np.uint8)
+    adult = (flags & FLAG_ADULT) != 0
+    return (adult & (rng.uniforms(seed, S_AWARE_SEED, 0, flags.shape[0]) < share)).astype(np.uint8)
+
+
+@inline
 def effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob,
                help_prob, help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect):
     """The resident rule's scalar knobs as the one tuple :func:`resident_day` takes (all floats)."""
@@ -60,13 +103,15 @@ def effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fat
 
 
 @inline
-def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit, effects,
-                 balances, costs, indptr, indices, open_topics, voted,
+def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
+                 act_logit_unaware, aware, effects, balances, costs, indptr, indices, open_topics, voted,
                  out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
     """One day of resident ``i``'s decisions (see the module docstring): the per-agent rule.
 
     The day's ticks are walked event by event: ``act_order`` lists the
     activities offered today in the order of their ticks (then by index);
+    ``act_logit`` is an activity's logit for one aware of the programme,
+    ``act_logit_unaware`` for one who is not (without ``reward_effect``);
     time-bank help is decided in the 14:00 tick and redeeming in the 19:00 one.
     Nothing else happens in the other ticks, so they cost nothing.  One plain
     function for both targets: :func:`residents_day` runs it for every resident
@@ -95,7 +140,8 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
     # points activities, in the order they are offered through the day
     for q in range(act_order.shape[0]):
         a = act_order[q]
-        x = act_logit[a] + peer_effect * float(peer[i]) + engagement_effect * float(engagement[i]) \
+        logit = act_logit[a] if aware[i] else act_logit_unaware[a]
+        x = logit + peer_effect * float(peer[i]) + engagement_effect * float(engagement[i]) \
             - fatigue_effect * float(fatigue[i])
         if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
             out_act[i, a] = True
@@ -139,7 +185,7 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
 
 @parallel_kernel
 def residents_day(seed, day, flags, engagement, fatigue, peer, last_active,
-                  act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
+                  act_order, act_logit, act_logit_unaware, aware, peer_effect, engagement_effect, fatigue_effect,
                   fatigue_gain, fatigue_decay,
                   balances, costs, redeem_prob,
                   help_prob, help_minutes_mean, indptr, indices,
@@ -149,8 +195,8 @@ def residents_day(seed, day, flags, engagement, fatigue, peer, last_active,
     effects = effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob,
                          help_prob, help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect)
     for i in prange(flags.shape[0]):
-        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit, effects,
-                     balances, costs, indptr, indices, open_topics, voted,
+        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
+                     act_logit_unaware, aware, effects, balances, costs, indptr, indices, open_topics, voted,
                      out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 
 
@@ -170,6 +216,10 @@ class ResidentRule:
         self.per_hour_unit = np.array([a.unit == "hour" for a in rules.activities])
         points = np.array([a.points for a in rules.activities], np.float64)
         self.logit = residents_cfg.activity_base + residents_cfg.reward_effect * points / 10.0 + appeal
+        self.logit_unaware = residents_cfg.activity_base + appeal  # the reward not known
+        self.aware = initial_awareness(self.seed, community.flags, residents_cfg.awareness_initial)
+        self.spreads = residents_cfg.awareness_initial < 1.0 and (
+            residents_cfg.awareness_base_per_day > 0.0 or residents_cfg.awareness_spread > 0.0)
         self.costs = np.array([i.cost for i in rules.catalog], np.int64)
         n, n_act = community.n_residents, len(points)
         self.fatigue = np.zeros(n, np.float32)
@@ -203,14 +253,19 @@ class ResidentRule:
     def decide(self, day: int, balances: np.ndarray, open_topics: np.ndarray, voted: np.ndarray) -> None:
         """One day of decisions into ``act``, ``redeem``, ``help*`` and ``vote*``."""
         c, r = self.c, self.r
+        if self.spreads and day > 0:
+            learnt = np.empty_like(self.aware)
+            awareness_day(self.seed, day, c.flags, self.aware, c.indptr, c.indices, r.awareness_base_per_day,
+                          r.awareness_spread, learnt)
+            self.aware = learnt
         peer_share(c.indptr, c.indices, self.last_active, day, self.peer)
         residents_day(
             self.seed, day, c.flags, c.engagement, self.fatigue, self.peer, self.last_active,
-            self.order_of_day(day), self.logit, r.peer_effect, r.engagement_effect, r.fatigue_effect,
-            r.fatigue_gain, r.fatigue_decay, balances, self.costs, r.redeem_prob, r.timebank_help_prob,
-            r.timebank_minutes_mean, c.indptr, c.indices, open_topics, r.vote_base, r.vote_app_effect,
-            r.vote_engagement_effect, voted, self.act, self.redeem, self.help, self.help_minutes, self.help_t,
-            self.vote[:, : len(open_topics)], self.vote_t[:, : len(open_topics)])
+            self.order_of_day(day), self.logit, self.logit_unaware, self.aware, r.peer_effect, r.engagement_effect,
+            r.fatigue_effect, r.fatigue_gain, r.fatigue_decay, balances, self.costs, r.redeem_prob,
+            r.timebank_help_prob, r.timebank_minutes_mean, c.indptr, c.indices, open_topics, r.vote_base,
+            r.vote_app_effect, r.vote_engagement_effect, voted, self.act, self.redeem, self.help, self.help_minutes,
+            self.help_t, self.vote[:, : len(open_topics)], self.vote_t[:, : len(open_topics)])
 
 
 # the two below are sequential: their work per day is smaller than a parallel launch

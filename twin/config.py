@@ -190,6 +190,17 @@ class ResidentsConfig:
                                          NON_NEGATIVE)
     propose_rate_per_month: float = param(1.5, "topics proposed by the community per month", "topics per month",
                                           NON_NEGATIVE)
+    awareness_initial: float = param(1.0, "share of adults who know of the points programme on day 0 (1: all do, "
+                                          "and no awareness draws are made); only those aware get reward_effect",
+                                     "share of adults", SHARE,
+                                     "assumption: 1 (the mechanism off); 0.05 in the Chengdu case's after arm")
+    awareness_base_per_day: float = param(0.0, "chance a day that an unaware adult learns of the programme "
+                                               "on their own (notices, posters)", "probability per day",
+                                          PROBABILITY,
+                                          "0 (off); 0.001 in the Chengdu case, tuned for the rise over a year")
+    awareness_spread: float = param(0.0, "chance a day that each aware tie tells an unaware adult of the programme",
+                                    "probability per day per aware tie", PROBABILITY,
+                                    "0 (off); 0.003 in the Chengdu case, tuned for the rise over a year")
     vote_base: float = param(-4.0, "logit of voting on an open topic, per day of the vote", "logit", ANY_NUMBER,
                              TUNED_TURNOUT)
     vote_app_effect: float = param(1.0, "logit added when the resident uses the app", "logit")

@@ -11,7 +11,8 @@ no rule and no draw exists twice.
 
 Where the state lives:
 
-* the resident rule's own state (fatigue, peer share, last active day) and
+* the resident rule's own state (fatigue, peer share, last active day,
+  awareness of the points programme) and
   the community's static arrays (flags, engagement, the social graph) stay on
   the device for the whole run; each day the services' balances, the open
   topics and who already voted go up, and the day's decisions come down —
@@ -90,6 +91,7 @@ def _python(rule):
 # the CPU's per-agent rules, compiled for the device
 peer_share_of = cuda.jit(device=True)(_python(residents.peer_share_of))
 effects_of = cuda.jit(device=True)(_python(residents.effects_of))
+awareness_of = cuda.jit(device=True)(_python(residents.awareness_of))
 resident_day = cuda.jit(device=True)(_python(residents.resident_day))
 household_day = cuda.jit(device=True)(_python(sensors.household_day))
 
@@ -102,8 +104,15 @@ def _peer_share_kernel(indptr, indices, last_active, day, out):
 
 
 @cuda.jit
+def _awareness_kernel(seed, day, flags, aware, indptr, indices, base, spread, out):
+    i = cuda.grid(1)
+    if i < out.shape[0]:
+        awareness_of(i, seed, day, flags, aware, indptr, indices, base, spread, out)
+
+
+@cuda.jit
 def _residents_kernel(seed, day, flags, engagement, fatigue, peer, last_active,
-                      act_order, act_logit, peer_effect, engagement_effect, fatigue_effect,
+                      act_order, act_logit, act_logit_unaware, aware, peer_effect, engagement_effect, fatigue_effect,
                       fatigue_gain, fatigue_decay,
                       balances, costs, redeem_prob,
                       help_prob, help_minutes_mean, indptr, indices,
@@ -114,8 +123,8 @@ def _residents_kernel(seed, day, flags, engagement, fatigue, peer, last_active,
         effects = effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay,
                              redeem_prob, help_prob, help_minutes_mean, vote_logit, vote_app_effect,
                              vote_engagement_effect)
-        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit, effects,
-                     balances, costs, indptr, indices, open_topics, voted,
+        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
+                     act_logit_unaware, aware, effects, balances, costs, indptr, indices, open_topics, voted,
                      out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 
 
@@ -173,13 +182,15 @@ class DeviceResidentRule(residents.ResidentRule):
     fatigue = _OnDevice()
     peer = _OnDevice()
     last_active = _OnDevice()
+    aware = _OnDevice()
 
     def __init__(self, community, residents_cfg, points_policy, tick_minutes: int, seed: int, max_topics: int):
         check_available()
         super().__init__(community, residents_cfg, points_policy, tick_minutes, seed, max_topics)
         c = community
         self._static = [cuda.to_device(np.ascontiguousarray(a)) for a in
-                        (c.flags, c.engagement, c.indptr, c.indices, self.logit, self.costs)]
+                        (c.flags, c.engagement, c.indptr, c.indices, self.logit, self.costs,
+                         self.logit_unaware)]
         n = c.n_residents
         self._out = [cuda.device_array_like(a) for a in (self.redeem, self.help, self.help_minutes, self.help_t)]
         self._act = cuda.device_array_like(self.act)
@@ -211,14 +222,20 @@ class DeviceResidentRule(residents.ResidentRule):
         :meth:`decide` is this between its copies; ``twin.bench.gpu`` times it alone.
         """
         r = self.r
-        flags, engagement, indptr, indices, logit, costs = self._static
+        flags, engagement, indptr, indices, logit, costs, logit_unaware = self._static
         redeem, help_, help_minutes, help_t = self._out
         vote, vote_t = self._vote_slots(len(open_topics))
         grid = blocks_for(self.n), THREADS_PER_BLOCK
+        if self.spreads and day > 0:
+            learnt = cuda.device_array_like(self._device_aware)
+            _awareness_kernel[grid](self.seed, day, flags, self._device_aware, indptr, indices,
+                                    r.awareness_base_per_day, r.awareness_spread, learnt)
+            self._device_aware = learnt
         _peer_share_kernel[grid](indptr, indices, self._device_last_active, day, self._device_peer)
         _residents_kernel[grid](
             self.seed, day, flags, engagement, self._device_fatigue, self._device_peer, self._device_last_active,
-            cuda.to_device(self.order_of_day(day)), logit, r.peer_effect, r.engagement_effect, r.fatigue_effect,
+            cuda.to_device(self.order_of_day(day)), logit, logit_unaware, self._device_aware, r.peer_effect,
+            r.engagement_effect, r.fatigue_effect,
             r.fatigue_gain, r.fatigue_decay, balances, costs, r.redeem_prob, r.timebank_help_prob,
             r.timebank_minutes_mean, indptr, indices, open_topics, r.vote_base, r.vote_app_effect,
             r.vote_engagement_effect, voted, self._act, redeem, help_, help_minutes, help_t, vote, vote_t)
@@ -251,5 +268,6 @@ def attach(twin) -> None:
     old = twin.rule
     rule = DeviceResidentRule(old.c, old.r, twin.policies.points, old.tick_minutes, old.seed, old.vote.shape[1])
     rule.fatigue, rule.peer, rule.last_active = old.fatigue, old.peer, old.last_active  # the state so far
+    rule.aware = old.aware
     twin.rule = rule
     twin.households_day = households_day
