@@ -231,7 +231,8 @@ t = twin.Twin(twin.load_scenario("default", ["community.households=20", "communi
 c, rule, r, s = t.community, t.rule, t.cfg.residents, t.cfg.sensors
 topics = np.zeros(8, np.int64)
 resident_args = (t.seed, 0, c.flags, c.engagement, rule.fatigue, rule.peer, rule.last_active, rule.order_of_day(0),
-                 rule.logit, r.peer_effect, r.engagement_effect, r.fatigue_effect, r.fatigue_gain, r.fatigue_decay,
+                 rule.logit, rule.logit_unaware, rule.aware, r.peer_effect, r.engagement_effect, r.fatigue_effect,
+                 r.fatigue_gain, r.fatigue_decay,
                  np.zeros(c.n_residents, np.int64), rule.costs, r.redeem_prob, r.timebank_help_prob,
                  r.timebank_minutes_mean, c.indptr, c.indices, topics, r.vote_base, r.vote_app_effect,
                  r.vote_engagement_effect, t.topics.voted, rule.act, rule.redeem, rule.help, rule.help_minutes,
@@ -243,10 +244,12 @@ household_args = (t.seed, 0, 60.0, c.hh_alone_elder, c.hh_size, t.incap_since, t
                   s.faults, 1e-4, t._hourly_use, np.empty((H, K)), np.empty((H, K)), np.empty(H), np.empty(H),
                   np.empty(H))
 peer_args = (c.indptr, c.indices, rule.last_active, 0, rule.peer)
+awareness_args = (t.seed, 1, c.flags, rule.aware, c.indptr, c.indices, 0.01, 0.1, rule.aware.copy())
 out = {"nvvm": None}
 for name, kernel, args in (("residents", backend._residents_kernel, resident_args),
                            ("households", backend._households_kernel, household_args),
-                           ("peer_share", backend._peer_share_kernel, peer_args)):
+                           ("peer_share", backend._peer_share_kernel, peer_args),
+                           ("awareness", backend._awareness_kernel, awareness_args)):
     ptx, _ = cuda.compile_ptx(kernel.py_func, tuple(typeof(a) for a in args), cc=(9, 0))
     out[name] = ".entry" in ptx
     out[name + "_fused"] = ptx.count("fma.rn.f64")  # libdevice's exp and log fuse on purpose; the rules must not
@@ -265,6 +268,6 @@ def test_the_kernels_compile_for_a_real_gpu():
     found = json.loads(out.stdout.strip().splitlines()[-1])
     if found["nvvm"] is not None:
         pytest.skip(f"no CUDA toolkit (NVVM) to compile for a GPU: {found['nvvm']}")
-    assert found["residents"] and found["households"] and found["peer_share"]
+    assert found["residents"] and found["households"] and found["peer_share"] and found["awareness"]
     # no multiply and add fused (the CPU rounds them apart): the household rule calls no exp or log
     assert found["households_fused"] == 0 and found["peer_share_fused"] == 0

@@ -117,7 +117,21 @@ def run_arm(case: Case, arm: str, seed: int, extra=()) -> dict:
         onset_b = tw._burst_onsets
         onsets += [(float(onset_b[b]), int(b)) for b in np.flatnonzero(onset_b >= 0)]
     result = Result.from_twin(tw)
-    return {**result.summary, **case_kpis(result.event_log, onsets)}
+    return {**result.summary, **case_kpis(result.event_log, onsets),
+            **participation_trajectory(result.event_log, int(tw.community.adults().sum()), tw.day)}
+
+
+def participation_trajectory(events: np.ndarray, adults: int, days: int) -> dict:
+    """Each whole 30-day month's share of adults who earned points (``participation_month_<k>``), and the last.
+
+    ``participation_rate`` is their mean: for a programme that grows over a year
+    the last month ("after a year") is the figure a source reports.
+    """
+    from twin.engine.kpis import monthly_participation
+
+    shares = monthly_participation(events, adults, days)
+    return {**{f"participation_month_{m + 1}": x for m, x in enumerate(shares)},
+            "participation_last_month": shares[-1]}
 
 
 def run_model_arm(case: Case, arm: str, seed: int, extra=()) -> dict:

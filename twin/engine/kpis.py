@@ -67,14 +67,19 @@ def participation_months(days: int) -> int:
     return max(1, days // 30)
 
 
+def monthly_participation(events: np.ndarray, adults: int, days: int) -> list[float]:
+    """Each whole 30-day month's share of adults who earned points (``participation_rate`` is their mean)."""
+    earned = events[events["kind"] == EventKind.PointsEarned]
+    months = (earned["t"] // (30 * 1440)).astype(np.int64)
+    return [len(np.unique(earned["actor"][months == m])) / max(1, adults) for m in range(participation_months(days))]
+
+
 def summarise(events: np.ndarray, *, days: int, adults: int, repair_times: dict, turnouts: list,
               satisfaction_daily) -> dict:
     """The run's headline figures (see DESIGN.md "KPI meanings")."""
     k = events["kind"]
     earned = events[k == EventKind.PointsEarned]
-    months = (earned["t"] // (30 * 1440)).astype(np.int64)
-    shares = [len(np.unique(earned["actor"][months == m])) / max(1, adults)
-              for m in range(participation_months(days))]
+    shares = monthly_participation(events, adults, days)
     raised = events[k == EventKind.AlertRaised]
     inactivity = raised[raised["code"] == 0]
     incidents = events[k == EventKind.IncidentStarted]
