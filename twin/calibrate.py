@@ -119,9 +119,9 @@ def summary_kpis(case: bool = False) -> tuple:
         keys = list(summarise(empty(0), days=1, adults=1, turnouts=[], satisfaction_daily=nothing,
                               repair_times={"submitted": nothing, "started": nothing, "completed": nothing}))
         if case:
-            from twin.cases import case_kpis
+            from twin.cases import case_kpis, participation_trajectory
 
-            keys += list(case_kpis(empty(0), []))
+            keys += list(case_kpis(empty(0), [])) + list(participation_trajectory(empty(0), 1, 365))
     return tuple(keys)
 
 
