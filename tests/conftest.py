@@ -118,13 +118,11 @@ def mosquitto(tmp_path):
 
 @pytest.fixture(scope="module")
 def ray_local():
-    """One local Ray instance for the test module (loopback, no dashboard, 2 CPUs): ~5 s and ~800 MB to start."""
+    """One local Ray instance for the test module, started as the product starts one
+    (:func:`twin.sweep.ray_session`: loopback only, no dashboard): ~5 s and ~800 MB."""
     if importlib.util.find_spec("ray") is None:
         require_tool("ray", "pip install 'ray[default]'")
-    import ray
+    from twin.sweep import ray_session
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    ray.init(include_dashboard=False, num_cpus=2, _node_ip_address="127.0.0.1", log_to_driver=False)
-    yield ray
-    ray.shutdown()
+    with ray_session() as ray:
+        yield ray
