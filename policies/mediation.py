@@ -158,20 +158,13 @@ class Mediation(Policy):
         The centre spreads specialties over the kinds (mediator ``i`` specialises in kind
         ``i mod 4``), as a centre hiring for its disputes would.
         """
+        return skill_table(np.arange(int(self.mediators)) % len(KINDS), self.specialty_skill, self.other_skill,
+                           self.skill_spread, seed)
+
+    def disputes(self, seed: int):
+        """The run's disputes in filing order: kind (index into ``KINDS``), day filed, difficulty."""
         from twin import rng
 
-        m = int(self.mediators)
-        specialty = np.arange(m) % len(KINDS)
-        noise = np.array([[rng.uniform(seed, _SKILL, k, i) for k in range(len(KINDS))] for i in range(m)])
-        base = np.where(np.arange(len(KINDS))[None, :] == specialty[:, None], self.specialty_skill, self.other_skill)
-        return np.clip(base + (2 * noise - 1) * self.skill_spread, 0.0, 1.0)
-
-    def run(self, seed: int = 0) -> MediationResult:
-        """File, match and mediate the run's disputes, day by day."""
-        from twin import rng
-
-        self.check()
-        skill = self.skills(seed)
         lam = self.households * self.disputes_per_household_year / 365.0
         mix = np.cumsum(np.asarray(self.kind_mix, float) / sum(self.kind_mix))
         kind, filed, difficulty = [], [], []
@@ -183,39 +176,126 @@ class Mediation(Policy):
                 difficulty.append(rng.uniform(seed, _DIFFICULTY, day, j))
         kind, filed, difficulty = np.array(kind, np.int64), np.array(filed), np.array(difficulty)
         order = np.argsort(filed, kind="stable")
-        kind, filed, difficulty = kind[order], filed[order], difficulty[order]
-        n = len(kind)
-        resolved, settled, chance = np.full(n, np.nan), np.zeros(n, bool), np.full(n, np.nan)
-        busy_until: list[list[float]] = [[] for _ in range(int(self.mediators))]
-        waiting: list[int] = []
-        nxt, turn = 0, 0
+        return kind[order], filed[order], difficulty[order]
+
+    def outcome(self, seed: int, dispute: int, skill: float, difficulty: float, chance: float, morning: float):
+        """Whether a match made on ``morning`` settles dispute ``dispute`` and the day it ends.
+
+        The draws are keyed on the dispute alone, so the same dispute has the same luck
+        whoever mediates it; only the match's ``chance`` and the mediator's ``skill`` differ.
+        """
+        from twin import rng
+
+        settled = bool(rng.uniform(seed, _OUTCOME, 0, dispute) < chance)
+        mean = self.mean_days * (1.0 + difficulty - skill)
+        return settled, morning + rng.exponential(mean, seed, _DURATION, 0, dispute)
+
+    def run(self, seed: int = 0) -> MediationResult:
+        """File, match and mediate the run's disputes, day by day."""
+        self.check()
+        desk = Desk(self, seed)
         for day in range(int(self.days)):
-            morning = float(day)
-            while nxt < n and filed[nxt] <= morning:  # filed since yesterday morning
-                waiting.append(nxt)
-                nxt += 1
-            for cases in busy_until:
-                cases[:] = [t for t in cases if t > morning]
-            places = [m for m, cases in enumerate(busy_until) for _ in range(int(self.max_cases) - len(cases))]
-            today, waiting = waiting[:len(places)], waiting[len(places):]
-            if not today:
-                continue
-            load = np.array([len(busy_until[m]) for m in places], float)
-            p = success_probability(skill[places][:, kind[today]].T, difficulty[today][:, None],
-                                    self.base_logit, self.skill_weight)
-            cols = assign(p, self.method, load, turn)
-            turn = (turn + len(today)) % len(places)
-            for row, (i, col) in enumerate(zip(today, cols)):
-                m = places[col]
-                s = skill[m, kind[i]]
-                chance[i] = p[row, col]
-                settled[i] = rng.uniform(seed, _OUTCOME, 0, i) < chance[i]
-                mean = self.mean_days * (1.0 + difficulty[i] - s)
-                end = morning + rng.exponential(mean, seed, _DURATION, 0, i)
-                busy_until[m].append(end)
-                if end <= self.days:
-                    resolved[i] = end
-        return MediationResult(self.method, kind, filed, resolved, settled, chance, int(self.days))
+            desk.morning(day)
+        return desk.result()
+
+
+def skill_table(specialty, specialty_skill: float, other_skill: float, skill_spread: float, seed: int) -> np.ndarray:
+    """Mediators x kinds: mediator ``i``'s skill near ``specialty_skill`` in kind ``specialty[i]``,
+    near ``other_skill`` in the others, spread by ``skill_spread`` with draws keyed on (seed, i, kind)."""
+    from twin import rng
+
+    specialty = np.asarray(specialty, np.int64)
+    noise = np.array([[rng.uniform(seed, _SKILL, k, i) for k in range(len(KINDS))] for i in range(len(specialty))])
+    base = np.where(np.arange(len(KINDS))[None, :] == specialty[:, None], specialty_skill, other_skill)
+    return np.clip(base + (2 * noise.reshape(len(specialty), len(KINDS)) - 1) * skill_spread, 0.0, 1.0)
+
+
+class Centre:
+    """Mediators and their open cases: who is free each morning, and the matching of a day's disputes.
+
+    One centre's rule serves a community's own desk and a pool of mediators shared by
+    several communities alike; the chance of a match comes from each dispute's own
+    ``base_logit`` and ``skill_weight`` (scalars, or one per dispute).
+    """
+
+    def __init__(self, skill: np.ndarray, max_cases: int, method: str):
+        self.skill = np.asarray(skill, float).reshape(-1, len(KINDS))
+        self.max_cases = int(max_cases)
+        self.method = method
+        self.busy_until: list[list[float]] = [[] for _ in range(len(self.skill))]
+        self.turn = 0  # rotation's next place
+
+    def free_places(self, morning: float) -> list[int]:
+        """The mediator of each free place this morning (a mediator once per free case), cases ended by now closed."""
+        for cases in self.busy_until:
+            cases[:] = [t for t in cases if t > morning]
+        return [m for m, cases in enumerate(self.busy_until) for _ in range(self.max_cases - len(cases))]
+
+    def match(self, places: list[int], kind, difficulty, base_logit, skill_weight):
+        """The mediator each dispute goes to and the chance of settling that match gives (disputes <= places)."""
+        kind, difficulty = np.asarray(kind, np.int64), np.asarray(difficulty, float)
+        load = np.array([len(self.busy_until[m]) for m in places], float)
+        p = success_probability(self.skill[places][:, kind].T, difficulty[:, None],
+                                np.asarray(base_logit, float).reshape(-1, 1), np.asarray(skill_weight, float).reshape(-1, 1))
+        cols = assign(p, self.method, load, self.turn)
+        self.turn = (self.turn + len(kind)) % len(places)
+        return np.asarray(places, np.int64)[cols], p[np.arange(len(kind)), cols]
+
+    def book(self, mediator: int, end: float) -> None:
+        """Mediator ``mediator`` holds a case until ``end``."""
+        self.busy_until[mediator].append(end)
+
+
+class Desk:
+    """One community's mediation desk stepped one morning at a time (:meth:`Mediation.run` steps it
+    through every day; a city steps it beside its community and lets a district pool take some
+    disputes, :meth:`hand_over`)."""
+
+    def __init__(self, model: Mediation, seed: int):
+        self.model, self.seed = model, int(seed)
+        self.skill = model.skills(self.seed)
+        self.kind, self.filed, self.difficulty = model.disputes(self.seed)
+        self.centre = Centre(self.skill, model.max_cases, model.method)
+        n = len(self.kind)
+        self.resolved, self.settled, self.chance = np.full(n, np.nan), np.zeros(n, bool), np.full(n, np.nan)
+        self.matched = np.full(n, np.nan)   # the morning it was matched, NaN: never
+        self.outside = np.zeros(n, bool)    # matched by mediators other than the desk's own
+        self.waiting: list[int] = []
+        self._next = 0
+
+    def morning(self, day: int) -> None:
+        """File the disputes since yesterday morning and match the oldest waiting ones to the free places."""
+        morning = float(day)
+        while self._next < len(self.kind) and self.filed[self._next] <= morning:
+            self.waiting.append(self._next)
+            self._next += 1
+        places = self.centre.free_places(morning)
+        today, self.waiting = self.waiting[:len(places)], self.waiting[len(places):]
+        if not today:
+            return
+        who, chance = self.centre.match(places, self.kind[today], self.difficulty[today],
+                                        self.model.base_logit, self.model.skill_weight)
+        for i, m, c in zip(today, who, chance):
+            settled, end = self.model.outcome(self.seed, i, self.skill[m, self.kind[i]], self.difficulty[i], c,
+                                              morning)
+            self.centre.book(m, end)
+            self.close(i, c, settled, end, morning)
+
+    def hand_over(self, dispute: int, chance: float, settled: bool, end: float, morning: float) -> None:
+        """Dispute ``dispute`` leaves the queue: mediators from outside matched it (their outcome)."""
+        self.waiting.remove(int(dispute))
+        self.close(dispute, chance, settled, end, morning)
+        self.outside[dispute] = True
+
+    def close(self, dispute: int, chance: float, settled: bool, end: float, morning: float) -> None:
+        """Record a match: its chance, whether it settles, and its end when that falls within the run."""
+        self.chance[dispute], self.settled[dispute], self.matched[dispute] = chance, settled, morning
+        if end <= self.model.days:
+            self.resolved[dispute] = end
+
+    def result(self) -> MediationResult:
+        return MediationResult(self.model.method, self.kind, self.filed, self.resolved, self.settled, self.chance,
+                               int(self.model.days))
 
 
 def case_arm(scenario: str, overrides, seed: int) -> dict:

@@ -2,7 +2,10 @@
 
 A city config (``scenarios/city/<name>.yaml``) lists communities — a scenario,
 overrides, and ``count`` copies of that template — and what they share: a
-district crew of technicians that takes repair overflow, and city-wide KPIs.
+district crew of technicians that takes repair overflow, city-wide KPIs and,
+when it declares ``mediation:``, a district pool of mediators that takes the
+disputes the communities' own mediation desks cannot serve in time (the rule is
+:mod:`twin.city_mediation`'s; its exchange rides on the same daily step).
 
 Community ``i`` (its place in the list, templates expanded in order) draws
 from :func:`community_seed` of the city seed and ``i``, never from which shard
@@ -52,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from twin import city_mediation as med
 from twin.config import SCENARIO_DIR, ConfigError
 from twin.services.events import EventKind
 from twin.services.repair import Action, Status
@@ -106,6 +110,7 @@ class CommunitySpec:
     index: int
     label: str
     cfg: object  # twin.config.TwinConfig
+    mediation: object = None  # its desk's policies.mediation.Mediation; None: the city has no mediation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,10 +120,12 @@ class CityConfig:
     days: int
     communities: tuple  # of CommunitySpec
     district: DistrictRule
+    mediation: object = None  # a twin.city_mediation.MediationRule; None: no mediation
 
 
 _CITY_KEYS = {"name": "the city's name", "seed": "an integer in 0..2**63-1", "days": "an integer >= 1",
-              "communities": "a list of {scenario, overrides, count, label}", "district": "the district crew"}
+              "communities": "a list of {scenario, overrides, count, label}", "district": "the district crew",
+              "mediation": "the district mediators and when disputes are referred"}
 _ENTRY_KEYS = ("scenario", "overrides", "count", "label")
 
 
@@ -132,6 +139,13 @@ def community_seed(city_seed: int, index: int) -> int:
     from twin import rng
 
     return int(rng.draw(int(city_seed), S_CITY_SEED, 0, int(index)) >> np.uint64(1))  # 0..2**63-1
+
+
+def district_seed(city_seed: int) -> int:
+    """The seed the district's own draws (its mediators' skills) come from: the city seed's, apart from any community's."""
+    from twin import rng
+
+    return int(rng.draw(int(city_seed), S_CITY_SEED, 1, 0) >> np.uint64(1))
 
 
 def load_city(name: str = "city_demo", days: int | None = None, overrides: dict | None = None) -> CityConfig:
@@ -157,7 +171,8 @@ def load_city(name: str = "city_demo", days: int | None = None, overrides: dict 
 
 def city_config(raw: dict) -> CityConfig:
     """A city from its table (the YAML file's contents), validated; see :func:`load_city`."""
-    from twin.config import load_scenario
+    from policies._arms import split_arm
+    from policies.mediation import Mediation
 
     _known_keys("", raw, _CITY_KEYS)
     seed, n_days = raw.get("seed", 1), raw.get("days", 30)
@@ -174,6 +189,7 @@ def city_config(raw: dict) -> CityConfig:
         rule = DistrictRule(**{k: v if k == "technicians" else float(v) for k, v in district.items()})
     except (TypeError, ValueError) as e:
         raise ConfigError(f"district: {e}") from None
+    mediation = _mediation_rule(raw["mediation"]) if "mediation" in raw else None
     entries = raw.get("communities")
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"communities: {entries!r} is not allowed; allowed: {_CITY_KEYS['communities']}")
@@ -189,15 +205,29 @@ def city_config(raw: dict) -> CityConfig:
         if not isinstance(extra, list) or not all(isinstance(o, str) for o in extra):
             raise ConfigError(f"{where}.overrides: {extra!r} is not allowed; allowed: a list of key=value strings")
         scenario = entry.get("scenario", "default")
+        if mediation is None and any(o.startswith(f"{Mediation.name}.") for o in extra):
+            raise ConfigError(f"{where}.overrides: {Mediation.name}.* overrides need the city's mediation: block; "
+                              "allowed: scenario keys")
         for _ in range(count):
             index = len(specs)
-            try:
-                cfg = load_scenario(scenario, list(extra) + [f"seed={community_seed(seed, index)}",
-                                                             f"sim.days={n_days}", "progress=false"])
+            try:  # mediation.* overrides set the community's desk, the rest its scenario
+                cfg, desk = split_arm(Mediation(), list(extra) + [f"sim.days={n_days}"], scenario,
+                                      community_seed(seed, index))
             except ConfigError as e:
                 raise ConfigError(f"{where}: {e}") from None
-            specs.append(CommunitySpec(index, f"{entry.get('label', scenario)}-{index}", cfg))
-    return CityConfig(str(raw.get("name", "city")), seed, n_days, tuple(specs), rule)
+            desk = desk.set_params(households=cfg.community.households, days=n_days) if mediation else None
+            specs.append(CommunitySpec(index, f"{entry.get('label', scenario)}-{index}", cfg, desk))
+    return CityConfig(str(raw.get("name", "city")), seed, n_days, tuple(specs), rule, mediation)
+
+
+def _mediation_rule(table) -> "med.MediationRule":
+    """The city's ``mediation:`` block (an empty one: the defaults) as a validated rule."""
+    fields = [f.name for f in dataclasses.fields(med.MediationRule)]
+    table = {} if table is None else table
+    if not isinstance(table, dict):
+        raise ConfigError(f"mediation: {table!r} is not allowed; allowed: a table of {', '.join(fields)}")
+    _known_keys("mediation.", table, dict.fromkeys(fields, ""))
+    return med.MediationRule(**table)
 
 
 def _known_keys(prefix: str, table: dict, allowed: dict) -> None:
@@ -304,30 +334,40 @@ def _push_back(q, rows: np.ndarray) -> None:
 
 # ------------------------------------------------------------------ shards
 class Shard:
-    """A set of communities stepped together; on Ray, one actor per shard."""
+    """A set of communities stepped together, with their mediation desks; on Ray, one actor per shard."""
 
-    def __init__(self, specs, rule: DistrictRule):
+    def __init__(self, specs, rule: DistrictRule, mediation=None):
+        from policies.mediation import Desk
         from twin.engine import Twin
 
-        self.rule = rule
+        self.rule, self.mediation = rule, mediation
         self.twins = {s.index: Twin(s.cfg) for s in specs}
         self.labels = {s.index: s.label for s in specs}
+        self.desks = {s.index: Desk(s.mediation, s.cfg.seed) for s in specs if mediation is not None}
+        self.day = 0
         self.step_s = 0.0
 
     def residents(self) -> int:
         """Residents of the shard's communities (an answer also says the shard is built)."""
         return sum(int(t.community.n_residents) for t in self.twins.values())
 
-    def step(self, assignments: np.ndarray) -> np.ndarray:
-        """Apply yesterday's district assignments, advance every community one day, return today's offers."""
+    def step(self, assignments: np.ndarray, takes: np.ndarray) -> tuple:
+        """Apply the district's assignments and takes, run each desk's morning and each community's day;
+        return today's repair offers and mediation referrals."""
         t0 = time.perf_counter()
-        out = []
+        out, referred = [np.zeros(0, OFFER)], [np.zeros(0, med.REFERRAL)]
         for index, twin in self.twins.items():
             apply_assignments(twin, assignments[assignments["community"] == index])
+            if index in self.desks:
+                desk = self.desks[index]
+                med.hand_over(desk, takes[takes["community"] == index])
+                desk.morning(self.day)
+                referred.append(med.referrals_of(index, desk, self.mediation, self.day))
             twin.step()
             out.append(offers_of(index, twin, self.rule))
+        self.day += 1
         self.step_s += time.perf_counter() - t0
-        return np.concatenate(out) if out else np.zeros(0, OFFER)
+        return np.concatenate(out), np.concatenate(referred)
 
     def finish(self) -> list[dict]:
         """Each community's summary, residents, pooling weights and event log."""
@@ -340,6 +380,9 @@ class Shard:
                         "residents": int(twin.community.n_residents), "summary": result.summary,
                         "weights": weights_of(result.event_log, int(twin.community.adults().sum())),
                         "events": result.event_log, "kpis": result.kpis, "shard_step_s": self.step_s})
+            if index in self.desks:
+                disputes = med.disputes_of(self.desks[index])
+                out[-1].update(disputes=disputes, mediation=med.desk_kpis(disputes))
         return out
 
 
@@ -357,13 +400,23 @@ def weights_of(events: np.ndarray, adults: int) -> dict:
 
 
 def city_kpis(communities: list[dict]) -> dict:
-    """City-wide KPIs: totals of counts, and means pooled over what each community averages over."""
+    """City-wide KPIs: totals of counts, and means pooled over what each community averages over
+    (and the same for the mediation KPIs, where the city runs mediation)."""
     out = {"communities": len(communities), "residents": sum(c["residents"] for c in communities)}
-    for key in SUMMED:
-        out[key] = sum(c["summary"][key] for c in communities)
-    for key, weight in POOLED.items():
-        pairs = [(c["summary"][key], c["weights"][weight]) for c in communities
-                 if c["summary"][key] is not None and not math.isnan(c["summary"][key]) and c["weights"][weight] > 0]
+    out.update(_aggregate([(c["summary"], c["weights"]) for c in communities], SUMMED, POOLED))
+    if communities and all("mediation" in c for c in communities):
+        out.update(_aggregate([(c["mediation"], c["mediation"]) for c in communities],
+                              med.MEDIATION_SUMMED, med.MEDIATION_POOLED))
+    return out
+
+
+def _aggregate(rows: list, summed, pooled: dict) -> dict:
+    """Totals of ``summed`` and means of ``pooled`` over ``rows`` of (KPIs, weights), each mean weighted
+    by the count it averages over (a community without a figure does not count)."""
+    out = {key: sum(kpis[key] for kpis, _ in rows) for key in summed}
+    for key, weight in pooled.items():
+        pairs = [(kpis[key], weights[weight]) for kpis, weights in rows
+                 if kpis[key] is not None and not math.isnan(kpis[key]) and weights[weight] > 0]
         total = sum(w for _, w in pairs)
         out[key] = sum(v * w for v, w in pairs) / total if total else math.nan
     return out
@@ -373,8 +426,8 @@ def city_kpis(communities: list[dict]) -> dict:
 class _Local:
     """Shards in this process, called one after another."""
 
-    def __init__(self, groups, rule):
-        self.shards = [Shard(g, rule) for g in groups]
+    def __init__(self, groups, rule, mediation):
+        self.shards = [Shard(g, rule, mediation) for g in groups]
 
     def call(self, method: str, args: list) -> list:
         return [getattr(s, method)(*a) for s, a in zip(self.shards, args)]
@@ -383,12 +436,12 @@ class _Local:
 class _Ray:
     """One Ray actor per shard; a call waits for every shard's answer, kept in shard order."""
 
-    def __init__(self, groups, rule):
+    def __init__(self, groups, rule, mediation):
         import ray
 
         remote = ray.remote(Shard).options(scheduling_strategy="SPREAD")  # shards over the nodes
         self.ray = ray
-        self.shards = [remote.remote(g, rule) for g in groups]
+        self.shards = [remote.remote(g, rule, mediation) for g in groups]
 
     def call(self, method: str, args: list) -> list:
         return self.ray.get([getattr(s, method).remote(*a) for s, a in zip(self.shards, args)])
@@ -411,33 +464,41 @@ def run_city(city: CityConfig, backend: str = "local", shards: int = 1, address:
         from twin.sweep import ray_session
 
         with ray_session(address):
-            return _coordinate(city, _Ray(groups, city.district), len(groups), t0)
-    return _coordinate(city, _Local(groups, city.district), len(groups), t0)
+            return _coordinate(city, _Ray(groups, city.district, city.mediation), len(groups), t0)
+    return _coordinate(city, _Local(groups, city.district, city.mediation), len(groups), t0)
 
 
 def _coordinate(city: CityConfig, shards, n_shards: int, t0: float) -> dict:
     district = District(city.district)
-    assignments = np.zeros(0, ASSIGNMENT)
+    pool = None if city.mediation is None else med.DistrictPool(
+        city.mediation, {s.index: (s.cfg.seed, s.mediation) for s in city.communities}, district_seed(city.seed))
+    assignments, takes = np.zeros(0, ASSIGNMENT), np.zeros(0, med.TAKE)
     shards.call("residents", [()] * n_shards)  # every shard built
     setup_s, day_s = time.perf_counter() - t0, []
     for day in range(city.days):
         t_day = time.perf_counter()
-        offers = shards.call("step", [(assignments,)] * n_shards)
+        answers = shards.call("step", [(assignments, takes)] * n_shards)
         if day < city.days - 1:  # the last day's offers would be applied after the run's end
-            assignments = district.assign(np.concatenate(offers), day)
+            assignments = district.assign(np.concatenate([a[0] for a in answers]), day)
+            if pool is not None:  # referrals of this morning, taken the next
+                takes = pool.take(np.concatenate([a[1] for a in answers]), day + 1)
         day_s.append(time.perf_counter() - t_day)
     communities = sorted((c for part in shards.call("finish", [()] * n_shards) for c in part),
                          key=lambda c: c["index"])
     wall = time.perf_counter() - t0
-    return {"name": city.name, "seed": city.seed, "days": city.days, "shards": n_shards,
-            "kpis": city_kpis(communities),
-            "district": {"technicians": city.district.technicians, "offered": district.offered,
-                         "taken": district.taken, "busy_minutes": float(district.busy_minutes)},
-            "communities": communities, "wall_s": wall, "setup_s": setup_s, "day_s": day_s}
+    out = {"name": city.name, "seed": city.seed, "days": city.days, "shards": n_shards,
+           "kpis": city_kpis(communities),
+           "district": {"technicians": city.district.technicians, "offered": district.offered,
+                        "taken": district.taken, "busy_minutes": float(district.busy_minutes)},
+           "communities": communities, "wall_s": wall, "setup_s": setup_s, "day_s": day_s}
+    if pool is not None:
+        out["mediation"] = pool.figures()
+    return out
 
 
 def save_city(result: dict, directory) -> Path:
-    """Write ``city.json`` (KPIs, district, each community's summary), ``communities.csv`` and the logs."""
+    """Write ``city.json`` (KPIs, district, each community's summary), ``communities.csv``, the logs and,
+    where the city runs mediation, each community's disputes (``disputes/NNNN.npy``)."""
     import pandas as pd
 
     from twin.results import _jsonable
@@ -446,10 +507,14 @@ def save_city(result: dict, directory) -> Path:
     (d / "events").mkdir(parents=True, exist_ok=True)
     for c in result["communities"]:
         np.save(d / "events" / f"{c['index']:04d}.npy", c["events"])
+        if "disputes" in c:
+            (d / "disputes").mkdir(exist_ok=True)
+            np.save(d / "disputes" / f"{c['index']:04d}.npy", c["disputes"])
     rows = [{"index": c["index"], "label": c["label"], "seed": c["seed"], "residents": c["residents"],
-             **c["summary"]} for c in result["communities"]]
+             **c["summary"], **c.get("mediation", {})} for c in result["communities"]]
     pd.DataFrame(rows).to_csv(d / "communities.csv", index=False)
-    meta = {k: result[k] for k in ("name", "seed", "days", "shards", "kpis", "district", "wall_s", "setup_s")}
+    meta = {k: result[k] for k in ("name", "seed", "days", "shards", "kpis", "district", "mediation", "wall_s",
+                                   "setup_s") if k in result}
     meta["communities"] = rows
     (d / "city.json").write_text(json.dumps(_jsonable(meta), indent=2))
     return d
@@ -472,6 +537,7 @@ def format_city(result: dict) -> str:
     rows = [[k, format_value(v, unit_of(k)), unit_of(k)] for k, v in result["kpis"].items()]
     rows += [[f"district_{k}", format_value(v, "min" if "minutes" in k else ""), "min" if "minutes" in k else ""]
              for k, v in result["district"].items()]
+    rows += [[f"district_mediation_{k}", format_value(v, ""), ""] for k, v in result.get("mediation", {}).items()]
     return text_table(["kpi", "value", "unit"], rows, "lrl")
 
 
