@@ -4,8 +4,8 @@ A page asks for a section with a marker on a line of its own, e.g.
 ``<!-- generated: event-kinds -->``.  The tables come from the enums and column
 dictionaries the code itself uses (``EventKind``, ``Reason``, ``Channel``, the
 tidy tables' columns, the summary's keys), so the schema and the KPI pages cannot
-drift from the code.  An unknown marker, or a summary KPI that ``kpis.md`` does
-not define, is an error: ``mkdocs build --strict`` fails on it.
+drift from the code.  An unknown marker, or a summary KPI or a case's KPI that
+``kpis.md`` does not define, is an error: ``mkdocs build --strict`` fails on it.
 """
 from __future__ import annotations
 
@@ -109,10 +109,29 @@ def summary_units() -> str:
                   [[f"`{k}`", unit_of(k) or "count", tidy_unit(k)] for k in kpi_names()])
 
 
+def city_kpis() -> str:
+    from twin.city import POOLED, SUMMED
+
+    rows = [["`communities`", "number of communities in the city"],
+            ["`residents`", "residents of all communities"]]
+    rows += [[f"`{k}`", f"sum of each community's `{k}`"] for k in SUMMED]
+    rows += [[f"`{k}`", f"each community's `{k}` weighted by its {w.replace('_', ' ')}, over their total "
+              "(communities without a value left out)"] for k, w in POOLED.items()]
+    return _table(["key", "definition"], rows)
+
+
+def case_kpi_names() -> list[str]:
+    """Every KPI a shipped case names (its ``kpi`` and ``effect_kpi``)."""
+    from twin.cases import case_names, load_case
+
+    cases = [load_case(n) for n in case_names()]
+    return sorted({c.kpi for c in cases} | {c.effect_kpi for c in cases})
+
+
 SECTIONS = {
     "event-columns": event_columns, "event-kinds": event_kinds, "reasons": reasons, "channels": channels,
     "daily-columns": daily_columns, "summary-columns": summary_columns, "compare-columns": compare_columns,
-    "summary-units": summary_units,
+    "summary-units": summary_units, "city-kpis": city_kpis,
 }
 
 
@@ -131,4 +150,7 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         for key in kpi_names():
             if f"`{key}`" not in markdown.split("<!-- definitions end -->")[0]:
                 log.error("kpis.md does not define the summary KPI %r", key)
+        for key in case_kpi_names():
+            if f"| `{key}` |" not in markdown:
+                log.error("kpis.md does not define the case KPI %r", key)
     return markdown
