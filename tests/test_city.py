@@ -1,5 +1,6 @@
 """A city sharded by community: the district's overflow rule, the city KPIs, and one result for
-any number of shards, in this process and on a local Ray instance."""
+any number of shards, in this process and on a local Ray instance (repair and mediation alike;
+mediation's own rule is tested in test_city_mediation.py)."""
 import dataclasses
 import math
 
@@ -11,24 +12,30 @@ from twin.city import ASSIGNMENT, DISTRICT_WORKER, OFFER, District, DistrictRule
 from twin.config import ConfigError
 from twin.services.events import EventKind
 
-# small communities, few days: one with a single technician so there is overflow to take
+# small communities, few days: one with a single technician so there is overflow to take, and
+# one mediator with many disputes, so that the district's mediators have more offers than places
 CITY_YAML = """\
 name: test_city
 seed: 7
 days: 5
 communities:
+  - label: roomy  # first: shard 0 answers with another community's offers first when there are 2 shards
+    overrides: [community.households=150, community.buildings=3, staff.technicians=2]
   - label: tight
     count: 3
     overrides: [community.households=120, community.buildings=3, staff.technicians=1,
-                facilities.household_faults_per_year=6]
-  - label: roomy
-    overrides: [community.households=150, community.buildings=3, staff.technicians=2]
+                facilities.household_faults_per_year=6,
+                mediation.disputes_per_household_year=12, mediation.mediators=1, mediation.max_cases=1]
 district:
   technicians: 1
   overflow_after_minutes: 60
   travel_minutes: 20
   shift_start_hour: 0   # on call: it can start overnight, before the communities' crews
   shift_end_hour: 24
+mediation:
+  mediators: 1
+  max_cases: 2
+  refer_after_days: 0.5
 """
 
 
@@ -45,16 +52,22 @@ def one_shard(city_file):
 
 
 def fingerprint(result) -> dict:
-    """What must not depend on the shards: every community's event log (bytes) and the city's figures."""
+    """What must not depend on the shards: every community's event log and disputes (bytes) and the
+    city's figures."""
     logs = {c["index"]: c["events"].tobytes() for c in result["communities"]}
-    return {"logs": logs, "kpis": result["kpis"], "district": result["district"]}
+    disputes = {c["index"]: c["disputes"].tobytes() for c in result["communities"] if "disputes" in c}
+    return {"logs": logs, "disputes": disputes, "kpis": result["kpis"], "district": result["district"],
+            "mediation": result.get("mediation")}
 
 
 def assert_same(a, b):
     fa, fb = fingerprint(a), fingerprint(b)
     differ = [i for i in fa["logs"] if fa["logs"][i] != fb["logs"].get(i)]
     assert not differ, f"event logs of communities {differ} differ"
+    differ = [i for i in fa["disputes"] if fa["disputes"][i] != fb["disputes"].get(i)]
+    assert not differ and fa["disputes"].keys() == fb["disputes"].keys(), f"disputes of communities {differ} differ"
     assert fa["district"] == fb["district"]
+    assert fa["mediation"] == fb["mediation"]
     assert fa["kpis"].keys() == fb["kpis"].keys()
     for k, v in fa["kpis"].items():
         assert v == fb["kpis"][k] or (math.isnan(v) and math.isnan(fb["kpis"][k])), k
@@ -94,6 +107,12 @@ def test_the_district_takes_only_what_it_starts_sooner_and_works_its_shifts():
     assert d.busy_minutes == pytest.approx((730 + 730 + 90))
     none = District(dataclasses.replace(rule, technicians=0)).assign(offers((0, 2, 20.0, 3000.0, 700.0)), day=0)
     assert none.dtype == ASSIGNMENT and len(none) == 0
+
+
+def test_the_test_city_gives_the_district_mediators_more_offers_than_they_take(one_shard):
+    """Else the shard tests below would not see the order of the district's mediation at work."""
+    assert 0 < one_shard["mediation"]["taken"] < one_shard["mediation"]["offers"]
+    assert one_shard["kpis"]["disputes_referred"] == one_shard["mediation"]["taken"]
 
 
 def test_a_community_hands_over_late_waiting_tickets_and_applies_the_districts_times(one_shard):
@@ -183,6 +202,19 @@ def test_the_comparison_catches_a_seed_taken_from_the_shard_order(city_file, one
         assert_same(one_shard, city.run_city(c, shards=2))
 
 
+def test_the_comparison_catches_referrals_taken_in_the_order_shards_answered(city_file, one_shard, monkeypatch):
+    """Mutation: the district's mediators take offers as they arrive (shard by shard), not in the
+    disputes' own order."""
+    from twin import city_mediation
+
+    monkeypatch.setattr(city_mediation, "referral_order", lambda offers: np.arange(len(offers)))
+    c = city.load_city(str(city_file))
+    one = city.run_city(c, shards=1)
+    assert_same(one, city.run_city(c, shards=4))  # arrival order is the community order here too
+    with pytest.raises(AssertionError, match="disputes of communities"):
+        assert_same(one, city.run_city(c, shards=2))
+
+
 def test_ray_shards_give_the_same_logs_and_kpis(ray_local, city_file, one_shard):
     c = city.load_city(str(city_file))
     for shards in (1, 2, 4):
@@ -198,6 +230,9 @@ def test_a_city_folder_holds_its_kpis_and_logs(one_shard, tmp_path):
     meta = json.loads((d / "city.json").read_text())
     assert meta["kpis"]["communities"] == 4 and len(meta["communities"]) == 4
     assert np.load(d / "events" / "0002.npy").tobytes() == one_shard["communities"][2]["events"].tobytes()
+    assert np.load(d / "disputes" / "0002.npy").tobytes() == one_shard["communities"][2]["disputes"].tobytes()
+    assert meta["mediation"]["taken"] == one_shard["mediation"]["taken"]
+    assert meta["communities"][0]["disputes_filed"] == one_shard["communities"][0]["mediation"]["disputes_filed"]
 
 
 def test_twin_city_runs_prints_the_city_and_writes_its_folder(city_file, tmp_path, capsys):
@@ -206,6 +241,7 @@ def test_twin_city_runs_prints_the_city_and_writes_its_folder(city_file, tmp_pat
     assert main(["city", "-s", str(city_file), "--days", "2", "--shards", "2", "--out", str(tmp_path / "c")]) == 0
     out = capsys.readouterr().out
     assert "repair_wait_minutes_mean" in out and "district_taken" in out and "2 shard(s) on local" in out
+    assert "dispute_settlement_rate" in out and "district_mediation_taken" in out
     assert (tmp_path / "c" / "communities.csv").read_text().count("\n") == 5  # a header and four communities
 
 
