@@ -382,7 +382,7 @@ class Shard:
                         "events": result.event_log, "kpis": result.kpis, "shard_step_s": self.step_s})
             if index in self.desks:
                 disputes = med.disputes_of(self.desks[index])
-                out[-1].update(disputes=disputes, mediation=med.desk_kpis(disputes))
+                out[-1].update(disputes=disputes, mediation=med.desk_kpis(disputes, self.desks[index].model.days))
         return out
 
 
