@@ -99,7 +99,7 @@ def test_calibrated_parameters_name_their_case():
 def test_csv_has_the_same_rows(capsys):
     assert main(["params", "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
-    assert [r["key"] for r in rows] == [p.key for p in params.parameters()]
+    assert [r["key"] for r in rows] == [p.key for p in params.all_parameters()]
     assert set(rows[0]) == {"section", *params.COLUMNS}
     by_key = {r["key"]: r for r in rows}
     assert by_key["community.households"]["default"] == "2000"
@@ -129,3 +129,99 @@ def test_markdown_cells_cannot_break_the_table():
 
     page = params._md_table(["key", "meaning"], [[p.key, p.meaning] for p in params.parameters(Section)])
     assert page[-1] == "| odd | pipes \\| and &lt;tags&gt; |"
+
+
+# ------------------------------------------------------------------ beyond the scenario config
+BLANK = {"", "?", "-", "—", "tbd", "todo"}
+
+
+def test_every_row_has_a_meaning_a_unit_a_range_and_a_source():
+    rows = params.all_parameters()
+    assert len(rows) > len(params.parameters())  # the models and the city are in
+    for p in rows:
+        for column in ("meaning", "unit", "allowed", "source"):
+            assert str(getattr(p, column)).strip().lower() not in BLANK, f"{p.key}: no {column}"
+
+
+def test_every_model_parameter_is_described_and_no_description_is_stale():
+    for cls, _ in params.model_classes():
+        own = set(cls().get_params())
+        described = set(params.MODEL_DESCRIPTIONS[cls.name])
+        assert own - described == set(), f"{cls.name}: describe {sorted(own - described)} in MODEL_DESCRIPTIONS"
+        assert described - own == set(), f"{cls.name}: {sorted(described - own)} are no longer parameters"
+    assert set(params.MODEL_DESCRIPTIONS) == {cls.name for cls, _ in params.model_classes()}
+
+
+def _case_keys():
+    from twin.cases import case_names, load_case
+
+    for name in case_names():
+        case = load_case(name)
+        for item in (*case.size, *case.before, *case.after, *case.policy_off):
+            yield name, str(item).partition("=")[0]
+        for entry in case.calibrated:
+            yield name, entry["param"]
+
+
+def test_every_key_a_case_sets_or_calibrates_is_in_the_table():
+    keys = {p.key for p in params.all_parameters()}
+    missing = sorted({(case, key) for case, key in _case_keys() if key not in keys
+                      and not any(key.startswith(k + ".") for k in keys)})  # a dict entry: staff.service_minutes.x
+    assert missing == [], missing
+
+
+def test_calibrated_model_parameters_name_their_case():
+    rows = {p.key: p for p in params.model_parameters()}
+    assert "hangzhou_garbage_points" in rows["garbage_points.calls_per_hour"].source
+    assert rows["needs.tolerance"].source.startswith("calibrated: beijing_huitian case")
+    from twin.config import ASSUMED
+
+    assert rows["garbage_points.cleaners"].source == ASSUMED
+
+
+@pytest.mark.parametrize("key, bad", [("garbage_points.camera_coverage", 1.5), ("pet_code.red_at", 1),
+                                      ("waste.bin_spread", 1.0), ("service_station.layout", "hall")])
+def test_a_model_row_shows_the_words_of_the_models_own_refusal(key, bad):
+    from policies._arms import split_arm
+
+    row = next(p for p in params.model_parameters() if p.key == key)
+    cls = next(c for c, _ in params.model_classes() if c.name == key.partition(".")[0])
+    with pytest.raises(ConfigError) as refused:
+        split_arm(cls(), [f"{key}={bad}"], "default", 1)
+    assert row.allowed in str(refused.value)
+
+
+def test_reading_a_models_checks_refuses_nothing_and_leaves_the_helpers_as_they_were():
+    import policies._arms as arms
+    import policies.pet_code as pet_code
+    from policies.garbage_points import GarbagePoints
+    from policies.pet_code import PetCode
+
+    before = (arms.require, pet_code.require)
+    bad = GarbagePoints(camera_coverage=7.0)
+    checks = params.declared_checks(bad)
+    assert checks["camera_coverage"] == "a share in [0, 1]"
+    assert params.declared_checks(PetCode())["red_at"] == "a whole number >= 2"
+    assert (arms.require, pet_code.require) == before and "need" not in vars(bad)
+    with pytest.raises(ConfigError, match="camera_coverage"):
+        bad.check()  # the model still refuses afterwards
+
+
+def test_the_city_rows_come_from_the_city_config():
+    from twin.city import load_city
+
+    rows = {p.key: p for p in params.city_parameters()}
+    city = load_city("city_demo")
+    assert {f"district.{k}" for k in vars(city.district)} <= set(rows)
+    assert rows["district.technicians"].allowed == "an integer >= 0 (0: no district crew)"
+    with pytest.raises(ConfigError, match=r"district\.travel_minutes.*" + rows["district.travel_minutes"].allowed):
+        load_city("city_demo", overrides={"district": {"travel_minutes": -5}})
+
+
+def test_the_newer_parameters_are_in_the_table():
+    keys = {p.key for p in params.all_parameters()}
+    assert {"residents.awareness_initial", "residents.awareness_base_per_day", "residents.awareness_spread",
+            "policies.staffing", "policies.elder_detector", "district.overflow_after_minutes",
+            "garbage_points.calls_per_hour", "service_station.tolerance_minutes", "mediation.base_logit",
+            "needs.tolerance", "pet_code.deduction_effect", "green_account.sorting_base",
+            "waste.bin_spread"} <= keys
