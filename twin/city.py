@@ -546,8 +546,9 @@ def cmd_city(args) -> int:
     result = run_city(city, backend=args.backend, shards=args.shards, address=args.address)
     out = save_city(result, args.out or default_out(city.name))
     print(format_city(result))
+    folders = "events/, disputes/" if "mediation" in result else "events/"
     print(f"\n{len(city.communities)} communities, {result['shards']} shard(s) on {args.backend}, "
-          f"{result['wall_s']:.1f} s\ncity folder: {out} (city.json, communities.csv, events/)")
+          f"{result['wall_s']:.1f} s\ncity folder: {out} (city.json, communities.csv, {folders})")
     return 0
 
 
@@ -556,9 +557,10 @@ def add_command(sub) -> None:
     p = sub.add_parser("city", help="run a city: communities in shards sharing a district crew, day by day",
                        description="Run a city config (scenarios/city/NAME.yaml): its communities step one day "
                                    "at a time in shards (in this process, or one Ray actor per shard) and hand "
-                                   "repair overflow to the district crew; the results do not depend on the "
-                                   "number of shards. Writes city.json, communities.csv and each community's "
-                                   "event log.")
+                                   "repair overflow to the district crew (and, where the config declares "
+                                   "mediation:, dispute overflow to the district's mediators); the results do "
+                                   "not depend on the number of shards. Writes city.json, communities.csv and "
+                                   "each community's event log (and disputes).")
     p.add_argument("-s", "--city", default="city_demo", help="a shipped city config, or a path to one")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local: shards in this process; ray: one Ray actor per shard")
