@@ -8,11 +8,18 @@ twin runs. A day is simulated, then its readings go out tick by tick, paced at r
 Two protocols:
 
 - **sparkplug** (default): each building's gateway ``bldg-{b:03d}`` is a Sparkplug B edge node on
-  its own MQTT connection (its own will, ``bdSeq`` and ``seq``), and each meter, alarm, main and
-  bin is one of its devices. Each device sends its own DDATA per tick, as Sparkplug gateways do
-  (Ignition Edge, Cirrus Link's MQTT Transmission): a device is the unit the protocol births,
-  kills and reports by exception, so the host can tell one silent meter from a silent gateway.
-  Folding all devices into one NDATA would save bytes but lose that.
+  its own MQTT connection (its own will, ``bdSeq`` and ``seq``). Two layouts:
+
+  - ``device`` (default): each meter, alarm, main and bin is one of the gateway's devices and
+    sends its own DDATA per tick, as Sparkplug gateways do (Ignition Edge, Cirrus Link's MQTT
+    Transmission): a device is the unit the protocol births, kills and reports by exception, so
+    the host can tell one silent meter from a silent gateway.
+  - ``gateway``: the gateway reports all its devices' readings of a tick in one NDATA, each a
+    gateway metric named ``{device}/{metric}`` (Sparkplug's folder convention). One message
+    carries a building's hundred-odd readings, so the per-message cost (a publish and its
+    acknowledgement each way) is paid once per building and tick instead of once per reading;
+    a silent meter is simply absent from its gateway's message. A smoke alarm still goes out
+    at its own minute.
 - **json**: zigbee2mqtt's convention, one topic per device, ``zigbee2mqtt/{gateway}/{device}``
   (a friendly name with a slash, as zigbee2mqtt allows), a JSON object of readings plus
   ``last_seen`` (Unix ms, as zigbee2mqtt's epoch ``last_seen`` option writes it).
@@ -31,11 +38,14 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from live_bridge.registry import BUILDING_KINDS, HOUSEHOLD_KINDS, METRIC_OF, device_name, gateway_name
+from live_bridge.registry import (BUILDING_KINDS, HOUSEHOLD_KINDS, METRIC_OF, device_name, gateway_metric_name,
+                                  gateway_name, split_gateway_metric)
 from live_bridge.sparkplug import DataType, EdgeNode, EdgeNodeLink, MetricSpec, now_ms
 
 SPARKPLUG, JSON = "sparkplug", "json"
 PROTOCOLS = (SPARKPLUG, JSON)
+DEVICE, GATEWAY = "device", "gateway"
+LAYOUTS = (DEVICE, GATEWAY)  # Sparkplug: a DDATA per device, or one NDATA per gateway and tick
 JSON_BASE_TOPIC = "zigbee2mqtt"
 BRIDGE_STATE_TOPIC = f"{JSON_BASE_TOPIC}/bridge/state"
 
@@ -67,12 +77,19 @@ def register_json_devices(registry) -> None:
 
 
 class Publication(NamedTuple):
-    """One device's readings of one tick (or an alarm), in wire terms."""
+    """One message in wire terms: a device's readings of one tick (or an alarm), or, with ``device``
+    None, a gateway's message carrying its devices' readings as ``{device}/{metric}`` values."""
 
     gateway: str
-    device: str
+    device: str | None
     values: dict
     timestamp_ms: int
+
+    def kinds(self):
+        """The kind of each reading it carries (water, power, smoke, main, bin)."""
+        if self.device is not None:
+            return [_kind_of(self.device)] * len(self.values)
+        return [_kind_of(split_gateway_metric(name)[0]) for name in self.values]
 
 
 def tick_publications(readings, hh_start: np.ndarray, hh_end: np.ndarray, k: int, epoch_ms: int):
@@ -99,6 +116,28 @@ def tick_publications(readings, hh_start: np.ndarray, hh_end: np.ndarray, k: int
             value = array[b, k]
             if not math.isnan(value):
                 yield Publication(gateway, device_name(kind, b), {METRIC_OF[kind]: float(value)}, stamp)
+
+
+def gateway_publications(readings, hh_start: np.ndarray, hh_end: np.ndarray, k: int, epoch_ms: int):
+    """Tick ``k`` as gateways that carry their devices' readings in one message each (layout ``gateway``).
+
+    The same readings as :func:`tick_publications`: the ones stamped at the tick's end go into
+    their gateway's one message; a smoke alarm, stamped at its minute, goes alone.
+    """
+    values, gateway, stamp = {}, None, None
+    for p in tick_publications(readings, hh_start, hh_end, k, epoch_ms):
+        if p.gateway != gateway and values:
+            yield Publication(gateway, None, values, stamp)
+            values = {}
+        gateway = p.gateway
+        folded = {gateway_metric_name(p.device, metric): value for metric, value in p.values.items()}
+        if _kind_of(p.device) == "smoke":
+            yield Publication(gateway, None, folded, p.timestamp_ms)
+        else:
+            values.update(folded)
+            stamp = p.timestamp_ms
+    if values:
+        yield Publication(gateway, None, values, stamp)
 
 
 @dataclass
@@ -140,21 +179,50 @@ def gateway_devices(building: int, hh_start, hh_end) -> dict[str, list[MetricSpe
     return devices
 
 
+def gateway_metrics(building: int, hh_start, hh_end) -> list[MetricSpec]:
+    """What a gateway of layout ``gateway`` births: its devices' metrics as its own, ``{device}/{metric}``."""
+    return [MetricSpec(gateway_metric_name(device, spec.name), spec.datatype)
+            for device, specs in gateway_devices(building, hh_start, hh_end).items() for spec in specs]
+
+
+def check_layout(layout: str) -> None:
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout {layout!r}: allowed values are {', '.join(LAYOUTS)}")
+
+
+def edge_node(community: str, building: int, hh_start, hh_end, layout: str = DEVICE, **kwargs) -> EdgeNode:
+    """A building's gateway as a Sparkplug B edge node of ``layout`` (see the module's docstring)."""
+    check_layout(layout)
+    if layout == DEVICE:
+        return EdgeNode(community, gateway_name(building), gateway_devices(building, hh_start, hh_end), **kwargs)
+    return EdgeNode(community, gateway_name(building), {}, node_metrics=gateway_metrics(building, hh_start, hh_end),
+                    **kwargs)
+
+
+def publication_message(node: EdgeNode, p: Publication):
+    """The Sparkplug message of a publication: its device's DDATA, or its gateway's NDATA."""
+    if p.device is None:
+        return node.node_data(p.values, p.timestamp_ms)
+    return node.device_data(p.device, p.values, p.timestamp_ms)
+
+
 class SparkplugGateways:
     """One Sparkplug B edge node per building, each on its own connection."""
 
-    def __init__(self, url, community: str, hh_start: np.ndarray, hh_end: np.ndarray, qos: int = 1):
+    def __init__(self, url, community: str, hh_start: np.ndarray, hh_end: np.ndarray, qos: int = 1,
+                 layout: str = DEVICE):
         self.links: dict[str, EdgeNodeLink] = {}
+        self.publications = gateway_publications if layout == GATEWAY else tick_publications
         try:
             for b in range(len(hh_start)):
-                node = EdgeNode(community, gateway_name(b), gateway_devices(b, hh_start, hh_end), qos=qos)
+                node = edge_node(community, b, hh_start, hh_end, layout, qos=qos)
                 self.links[node.edge_node] = EdgeNodeLink(node, url, client_id=f"twin-{community}-{node.edge_node}")
         except BaseException:
             self.close()
             raise
 
     def publish(self, p: Publication) -> None:
-        self.links[p.gateway].send(lambda node: node.device_data(p.device, p.values, p.timestamp_ms))
+        self.links[p.gateway].send(lambda node: publication_message(node, p))
 
     def close(self) -> None:
         for link in self.links.values():
@@ -169,6 +237,8 @@ class JsonDevices:
     (retained) when it starts and ``offline`` when it stops, or as its will when it is lost; the
     offline state comes after every device message on the same connection.
     """
+
+    publications = staticmethod(tick_publications)  # a topic per device: one reading set per message
 
     def __init__(self, url, community: str):
         from live_bridge import mqtt
@@ -194,20 +264,21 @@ class JsonDevices:
 
 @dataclass
 class DevicesSummary:
-    """What a run published: messages in all and per device kind; seconds in all (simulation and
-    connections included) and spent publishing (pacing included)."""
+    """What a run published: messages, readings in all and per device kind; seconds in all
+    (simulation and connections included) and spent publishing (pacing included)."""
 
     days: int = 0
     messages: int = 0
-    by_kind: dict = field(default_factory=dict)
+    readings: int = 0
+    by_kind: dict = field(default_factory=dict)  # readings
     seconds: float = 0.0
     publish_seconds: float = 0.0
 
     def line(self) -> str:
         kinds = ", ".join(f"{k} {n:,}" for k, n in sorted(self.by_kind.items()))
         rate = self.messages / self.publish_seconds if self.publish_seconds > 0 else 0.0
-        return (f"published {self.messages:,} messages over {self.days} day(s) in {self.seconds:.1f} s "
-                f"({rate:,.0f} messages/s while publishing): {kinds}")
+        return (f"published {self.readings:,} readings in {self.messages:,} messages over {self.days} day(s) in "
+                f"{self.seconds:.1f} s ({rate:,.0f} messages/s while publishing): {kinds}")
 
 
 def _kind_of(device: str) -> str:
@@ -220,11 +291,12 @@ def publish_day(readings, hh_start, hh_end, pacer: Pacer, sink, epoch_ms: int, s
     publishing = time.perf_counter()
     for k in range(readings.water.shape[1]):
         pacer.wait_for(readings.day * 1440.0 + (k + 1) * readings.tick_minutes)
-        for p in tick_publications(readings, hh_start, hh_end, k, epoch_ms):
+        for p in sink.publications(readings, hh_start, hh_end, k, epoch_ms):
             sink.publish(p)
             summary.messages += 1
-            kind = _kind_of(p.device)
-            summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+            for kind in p.kinds():
+                summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+            summary.readings += len(p.values)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(day=readings.day, messages=summary.messages, refresh=False)
@@ -234,7 +306,7 @@ def publish_day(readings, hh_start, hh_end, pacer: Pacer, sink, epoch_ms: int, s
 
 def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epoch_ms: int | None = None,
                     community: str = "c1", progress: bool = True,
-                    on_day: Callable | None = None) -> DevicesSummary:
+                    on_day: Callable | None = None, layout: str = DEVICE) -> DevicesSummary:
     """Run the twin of ``cfg`` day by day and publish every device's readings to the broker at ``url``.
 
     ``on_day(readings)`` sees each day's :class:`agents.sensors.DayReadings` before it is published.
@@ -244,10 +316,11 @@ def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epo
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol {protocol!r}: allowed values are {', '.join(PROTOCOLS)}")
+    check_layout(layout)
     epoch_ms = now_ms() if epoch_ms is None else int(epoch_ms)
     twin = Twin(cfg)
     days = int(cfg.sim.days)
-    sink = (SparkplugGateways(url, community, twin.hh_start, twin.hh_end) if protocol == SPARKPLUG
+    sink = (SparkplugGateways(url, community, twin.hh_start, twin.hh_end, layout=layout) if protocol == SPARKPLUG
             else JsonDevices(url, community))
     summary = DevicesSummary()
     bar = None
@@ -291,6 +364,9 @@ def add_command(sub) -> None:
     p.add_argument("--cert", default=None, help="client certificate for an mqtts:// broker")
     p.add_argument("--key", default=None, help="the client certificate's key")
     p.add_argument("--protocol", choices=PROTOCOLS, default=SPARKPLUG, help="how the devices speak")
+    p.add_argument("--layout", choices=LAYOUTS, default=DEVICE,
+                   help="Sparkplug: a DDATA per device and tick, or one NDATA per gateway and tick carrying "
+                        "its devices' readings as device/metric")
     p.add_argument("--speed", type=float, default=1.0,
                    help="community time per real time (60: an hour a minute; 0: as fast as possible)")
     p.add_argument("--days", type=int, default=None, help="days to publish (default: the scenario's sim.days)")
@@ -333,4 +409,4 @@ def _publish_on_broker(args, cfg) -> DevicesSummary:
               f"{cfg.community.buildings:,} buildings, {cfg.sim.days} day(s), as {args.protocol} on {where}, "
               f"speed {'as fast as possible' if args.speed == 0 else f'{args.speed:g}x'}", file=sys.stderr)
         return publish_devices(cfg, url, protocol=args.protocol, speed=args.speed, epoch_ms=args.epoch,
-                               community=args.community, progress=bool(cfg.progress))
+                               community=args.community, progress=bool(cfg.progress), layout=args.layout)

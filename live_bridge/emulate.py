@@ -46,8 +46,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from live_bridge.devices import (PROTOCOLS, SPARKPLUG, DevicesSummary, JsonDevices, Pacer, SparkplugGateways,
-                                 check_pace_options, publish_day)
+from live_bridge.devices import (DEVICE, LAYOUTS, PROTOCOLS, SPARKPLUG, DevicesSummary, JsonDevices, Pacer,
+                                 SparkplugGateways, check_layout, check_pace_options, publish_day)
 from twin.live.publisher import EventPublisher
 from twin.services.events import Channel, EventKind
 from twin.services.repair import LOCATION_BASE, Category
@@ -318,7 +318,7 @@ class EmulateSummary:
         ops = ", ".join(f"{op} {n:,}" for op, n in self.requests.items())
         return (f"{self.days} day(s) in {self.seconds:.1f} s: {sum(self.requests.values()):,} requests ({ops}), "
                 f"{sum(self.refused.values()):,} refused; {self.events_published:,} production events and "
-                f"{self.devices.messages:,} device messages published")
+                f"{self.devices.readings:,} device readings in {self.devices.messages:,} messages published")
 
 
 class People:
@@ -381,8 +381,8 @@ class People:
 
 # ----------------------------------------------------------------------------------- the whole loop
 @contextmanager
-def _devices(url, protocol: str, community: str, hh_start, hh_end):
-    sink = (SparkplugGateways(url, community, hh_start, hh_end) if protocol == SPARKPLUG
+def _devices(url, protocol: str, community: str, hh_start, hh_end, layout: str = DEVICE):
+    sink = (SparkplugGateways(url, community, hh_start, hh_end, layout=layout) if protocol == SPARKPLUG
             else JsonDevices(url, community))
     try:
         yield sink
@@ -393,7 +393,7 @@ def _devices(url, protocol: str, community: str, hh_start, hh_end):
 def emulate(cfg, broker: str | None = None, *, protocol: str = SPARKPLUG, speed: float = 1.0,
             epoch_ms: int | None = None, community: str = "c1", store=None, port: int | None = None,
             say: Callable[[str], None] = print, on_ready: Callable[[EmulateSummary], None] | None = None,
-            run: ProductionRun | None = None) -> EmulateSummary:
+            run: ProductionRun | None = None, layout: str = DEVICE) -> EmulateSummary:
     """Play production for ``cfg`` (see :func:`production_config`) on the broker at ``broker`` (None: embedded).
 
     ``epoch_ms``: the Unix milliseconds of community minute 0 (default: now, once everything is up);
@@ -401,6 +401,7 @@ def emulate(cfg, broker: str | None = None, *, protocol: str = SPARKPLUG, speed:
     file (default: one in a temporary folder). ``say`` gets the addresses and a line per day;
     ``on_ready(summary)`` is called once the server and the broker are up, before the first day.
     ``run``: production's twin already run (:func:`run_production`), else it is run here.
+    ``layout``: how Sparkplug gateways report (see :mod:`live_bridge.devices`).
     """
     from live_bridge.brokers import broker as broker_for
     from live_bridge.brokers import parse_broker_url
@@ -408,6 +409,7 @@ def emulate(cfg, broker: str | None = None, *, protocol: str = SPARKPLUG, speed:
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol {protocol!r}: allowed values are {', '.join(PROTOCOLS)}")
+    check_layout(layout)
     Pacer(speed, 0.0)  # refuses a bad speed before anything starts
     if broker is not None:
         plain_mqtt_url(parse_broker_url(broker))  # refuses a broker the server cannot publish to, early
@@ -425,7 +427,7 @@ def emulate(cfg, broker: str | None = None, *, protocol: str = SPARKPLUG, speed:
         publisher = server.publisher
         people = People(server, summary, say)
         stack.callback(people.close)
-        sink = stack.enter_context(_devices(url, protocol, community, run.hh_start, run.hh_end))
+        sink = stack.enter_context(_devices(url, protocol, community, run.hh_start, run.hh_end, layout))
         summary.server_url = server.url
         say(f"emulate: production server {server.url}/ (API {server.url}/api/v1), store {store}")
         say(f"emulate: broker {summary.broker_url}; devices as {protocol}, community {community!r}")
@@ -437,7 +439,7 @@ def emulate(cfg, broker: str | None = None, *, protocol: str = SPARKPLUG, speed:
         for d, readings in enumerate(run.readings):
             _play_day(d, readings, run, pacer, people, publisher, sink, epoch_ms, summary, say)
             say(f"emulate: day {d + 1}/{len(run.readings)}: {len(run.acts[d])} requests, "
-                f"{sum(summary.refused.values())} refused so far, {summary.devices.messages:,} device messages")
+                f"{sum(summary.refused.values())} refused so far, {summary.devices.readings:,} device readings")
         summary.events_published = publisher.published
     summary.seconds = time.perf_counter() - started
     return summary
@@ -479,6 +481,8 @@ def add_command(sub) -> None:
     p.add_argument("--broker", default=None, metavar="URL",
                    help="mqtt://host[:port] (default: an embedded broker)")
     p.add_argument("--protocol", choices=PROTOCOLS, default=SPARKPLUG, help="how the devices speak")
+    p.add_argument("--layout", choices=LAYOUTS, default=DEVICE,
+                   help="Sparkplug: a DDATA per device and tick, or one NDATA per gateway and tick")
     p.add_argument("--speed", type=float, default=1.0,
                    help="community time per real time (60: an hour a minute; 0: as fast as possible)")
     p.add_argument("--days", type=int, default=None, help="days to play (default: the scenario's sim.days)")
@@ -520,7 +524,7 @@ def cmd_emulate(args) -> int:
     try:
         summary = emulate(cfg, args.broker, protocol=args.protocol, speed=args.speed, epoch_ms=args.epoch,
                           community=args.community, store=args.store, port=args.port,
-                          say=lambda line: print(line, flush=True))
+                          say=lambda line: print(line, flush=True), layout=args.layout)
     except TimeoutError as e:  # a broker that never answered: a network error, not a bug
         raise ConnectionError(str(e)) from None
     print(f"emulate: {summary.line()}")

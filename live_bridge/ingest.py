@@ -4,7 +4,9 @@ One :class:`Ingest` takes raw MQTT messages (topic, payload bytes, arrival
 time) from three sources:
 
 - Sparkplug B devices (``spBv1.0/...``), decoded and sequence-checked by a
-  :class:`live_bridge.sparkplug.HostSession`;
+  :class:`live_bridge.sparkplug.HostSession`: each device's DDATA, or a
+  gateway's NDATA carrying its devices' readings as metrics named
+  ``{device}/{metric}`` (:func:`live_bridge.registry.gateway_metric_name`);
 - plain JSON devices (topics listed in the :class:`~live_bridge.registry.Registry`),
   each payload checked against its JSON Schema by a compiled validator;
 - production's event feed (``community/{cid}/events/{service}``), checked
@@ -30,7 +32,7 @@ import fastjsonschema
 import numpy as np
 
 from agents.sensors import DayReadings
-from live_bridge.registry import ARRAY_OF, HOUSEHOLD_KINDS, KINDS, METRIC_OF, Registry
+from live_bridge.registry import ARRAY_OF, HOUSEHOLD_KINDS, KINDS, METRIC_OF, Registry, split_gateway_metric
 from live_bridge.sparkplug import HostSession
 from twin.services.events import EVENT_DTYPE, FIELDS, EventKind
 
@@ -138,9 +140,15 @@ class Ingest:
             self.counts[reason] += 1
         edge = topic.split("/")[3]
         for device, metric, ts_ms, value in readings:
-            if device is None:
-                continue  # the gateway's own metrics (bdSeq, controls) are not readings
-            dev = self.registry.sparkplug.get((edge, device))
+            if device is None:  # the gateway's own metric: a device's reading if named device/metric
+                folder = split_gateway_metric(metric)
+                dev = None if folder is None else self.registry.sparkplug.get((edge, folder[0]))
+                if dev is None:  # bdSeq, Node Control/..., the gateway's own health: not readings
+                    self.counts["gateway_metrics"] += 1
+                    continue
+                device, metric = folder
+            else:
+                dev = self.registry.sparkplug.get((edge, device))
             if dev is None:
                 self._skip(UNKNOWN_DEVICE, topic, payload, f"device {edge}/{device} is not in the registry")
                 continue

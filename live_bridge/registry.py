@@ -68,6 +68,22 @@ def device_name(kind: str, index: int) -> str:
     return f"hh-{index:05d}-{kind}" if kind in HOUSEHOLD_KINDS else kind
 
 
+def gateway_metric_name(device: str, metric: str) -> str:
+    """A gateway's own metric that carries one of its devices' readings: ``{device}/{metric}``.
+
+    Sparkplug B names metrics with ``/`` as a folder separator; a gateway that reports all its
+    devices in one NDATA names each reading by the device it came from (see ``twin devices
+    --layout gateway``).
+    """
+    return f"{device}/{metric}"
+
+
+def split_gateway_metric(name: str) -> tuple[str, str] | None:
+    """``(device, metric)`` of a gateway metric named by :func:`gateway_metric_name`; None for others."""
+    device, slash, metric = name.rpartition("/")
+    return (device, metric) if slash and device and metric else None
+
+
 class Registry:
     """Wire names to :class:`Device` for one community of ``households`` and ``buildings``."""
 

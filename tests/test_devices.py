@@ -129,7 +129,7 @@ class FarSide:
         return got
 
 
-def run_devices(url, protocol):
+def run_devices(url, protocol, layout=dv.DEVICE):
     from twin.config import load_scenario
 
     cfg = load_scenario("default", TINY)
@@ -145,7 +145,7 @@ def run_devices(url, protocol):
     twin_ranges = (np.searchsorted(c.hh_building, np.arange(c.n_buildings)),
                    np.searchsorted(c.hh_building, np.arange(c.n_buildings), side="right"))
     summary = dv.publish_devices(cfg, url, protocol=protocol, speed=0, epoch_ms=EPOCH_MS, on_day=keep,
-                                 progress=False)
+                                 progress=False, layout=layout)
     return cfg, days, summary
 
 

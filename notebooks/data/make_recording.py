@@ -100,8 +100,8 @@ def problems(shadow, summary) -> list[str]:
 
     counts = shadow.ingest.counts
     found = []
-    if counts["readings"] != summary.devices.messages:
-        found.append(f"{counts['readings']:,} of {summary.devices.messages:,} readings went in "
+    if counts["readings"] != summary.devices.readings:
+        found.append(f"{counts['readings']:,} of {summary.devices.readings:,} readings went in "
                      f"({counts['too_old']:,} refused as too old)")
     if counts["events"] != summary.events_published:
         found.append(f"{counts['events']:,} of {summary.events_published:,} production events went in")
