@@ -218,10 +218,27 @@ def test_the_city_rows_come_from_the_city_config():
         load_city("city_demo", overrides={"district": {"travel_minutes": -5}})
 
 
+def test_every_key_a_shipped_city_sets_is_in_the_table():
+    import yaml
+
+    from twin.city import CITY_DIR
+
+    keys = {p.key for p in params.city_parameters()}
+    for path in CITY_DIR.glob("*.yaml"):
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for key, value in raw.items():
+            if key == "communities":
+                assert {f"communities[].{k}" for entry in value for k in entry} <= keys, path.name
+            elif isinstance(value, dict):
+                assert {f"{key}.{k}" for k in value} <= keys, path.name
+            else:
+                assert key in keys, (path.name, key)
+
+
 def test_the_newer_parameters_are_in_the_table():
     keys = {p.key for p in params.all_parameters()}
     assert {"residents.awareness_initial", "residents.awareness_base_per_day", "residents.awareness_spread",
             "policies.staffing", "policies.elder_detector", "district.overflow_after_minutes",
             "garbage_points.calls_per_hour", "service_station.tolerance_minutes", "mediation.base_logit",
             "needs.tolerance", "pet_code.deduction_effect", "green_account.sorting_base",
-            "waste.bin_spread"} <= keys
+            "waste.bin_spread", "mediation.refer_after_days", "mediation.min_local_skill"} <= keys

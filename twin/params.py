@@ -441,6 +441,19 @@ CITY_DESCRIPTIONS = {
     "district.shift_start_hour": _d("when the district crew's shift starts", "hour of day"),
     "district.shift_end_hour": _d("when the district crew's shift ends", "hour of day"),
     "district.travel_minutes": _d("travel from the district office to a community", "min"),
+    "mediation.mediators": _d("mediators of the district pool (0: none; without a mediation: block the "
+                              "communities run no mediation)", "workers"),
+    "mediation.max_cases": _d("disputes a district mediator takes at once", "disputes"),
+    "mediation.method": _d("how the district pool matches the disputes it takes (as mediation.method)", "name"),
+    "mediation.specialties": _d("the district mediators' specialties, mediator i taking entry i mod length",
+                                "kinds"),
+    "mediation.specialty_skill": _d("a district mediator's mean skill in their specialty", "skill (0-1)"),
+    "mediation.other_skill": _d("a district mediator's mean skill in the other kinds", "skill (0-1)"),
+    "mediation.skill_spread": _d("spread of the district mediators' skills around those means", "skill (0-1)"),
+    "mediation.refer_after_days": _d("a dispute still waiting for a mediator after this long is offered to "
+                                     "the district", "days"),
+    "mediation.min_local_skill": _d("a dispute is offered at once when no local mediator has this skill in its "
+                                    "kind (0: never for that reason)", "skill (0-1)"),
 }
 
 
@@ -464,11 +477,12 @@ def city_parameters() -> list[Parameter]:
     from twin.city import city_config
     from twin.config import ASSUMED
 
-    city = city_config({"communities": [{}]})
+    city = city_config({"communities": [{}], "mediation": {}})
     defaults = {"name": "the file's name", "seed": city.seed, "days": city.days,
                 "communities[].scenario": "default", "communities[].overrides": [],
                 "communities[].count": 1, "communities[].label": "the scenario's name"}
     defaults.update({f"district.{k}": v for k, v in vars(city.district).items()})
+    defaults.update({f"mediation.{k}": v for k, v in vars(city.mediation).items()})
     return [Parameter(key, "city", d.meaning, d.unit, defaults[key], d.allowed or _refusal(key, -1),
                       d.source or ASSUMED) for key, d in CITY_DESCRIPTIONS.items()]
 

@@ -111,12 +111,15 @@ def summary_units() -> str:
 
 def city_kpis() -> str:
     from twin.city import POOLED, SUMMED
+    from twin.city_mediation import MEDIATION_POOLED, MEDIATION_SUMMED
 
     rows = [["`communities`", "number of communities in the city"],
             ["`residents`", "residents of all communities"]]
-    rows += [[f"`{k}`", f"sum of each community's `{k}`"] for k in SUMMED]
-    rows += [[f"`{k}`", f"each community's `{k}` weighted by its {w.replace('_', ' ')}, over their total "
-              "(communities without a value left out)"] for k, w in POOLED.items()]
+    for summed, pooled, where in ((SUMMED, POOLED, ""),
+                                  (MEDIATION_SUMMED, MEDIATION_POOLED, " (a city with `mediation:`)")):
+        rows += [[f"`{k}`", f"sum of each community's `{k}`{where}"] for k in summed]
+        rows += [[f"`{k}`", f"each community's `{k}` weighted by its {w.replace('_', ' ')}, over their total "
+                  f"(communities without a value left out){where}"] for k, w in pooled.items()]
     return _table(["key", "definition"], rows)
 
 
