@@ -71,6 +71,17 @@ def test_the_kpi_page_defines_the_case_and_city_kpis(site):
     assert "weighted by its tickets started" in text  # the city's pooling, generated from twin.city
 
 
+def test_the_validation_page_names_every_calibrated_parameter():
+    """Calibration and validation are kept apart: every parameter a case calibrates is listed as such."""
+    from twin.cases import case_names, load_case
+
+    page = (ROOT / "docs" / "validation.md").read_text(encoding="utf-8")
+    calibrated_section = page.split("## Calibrated on")[1]
+    missing = sorted({e["param"] for n in case_names() for e in load_case(n).calibrated
+                      if f"`{e['param']}`" not in calibrated_section})
+    assert missing == [], f"docs/validation.md's 'Calibrated on' lacks {missing}"
+
+
 def test_the_api_reference_renders_the_public_objects(site):
     api = _text(site / "api/twin.html")
     assert "twin.results" in api and "Result" in api and "load_scenario" in api
