@@ -18,6 +18,11 @@ takes ``mean_days * (1 + difficulty - skill)`` days on average (exponential).  E
 hash of (seed, stream, day, dispute) (``twin.rng``), so two matching methods see the same
 disputes, difficulties and luck.  ``base_logit`` is the one free behaviour parameter; the
 Shenzhen case calibrates it (see ``scenarios/case/shenzhen_mediation.yaml``).
+
+The rules live in small parts a city reuses (``twin.city_mediation``): :class:`Centre` (who is
+free each morning and the matching), :meth:`Mediation.outcome` (a match's settlement and
+duration) and :class:`Desk` (a community's desk stepped one morning at a time, which
+:meth:`Mediation.run` steps through every day).
 """
 from __future__ import annotations
 
