@@ -133,3 +133,45 @@ def test_a_sweep_folder_writes_parquet_beside_csv(tmp_path):
     assert keys == ["residents.reward_effect"] and parquet[keys[0]].tolist() == ["0.0", "0.9"]
     units = column_units(d / "summary.parquet")
     assert units["participation_rate"][0] == "share" and units["repair_wait_minutes_mean"][0] == "min"
+
+
+# ------------------------------------------------------------------ case studies
+@pytest.fixture(scope="module")
+def case_result():
+    from twin import cases
+
+    case = cases.load_case("hangzhou_garbage_points")  # a standalone model: seconds, no engine run
+    return cases.run_case(case, 2, extra=["community.households=200", "community.buildings=4"])
+
+
+def test_case_tables_say_what_twin_cases_prints(case_result, tmp_path):
+    from twin.cases import verdict
+    from twin.results import CASE_COLUMNS, CASE_RUN_COLUMNS, write_case_tables
+
+    written = write_case_tables([case_result], tmp_path)
+    assert sorted(p.name for p in written) == ["case_runs.csv", "case_runs.parquet", "cases.csv", "cases.parquet"]
+    table = pd.read_parquet(tmp_path / "cases.parquet")
+    pd.testing.assert_frame_equal(table, pd.read_csv(tmp_path / "cases.csv", keep_default_na=False,
+                                                     na_values=[""]).astype(table.dtypes), check_dtype=False)
+    assert table[["case", "arm"]].values.tolist() == [["hangzhou_garbage_points", "before"],
+                                                      ["hangzhou_garbage_points", "after"]]
+    for _, row in table.iterrows():
+        ci = case_result.interval(row["arm"])
+        assert (row["mean"], row["low"], row["high"]) == pytest.approx((ci["mean"], ci["low"], ci["high"]))
+        assert row["reported"] == case_result.case.reported[row["arm"]]
+        assert row["verdict"] == verdict(case_result, row["arm"])
+    assert column_units(tmp_path / "cases.parquet") == CASE_COLUMNS
+    assert column_units(tmp_path / "case_runs.parquet") == CASE_RUN_COLUMNS
+
+
+def test_case_runs_hold_every_replications_kpis(case_result, tmp_path):
+    from twin.results import write_case_tables
+
+    write_case_tables([case_result], tmp_path)
+    runs = pd.read_parquet(tmp_path / "case_runs.parquet")
+    pd.testing.assert_frame_equal(runs, pd.read_csv(tmp_path / "case_runs.csv"), check_dtype=False)
+    for arm, replications in case_result.arms.items():
+        for seed, kpis in zip(case_result.seeds, replications):
+            got = runs[(runs["arm"] == arm) & (runs["seed"] == seed)]
+            assert dict(zip(got["kpi"], got["value"])) == pytest.approx(kpis, nan_ok=True), (arm, seed)
+    assert len(runs) == sum(len(k) for rs in case_result.arms.values() for k in rs)

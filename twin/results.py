@@ -255,6 +255,68 @@ def column_units(path) -> dict:
     return out
 
 
+# ------------------------------------------------------------ case studies
+#: Columns of ``cases.csv`` / ``.parquet`` (``twin cases --out``): one row per case and arm.
+CASE_COLUMNS = {
+    "case": ("name", "the case (scenarios/case/<case>.yaml)"),
+    "role": ("name", "calibration, validation or prediction: what the reported figure is to the twin"),
+    "arm": ("name", "before or after the policy"),
+    "kpi": ("name", "the case's KPI (docs/kpis.md)"),
+    "reported": ("per KPI", "the figure the source reports for the arm (NaN: none)"),
+    "mean": ("per KPI", "the twin's mean over replications"),
+    "low": ("per KPI", "lower end of the 95% t-interval of the mean (NaN: one replication)"),
+    "high": ("per KPI", "upper end of the 95% t-interval of the mean"),
+    "replications": ("runs", "replications (seeds, the same in both arms)"),
+    "tolerance": ("per KPI", "how far from the reported figure still counts as reached"),
+    "verdict": ("text", "whether the twin reaches the reported figure, in words"),
+}
+#: Columns of ``case_runs.csv`` / ``.parquet``: one row per case, arm, seed and KPI (long format).
+CASE_RUN_COLUMNS = {
+    "case": CASE_COLUMNS["case"],
+    "arm": CASE_COLUMNS["arm"],
+    "seed": ("seed", "the replication's seed (common random numbers: the same in both arms)"),
+    "kpi": ("name", "a KPI the arm's run gives (docs/kpis.md: summary and case KPIs)"),
+    "value": ("per KPI", "the replication's figure; shares as fractions, NaN where nothing was measured"),
+}
+
+
+def case_frames(results) -> dict[str, pd.DataFrame]:
+    """``{"cases": ..., "case_runs": ...}``: the case studies' figures as tidy tables.
+
+    ``results`` are :class:`twin.cases.CaseResult` objects; the rows say what ``twin cases``
+    prints (reported against twin, with intervals and verdicts) and every replication's KPIs.
+    """
+    from twin.cases import verdict
+
+    cases, runs = [], []
+    for r in results:
+        c = r.case
+        for arm, replications in r.arms.items():
+            ci = r.interval(arm)
+            reported = c.reported.get(arm)
+            cases.append({"case": c.name, "role": c.role, "arm": arm, "kpi": c.kpi,
+                          "reported": math.nan if reported is None else float(reported),
+                          "mean": ci["mean"], "low": ci["low"], "high": ci["high"], "replications": len(r.seeds),
+                          "tolerance": float(c.tolerance), "verdict": verdict(r, arm) if reported is not None else ""})
+            for seed, kpis in zip(r.seeds, replications):
+                runs += [{"case": c.name, "arm": arm, "seed": int(seed), "kpi": k, "value": float(v)}
+                         for k, v in kpis.items()]
+    return {"cases": pd.DataFrame(cases, columns=list(CASE_COLUMNS)),
+            "case_runs": pd.DataFrame(runs, columns=list(CASE_RUN_COLUMNS))}
+
+
+def write_case_tables(results, directory) -> list[Path]:
+    """Write :func:`case_frames` into ``directory`` as CSV and as Parquet (units in the schema); returns the paths."""
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, frame in case_frames(results).items():
+        columns = CASE_COLUMNS if name == "cases" else CASE_RUN_COLUMNS
+        frame.to_csv(d / f"{name}.csv", index=False)
+        written += [d / f"{name}.csv", write_parquet(frame, d / f"{name}.parquet", columns)]
+    return written
+
+
 # ------------------------------------------------------------ reading folders
 def read_json(path) -> dict:
     """A JSON object from ``path``; :class:`DamagedRunFolder` if it is missing, truncated or not an object."""

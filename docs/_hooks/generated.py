@@ -101,6 +101,12 @@ def compare_columns() -> str:
     return "`differences`:\n\n" + _columns(DIFFERENCE_COLUMNS) + "\n\n`runs`:\n\n" + _columns(RUN_COLUMNS)
 
 
+def case_columns() -> str:
+    from twin.results import CASE_COLUMNS, CASE_RUN_COLUMNS
+
+    return "`cases`:\n\n" + _columns(CASE_COLUMNS) + "\n\n`case_runs`:\n\n" + _columns(CASE_RUN_COLUMNS)
+
+
 def summary_units() -> str:
     from twin.results import tidy_unit, unit_of
     from twin.sweep import kpi_names
@@ -135,6 +141,7 @@ SECTIONS = {
     "event-columns": event_columns, "event-kinds": event_kinds, "reasons": reasons, "channels": channels,
     "daily-columns": daily_columns, "summary-columns": summary_columns, "compare-columns": compare_columns,
     "summary-units": summary_units, "city-kpis": city_kpis,
+    "case-columns": case_columns,
 }
 
 
