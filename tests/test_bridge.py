@@ -41,13 +41,13 @@ def settings(epoch_ms, **more):
             "fill": "simulated", "stale_after_minutes": 180.0, "registry": None, **more}
 
 
-def devices_thread(url, epoch_ms, readings):
+def devices_thread(url, epoch_ms, readings, layout="device"):
     """The scenario's devices publishing as hardware, on the shared clock; their readings kept."""
     cfg = load_scenario("default", [*TINY, "seed=77", "progress=false"])
 
     def run():
         publish_devices(cfg, url, speed=SPEED, epoch_ms=epoch_ms, community="c1", progress=False,
-                        on_day=lambda r: readings.append(r))
+                        on_day=lambda r: readings.append(r), layout=layout)
 
     thread = threading.Thread(target=run, daemon=True)
     return thread
@@ -113,6 +113,21 @@ def test_a_live_session_is_recorded_before_acknowledged_and_replays_exactly(mosq
     assert [w["twin"] for w in again.windows] == [w["twin"] for w in shadow.windows]
     assert again.ingest.counts == shadow.ingest.counts
     assert stats["times_real_time"] > 1
+
+
+def test_gateways_reporting_for_their_devices_feed_the_shadow_alike(mosquitto):
+    """``--layout gateway``: one NDATA per gateway and tick; every reading in once, the same days closed."""
+    epoch = now_ms() + 1500
+    readings = []
+    devices = devices_thread(mosquitto.url, epoch, readings, layout="gateway")
+    shadow = run_shadow(settings(epoch), mosquitto.url, quiet=True, ready=lambda _bridge: devices.start())
+    devices.join(30)
+    counts = shadow.ingest.counts
+    assert counts["readings"] == published(readings), dict(counts)
+    assert counts["messages"] < counts["readings"] / 10  # two buildings' worth of readings a message
+    assert counts["unknown_device"] == counts["malformed"] == counts["too_old"] == 0
+    assert [w["devices"]["counts"]["water"]["live"] for w in shadow.windows] == [40, 40]
+    assert shadow.twin.day == 2
 
 
 def test_a_broker_restart_mid_stream_loses_nothing_it_acknowledged(mosquitto, tmp_path):
