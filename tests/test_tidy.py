@@ -175,3 +175,12 @@ def test_case_runs_hold_every_replications_kpis(case_result, tmp_path):
             got = runs[(runs["arm"] == arm) & (runs["seed"] == seed)]
             assert dict(zip(got["kpi"], got["value"])) == pytest.approx(kpis, nan_ok=True), (arm, seed)
     assert len(runs) == sum(len(k) for rs in case_result.arms.values() for k in rs)
+
+
+def test_twin_cases_out_writes_the_tables_beside_its_page(tmp_path, capsys):
+    from twin.cli import main
+
+    assert main(["cases", "hangzhou_garbage_points", "-n", "2", "--out", str(tmp_path), "--plotly", "cdn"]) == 0
+    assert "tidy tables: cases.csv, cases.parquet, case_runs.csv, case_runs.parquet" in capsys.readouterr().out
+    table = pd.read_parquet(tmp_path / "cases.parquet")
+    assert table["arm"].tolist() == ["before", "after"] and (table["replications"] == 2).all()
