@@ -1,8 +1,8 @@
 """``twin viz``: the SolaraViz page started for real and looked at in headless Chromium.
 
 The server is ``twin viz`` as a process on a free loopback port; Playwright drives Debian's
-Chromium (it cannot download its own), steps the model and takes a screenshot, which must
-show the map and the charts with something drawn in them.
+Chromium (it cannot download its own), steps the model and takes screenshots: the map must
+show every building as a marker and a chart must show a line (each check fails on the other image).
 """
 import importlib.util
 import os
@@ -18,6 +18,7 @@ import pytest
 from twin.cli import main
 
 CHROMIUM = "/usr/bin/chromium"
+BUILDINGS = 9  # community.buildings of the page under test
 # the page and the browser are waited for without deadlines; this only turns a hang into a failure
 pytestmark = pytest.mark.timeout(900)
 ROOT = Path(__file__).parent.parent
@@ -47,7 +48,7 @@ def server(tmp_path_factory):
     log = tmp_path_factory.mktemp("viz") / "server.log"
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "twin.cli", "viz", "--port", str(port),
-                                 "community.households=200", "community.buildings=9"],
+                                 "community.households=200", f"community.buildings={BUILDINGS}"],
                                 stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ})
     url = f"http://127.0.0.1:{port}/"
     try:
@@ -66,12 +67,42 @@ def server(tmp_path_factory):
         proc.wait(timeout=30)
 
 
+CHART_LINE = (0x1F, 0x77, 0xB4)  # matplotlib's first line colour: the first KPI of each chart
+
+
 def _spread(png: Path) -> int:
     """How far apart the darkest and lightest pixels are (0: a blank image)."""
     from PIL import Image
 
     low, high = Image.open(png).convert("L").getextrema()
     return high - low
+
+
+def _pixels(png: Path):
+    import numpy as np
+    from PIL import Image
+
+    return np.asarray(Image.open(png).convert("RGB")).astype(int)
+
+
+def _building_markers(png: Path) -> int:
+    """How many building markers the image holds: round blobs (a marker's ring and fill) of a marker's size.
+
+    Tick labels and the colour bar are blobs too, but not round ones of 13-30 pixels across.
+    """
+    from scipy import ndimage
+
+    drawn = (255 - _pixels(png)).max(axis=2) > 60  # anything clearly darker than the white background
+    labels, _ = ndimage.label(drawn)
+    boxes = [(s[0].stop - s[0].start, s[1].stop - s[1].start) for s in ndimage.find_objects(labels)]
+    return sum(1 for h, w in boxes if 13 <= h <= 30 and abs(h - w) <= 2)
+
+
+def _line_pixels(png: Path, colour=CHART_LINE) -> int:
+    """Pixels of a chart line's colour."""
+    import numpy as np
+
+    return int((np.abs(_pixels(png) - np.array(colour)).max(axis=2) < 40).sum())
 
 
 @pytest.mark.tool("chromium and the Solara front-end", _missing())
@@ -97,8 +128,12 @@ def test_the_page_shows_the_map_charts_and_controls_and_steps(server, tmp_path):
         images.nth(1).screenshot(path=chart_png)
         page.screenshot(path=tmp_path / "page.png", full_page=True)
         browser.close()
-    for png in (map_png, chart_png, tmp_path / "page.png"):
-        assert _spread(png) > 100, f"{png.name} is blank"
+    assert _spread(tmp_path / "page.png") > 100, "the page is blank"
+    # the map: every building drawn as a marker, and no chart line; the chart: a line drawn, and no buildings.
+    # Each check is also run on the other image, where it must fail, so neither passes on any picture.
+    assert _building_markers(map_png) == BUILDINGS, "the map does not show the buildings"
+    assert _line_pixels(chart_png) > 100, "the chart shows no line"
+    assert _building_markers(chart_png) == 0 and _line_pixels(map_png) == 0, "the map and the chart look alike"
 
 
 def test_a_bad_override_is_one_line_and_a_usage_error(capsys):
