@@ -141,3 +141,19 @@ def test_the_calibration_notebook_refuses_the_shipped_value_for_a_figure_it_does
     errors = [(o.ename, o.evalue.split(" (")[0]) for c in nb.cells if c.cell_type == "code"
               for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == [("AssertionError", "the shipped reward_effect 0.9 no longer fits 25%")], errors
+
+
+# ------------------------------------------------------------------ the network notebook
+NETWORK_NOTEBOOK = ROOT / "notebooks" / "network_effects.ipynb"
+
+
+def test_the_network_notebook_finds_no_structure_effect_when_nobody_spreads_the_news(tmp_path):
+    """The mutation check of the awareness section: with no tie telling another
+    (``AWARENESS_SPREAD = 0``) the number of friends cannot speed the rise, so the notebook's
+    check that more ties spread the news faster must fail (and nothing else does)."""
+    nb = with_parameters(nbformat.read(NETWORK_NOTEBOOK, as_version=4), "AWARENESS_SPREAD = 0.0")
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == [("AssertionError", "the news should spread faster with more ties")], errors
