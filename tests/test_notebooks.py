@@ -157,3 +157,20 @@ def test_the_network_notebook_finds_no_structure_effect_when_nobody_spreads_the_
     errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
               for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == [("AssertionError", "the news should spread faster with more ties")], errors
+
+
+# ------------------------------------------------------------------ the policy experiment
+POLICY_NOTEBOOK = ROOT / "notebooks" / "policy_experiment.ipynb"
+
+
+def test_the_policy_experiments_checks_fail_without_common_random_numbers(tmp_path):
+    """The mutation check of the experiment: with the policy arm on other seeds than the
+    baseline's, participation's paired difference is no longer zero and the paired interval no
+    longer narrower than Welch's, so both of the notebook's checks must fail."""
+    nb = with_parameters(nbformat.read(POLICY_NOTEBOOK, as_version=4), "COMMON_RANDOM_NUMBERS = False")
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == [("AssertionError", "participation must not move under common random numbers"),
+                      ("AssertionError", "pairing should narrow the interval")], errors
