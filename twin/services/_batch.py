@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from twin.services.events import empty
+from twin.services.events import common_length, empty
 from twin.services.reasons import Reason, raise_for
 
 INT64_MIN = np.iinfo(np.int64).min
@@ -51,10 +51,7 @@ def column(values, n: int, dtype) -> np.ndarray:
 
 def batch_length(*columns) -> int:
     """The common length of the array-like arguments of a batch (scalars broadcast)."""
-    sizes = {np.size(c) for c in columns if np.ndim(c) > 0}
-    if len(sizes) > 1:
-        raise ValueError(f"batch columns differ in length: {sorted(sizes)}")
-    return sizes.pop() if sizes else 1
+    return common_length(columns, "batch")
 
 
 def grow(a: np.ndarray, need: int, fill=0) -> np.ndarray:

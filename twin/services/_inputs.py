@@ -83,12 +83,15 @@ def raise_first(reasons: np.ndarray, what: str) -> None:
 
 def refuse(reasons: np.ndarray, mask: np.ndarray, reason) -> None:
     """Refuse the commands in ``mask`` with ``reason``, unless already refused."""
-    reasons[mask & (reasons == 0)] = int(reason)
+    if mask.any():  # most batches refuse nothing: one pass instead of three
+        reasons[mask & (reasons == 0)] = int(reason)
 
 
 def integers(values, n: int, reasons: np.ndarray) -> np.ndarray:
     """An ``int64`` column of ``values``; non-integers are refused (``NotAnInteger``, slot 0)."""
     if not isinstance(values, np.ndarray):
+        if type(values) is int and _INT64_MIN <= values <= _INT64_MAX:  # one int for the whole batch (bools excluded)
+            return np.full(n, values, np.int64)
         return _one_by_one(values, n, reasons, as_integer, _NOT_AN_INTEGER, np.int64, 0)
     a = _shaped(values, n)
     kind = a.dtype.kind
@@ -109,14 +112,18 @@ def integers(values, n: int, reasons: np.ndarray) -> np.ndarray:
 
 def person_ids(values, n: int, reasons: np.ndarray) -> np.ndarray:
     """A column of people's ids: integers (``NotAnInteger``) in ``[0, MAX_ID)`` (``InvalidId``)."""
+    if type(values) is int and 0 <= values < MAX_ID:  # one valid id for the whole batch
+        return np.full(n, values, np.int64)
     out = integers(values, n, reasons)
-    refuse(reasons, (out < 0) | (out >= MAX_ID), _INVALID_ID)
+    refuse(reasons, out.view(np.uint64) >= MAX_ID, _INVALID_ID)  # a negative id reads as a huge unsigned one
     return out
 
 
 def times(values, n: int, reasons: np.ndarray) -> np.ndarray:
     """A ``float64`` column of minutes; a time that is not a finite number is refused (``InvalidTime``, slot 0)."""
     if not isinstance(values, np.ndarray):
+        if type(values) in (int, float) and math.isfinite(values):  # one time for the whole batch
+            return np.full(n, float(values), np.float64)
         return _one_by_one(values, n, reasons, as_time, _INVALID_TIME, np.float64, 0.0)
     a = _shaped(values, n)
     kind = a.dtype.kind
@@ -127,8 +134,10 @@ def times(values, n: int, reasons: np.ndarray) -> np.ndarray:
     if kind != "f":  # bools, strings, bytes, dates, complex numbers
         refuse(reasons, np.ones(n, np.bool_), _INVALID_TIME)
         return np.zeros(n, np.float64)
+    if math.isfinite(np.add.reduce(a, dtype=np.float64)):  # a NaN or an infinity makes the sum one
+        return np.ascontiguousarray(a, np.float64)
     ok = np.isfinite(a)
-    if ok.all():
+    if ok.all():  # finite, but their sum overflowed
         return np.ascontiguousarray(a, np.float64)
     refuse(reasons, ~ok, _INVALID_TIME)
     return np.where(ok, a, 0.0).astype(np.float64)

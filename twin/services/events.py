@@ -147,29 +147,45 @@ def empty(n: int = 0) -> np.ndarray:
     return np.zeros(n, dtype=EVENT_DTYPE)
 
 
+#: The columns :func:`make` fills, in its keyword order (``kind`` apart).
+_MADE = ("t", "actor", "subject", "target", "amount", "code", "extra", "reason", "channel")
+
+
 def make(kind, t, *, actor=0, subject=0, target=0, amount=0, code=0, extra=0,
          reason=0, channel=0) -> np.ndarray:
     """Build events column by column; scalars broadcast against arrays."""
-    cols = dict(t=t, actor=actor, subject=subject, target=target, amount=amount,
-                code=code, extra=extra, reason=reason, channel=channel)
-    sizes = {_length(v) for v in cols.values()} - {None}
-    if len(sizes) > 1:
-        raise ValueError(f"event columns differ in length: {sorted(sizes)}")
-    n = sizes.pop() if sizes else 1
-    ev = empty(n)
+    values = (t, actor, subject, target, amount, code, extra, reason, channel)
+    ev = empty(common_length(values, "event"))
     ev["kind"] = kind
-    for name, value in cols.items():
+    for name, value in zip(_MADE, values):
         if not (type(value) is int and value == 0):  # the array is zeroed: a column of 0 is there already
             ev[name] = value
     return ev
 
 
-def _length(value):
+def common_length(columns, what: str) -> int:
+    """The length the array columns share (1 when all are scalars); raises naming the lengths otherwise."""
+    n = None
+    for value in columns:
+        size = column_length(value)
+        if size is None or size == n:
+            continue
+        if n is not None:
+            sizes = {column_length(v) for v in columns} - {None}
+            raise ValueError(f"{what} columns differ in length: {sorted(sizes)}")
+        n = size
+    return 1 if n is None else n
+
+
+_SCALAR_TYPES = frozenset((int, float, bool, str, type(None)))
+
+
+def column_length(value):
     """An array column's length, or None for a scalar (which broadcasts).  The engine and the
     services make thousands of small batches a day, so the common types skip ``np.ndim``."""
-    if isinstance(value, np.ndarray):
+    if type(value) is np.ndarray:
         return value.size if value.ndim > 0 else None
-    if isinstance(value, (int, float, np.generic)):
+    if type(value) in _SCALAR_TYPES or isinstance(value, (int, float, np.generic)):
         return None
     return np.size(value) if np.ndim(value) > 0 else None
 
@@ -203,6 +219,7 @@ class EventLog:
 
     def __init__(self, capacity: int = 1024):
         self._buf = empty(capacity)
+        self._rows = _as_rows(self._buf)  # the same memory as bytes, one row an event (see _keep)
         self._n = 0
         self.sinks = []
         self.on_failure = []
@@ -233,6 +250,16 @@ class EventLog:
             self._pending[1].append(row)
         else:
             self._commit([], [row])
+
+    def detail_many(self, rows) -> None:
+        """Keep many ``(subject, field, text)`` details at once, as :meth:`detail` keeps each (the
+        sealed ballots of a batch: thousands a day).  Rows must already be ``(int, str, str | None)``."""
+        if self._captured is not None:
+            return  # replay: details are restored from the store, not re-made
+        if self._pending is not None:
+            self._pending[1].extend(rows)
+        else:
+            self._commit([], list(rows))
 
     @contextmanager
     def unit(self):
@@ -311,22 +338,28 @@ class EventLog:
 
     def _keep(self, events: np.ndarray) -> None:
         k = len(events)
+        if k == 0:
+            return
         need = self._n + k
         if need > len(self._buf):
             grown = empty(max(need, 2 * len(self._buf)))
-            _copy_rows(grown, 0, self._buf[: self._n])
-            self._buf = grown
-        _copy_rows(self._buf, self._n, events)
+            rows = _as_rows(grown)
+            rows[: self._n] = self._rows[: self._n]
+            self._buf, self._rows = grown, rows
+        self._rows[self._n:need] = _as_rows(events)
         self._n = need
 
     def _keep_details(self, details) -> None:
-        if not details:
-            return
+        kept = self.details
         for subject, field, text in details:
+            texts = kept.get(field)
             if text is None:
-                self.details.get(field, {}).pop(int(subject), None)
+                if texts is not None:
+                    texts.pop(int(subject), None)
+            elif texts is None:
+                kept[field] = {int(subject): text}
             else:
-                self.details.setdefault(field, {})[int(subject)] = text
+                texts[int(subject)] = text
 
     @property
     def events(self) -> np.ndarray:
@@ -346,13 +379,14 @@ class EventLog:
         return df
 
 
-def _copy_rows(dst: np.ndarray, start: int, src: np.ndarray) -> None:
-    """``dst[start:start + len(src)] = src`` as bytes: ten times faster than numpy's copy of a
-    packed structured dtype, which goes field by field (0.3 s for a million events)."""
-    if len(src):
-        width = EVENT_DTYPE.itemsize
-        src = np.ascontiguousarray(src, dtype=EVENT_DTYPE)
-        dst.view(np.uint8).reshape(-1, width)[start:start + len(src)] = src.view(np.uint8).reshape(-1, width)
+def _as_rows(events: np.ndarray) -> np.ndarray:
+    """Events as a ``(n, itemsize)`` array of bytes over the same memory (a copy if not contiguous).
+
+    The log copies rows as bytes: ten times faster than numpy's copy of a packed
+    structured dtype, which goes field by field (0.3 s for a million events).
+    """
+    events = np.ascontiguousarray(events, dtype=EVENT_DTYPE)
+    return np.frombuffer(events, np.uint8).reshape(len(events), EVENT_DTYPE.itemsize)
 
 
 _KIND_INDEX = {int(k): i for i, k in enumerate(EventKind)}

@@ -372,7 +372,7 @@ def check_inputs(n: int, columns: dict, ids=(), kinds=None, flags=(), t=None) ->
     for name, values in columns.items():
         cols[name] = integers(_flags(values) if name in flags else values, n, first)
     for name in ids:
-        refuse(first, (cols[name] < 0) | (cols[name] > MAX_MEMBER_ID), Reason.InvalidId)
+        refuse(first, cols[name].view(np.uint64) > MAX_MEMBER_ID, Reason.InvalidId)  # negatives read as huge
     for name, (low, high) in (kinds or {}).items():
         refuse(first, (cols[name] < low) | (cols[name] > high), Reason.UnknownKind)
     if t is not None:

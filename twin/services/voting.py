@@ -965,9 +965,8 @@ class VotingDesk:
         with self._unit():  # the events and the sealed ballots are durable together
             if self.log is not None:
                 rows = slice(first_row, self._n_rows)
-                for tp, key, code in zip(self._b_topic[rows].tolist(), self._b_key[rows].tolist(),
-                                         self._b_code[rows].tolist()):
-                    self.log.detail(tp, f"{_SEALED}{key}", str(code))
+                self.log.detail_many([(tp, f"{_SEALED}{key}", str(code)) for tp, key, code in zip(
+                    self._b_topic[rows].tolist(), self._b_key[rows].tolist(), self._b_code[rows].tolist())])
             return self._emit(Outcome(reasons, ev.make(
                 ev.EventKind.BallotCast, t[ok], actor=voter[ok], subject=topic[ok], channel=channel[ok])))
 
@@ -1134,8 +1133,7 @@ class VotingDesk:
         every = np.flatnonzero(self._b_topic[: self._n_rows] == topic)
         self._b_voter[every] = -1
         if self.log is not None:
-            for key in sorted(set(self._b_key[every].tolist())):
-                self.log.detail(topic, f"{_SEALED}{key}", None)
+            self.log.detail_many([(topic, f"{_SEALED}{key}", None) for key in sorted(set(self._b_key[every].tolist()))])
 
     def _unseal(self, rows: np.ndarray) -> Outcome:
         """Replay a run of ``BallotCounted`` events: the published ballots become the counted ones."""
