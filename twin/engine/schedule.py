@@ -38,7 +38,9 @@ class TransitionQueue:
         due = self._q["t"] < t_end
         out = self._q[due]
         self._q = self._q[~due]
-        return np.sort(out, order=("action", "t"))
+        # np.sort(out, order=("action", "t")) — ties broken by the other fields, as that does — without
+        # its field-by-field comparisons (several times slower)
+        return out[np.lexsort((out["arg"], out["ticket"], out["t"], out["action"]))]
 
 
 def apply(desk, rows: np.ndarray) -> dict:

@@ -30,6 +30,10 @@ ALERT_INACTIVITY, ALERT_SMOKE = 0, 1
 FAMILY_FINDS_AFTER_MINUTES = 36 * 60.0
 TB_OFFSET = 2  # time-bank member id = resident id + 2 (0 is the admin, 1 the endowment)
 
+#: the kinds of help residents give, by (giver + day) modulo their number
+HELP_KINDS = np.array([ServiceKind.companionship, ServiceKind.meal_delivery, ServiceKind.cleaning], np.int64)
+_OPEN = int(Status.in_progress)  # statuses up to this one are open tickets
+
 # what residents feel about what happened to them (satisfaction points)
 FEEL_ACTIVITY, FEEL_REDEEM, FEEL_HELPED, FEEL_RESCUED, FEEL_RATING = 0.3, 1.5, 1.0, 4.0, 2.0
 
@@ -431,8 +435,7 @@ class Twin:
         order = np.argsort(out_help_t[giver], kind="stable")
         giver = giver[order]
         receiver, minutes, t = out_help[giver], out_help_min[giver], out_help_t[giver]
-        kinds = np.array([ServiceKind.companionship, ServiceKind.meal_delivery, ServiceKind.cleaning], np.int64)
-        kind = kinds[(giver + d) % len(kinds)]
+        kind = HELP_KINDS[(giver + d) % len(HELP_KINDS)]
         rec = tb.record_batch(giver + TB_OFFSET, giver + TB_OFFSET, receiver + TB_OFFSET, minutes,
                               kind, t)
         ok = rec.accepted
@@ -469,7 +472,7 @@ class Twin:
         """Tickets submitted, dispatched or in progress right now (read off the desk)."""
         desk = self.services.repair
         status = desk.state.status[: desk.n_tickets]
-        return int((status <= Status.in_progress).sum())
+        return int(np.count_nonzero(status <= _OPEN))
 
     # -------------------------------------------------------------- forking
     #: draw streams of the work a fork finds under way (engine streams, beside S_QUEUE_N ... above)

@@ -83,7 +83,7 @@ def raise_first(reasons: np.ndarray, what: str) -> None:
 
 def refuse(reasons: np.ndarray, mask: np.ndarray, reason) -> None:
     """Refuse the commands in ``mask`` with ``reason``, unless already refused."""
-    if mask.any():  # most batches refuse nothing: one pass instead of three
+    if np.count_nonzero(mask):  # most batches refuse nothing: one pass instead of three (``any`` costs more)
         reasons[mask & (reasons == 0)] = int(reason)
 
 

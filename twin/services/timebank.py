@@ -163,6 +163,10 @@ _INVALID_ROLE = int(Reason.InvalidRole)
 _INSUFFICIENT = int(Reason.InsufficientBalance)
 _EXHAUSTED = int(Reason.EndowmentExhausted)
 _CONFIRMATION = int(Reason.ConfirmationRequired)
+_INVALID_ID = int(Reason.InvalidId)
+_UNKNOWN_KIND = int(Reason.UnknownKind)
+_ROLE_CODES = (int(min(Role)), int(max(Role)))  # the codes a role column may hold
+_SERVICE_KIND_CODES = (int(min(ServiceKind)), int(max(ServiceKind)))
 
 _MEMBER, _COORD, _ENDOW, _ADMIN, _RETIRED = 0, 1, 2, 3, 4
 _PENDING, _CONFIRMED, _CANCELLED, _DISPUTED = 0, 1, 2, 3
@@ -372,9 +376,9 @@ def check_inputs(n: int, columns: dict, ids=(), kinds=None, flags=(), t=None) ->
     for name, values in columns.items():
         cols[name] = integers(_flags(values) if name in flags else values, n, first)
     for name in ids:
-        refuse(first, cols[name].view(np.uint64) > MAX_MEMBER_ID, Reason.InvalidId)  # negatives read as huge
+        refuse(first, cols[name].view(np.uint64) > MAX_MEMBER_ID, _INVALID_ID)  # negatives read as huge
     for name, (low, high) in (kinds or {}).items():
-        refuse(first, (cols[name] < low) | (cols[name] > high), Reason.UnknownKind)
+        refuse(first, (cols[name] < low) | (cols[name] > high), _UNKNOWN_KIND)
     if t is not None:
         cols["t"] = times(t, n, first)
     return cols, first
@@ -445,7 +449,7 @@ class TimeBank:
     def register_batch(self, by, member, role=Role.member, household=-1, t=0.0) -> Outcome:
         n = batch_length(by, member, role, household, t)
         c, first = check_inputs(n, {"by": by, "member": member, "role": role, "household": household},
-                                ids=("by", "member"), kinds={"role": (min(Role), max(Role))}, t=t)
+                                ids=("by", "member"), kinds={"role": _ROLE_CODES}, t=t)
         by, member, role, household = c["by"], c["member"], c["role"], c["household"]
         self._ensure(member[first == 0].max(initial=0))
         out = np.empty(n, np.int16)
@@ -460,7 +464,7 @@ class TimeBank:
         n = batch_length(by, provider, receiver, minutes, kind, t)
         c, first = check_inputs(n, {"by": by, "provider": provider, "receiver": receiver, "minutes": minutes,
                                     "kind": kind},
-                                ids=("by", "provider", "receiver"), kinds={"kind": (min(ServiceKind), max(ServiceKind))},
+                                ids=("by", "provider", "receiver"), kinds={"kind": _SERVICE_KIND_CODES},
                                 t=t)
         by, provider, receiver, minutes, kind = (c[k] for k in ("by", "provider", "receiver", "minutes", "kind"))
         self.records = grow(self.records, self.n_records + n)
