@@ -141,7 +141,10 @@ def cmd_cases(args) -> int:
     results = [cases.run_case(c, args.replications) for c in chosen]
     print(cases.table(results))
     if args.out:
+        from twin.results import write_case_tables
+
         print(f"cases page: {cases.write_page(results, args.out, args.plotly)}")
+        print("tidy tables: " + ", ".join(p.name for p in write_case_tables(results, args.out)))
     return 0
 
 
@@ -387,7 +390,8 @@ def main(argv=None) -> int:
                                    "calibrated on that figure, and plainly when the twin cannot reach it.")
     p.add_argument("names", nargs="*", metavar="NAME", help="cases to run (default: all in scenarios/case/)")
     p.add_argument("-n", "--replications", type=int, default=10, help="seeds per arm (at least 2)")
-    p.add_argument("--out", default=None, metavar="DIR", help="write cases.html and cases.json here")
+    p.add_argument("--out", default=None, metavar="DIR", help="write cases.html, cases.json and the tidy tables "
+                   "(cases.csv/.parquet, case_runs.csv/.parquet) here")
     output_options(p, force=False)
     p.set_defaults(func=cmd_cases)
     p = sub.add_parser("report", help="redraw the page of a run, comparison or sweep folder",
