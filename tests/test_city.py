@@ -243,6 +243,15 @@ def test_twin_city_runs_prints_the_city_and_writes_its_folder(city_file, tmp_pat
     assert "repair_wait_minutes_mean" in out and "district_taken" in out and "2 shard(s) on local" in out
     assert "dispute_settlement_rate" in out and "district_mediation_taken" in out
     assert (tmp_path / "c" / "communities.csv").read_text().count("\n") == 5  # a header and four communities
+    import pandas as pd
+
+    from twin.results import column_units
+
+    table = pd.read_parquet(tmp_path / "c" / "communities.parquet")
+    assert table.equals(pd.read_csv(tmp_path / "c" / "communities.csv")[table.columns])
+    units = column_units(tmp_path / "c" / "communities.parquet")
+    assert units["repair_wait_minutes_mean"][0] == "min" and units["dispute_settlement_rate"][0] == "share"
+    assert units["residents"] == ("count", "its residents")
 
 
 def test_twin_city_refuses_an_unknown_city_in_one_line(capsys):

@@ -497,11 +497,12 @@ def _coordinate(city: CityConfig, shards, n_shards: int, t0: float) -> dict:
 
 
 def save_city(result: dict, directory) -> Path:
-    """Write ``city.json`` (KPIs, district, each community's summary), ``communities.csv``, the logs and,
-    where the city runs mediation, each community's disputes (``disputes/NNNN.npy``)."""
+    """Write ``city.json`` (KPIs, district, each community's summary), ``communities.csv`` and
+    ``.parquet`` (units in the schema), the logs and, where the city runs mediation, each community's
+    disputes (``disputes/NNNN.npy``)."""
     import pandas as pd
 
-    from twin.results import _jsonable
+    from twin.results import _jsonable, write_parquet
 
     d = Path(directory)
     (d / "events").mkdir(parents=True, exist_ok=True)
@@ -512,12 +513,28 @@ def save_city(result: dict, directory) -> Path:
             np.save(d / "disputes" / f"{c['index']:04d}.npy", c["disputes"])
     rows = [{"index": c["index"], "label": c["label"], "seed": c["seed"], "residents": c["residents"],
              **c["summary"], **c.get("mediation", {})} for c in result["communities"]]
-    pd.DataFrame(rows).to_csv(d / "communities.csv", index=False)
+    frame = pd.DataFrame(rows)
+    frame.to_csv(d / "communities.csv", index=False)
+    write_parquet(frame, d / "communities.parquet", community_columns(frame.columns))
     meta = {k: result[k] for k in ("name", "seed", "days", "shards", "kpis", "district", "mediation", "wall_s",
                                    "setup_s") if k in result}
     meta["communities"] = rows
     (d / "city.json").write_text(json.dumps(_jsonable(meta), indent=2))
     return d
+
+
+#: The columns of ``communities.csv`` / ``.parquet`` that are not the communities' KPIs.
+COMMUNITY_COLUMNS = {"index": ("", "the community's place in the city config (templates expanded in order)"),
+                     "label": ("", "its template's label and copy number"),
+                     "seed": ("", "its seed, drawn from the city seed and its index"),
+                     "residents": ("count", "its residents")}
+
+
+def community_columns(names) -> dict:
+    """Unit and meaning of each column of the communities table: the fixed ones, then KPIs by their names."""
+    from twin.results import tidy_unit
+
+    return {n: COMMUNITY_COLUMNS.get(n) or (tidy_unit(n), "the community's KPI over the run") for n in names}
 
 
 def default_out(name: str) -> Path:
@@ -548,7 +565,7 @@ def cmd_city(args) -> int:
     print(format_city(result))
     folders = "events/, disputes/" if "mediation" in result else "events/"
     print(f"\n{len(city.communities)} communities, {result['shards']} shard(s) on {args.backend}, "
-          f"{result['wall_s']:.1f} s\ncity folder: {out} (city.json, communities.csv, {folders})")
+          f"{result['wall_s']:.1f} s\ncity folder: {out} (city.json, communities.csv/.parquet, {folders})")
     return 0
 
 
