@@ -174,3 +174,20 @@ def test_the_policy_experiments_checks_fail_without_common_random_numbers(tmp_pa
               for o in c.get("outputs", []) if o.output_type == "error"]
     assert errors == [("AssertionError", "participation must not move under common random numbers"),
                       ("AssertionError", "pairing should narrow the interval")], errors
+
+
+# ------------------------------------------------------------------ the sensitivity analysis
+SENSITIVITY_NOTEBOOK = ROOT / "notebooks" / "sensitivity.ipynb"
+
+
+def test_the_sensitivity_check_fails_for_a_parameter_that_moves_participation(tmp_path):
+    """The mutation check of the screening: the notebook checks that a voting-only parameter has no
+    effect on participation (mu* exactly 0). Put a parameter that does act on it in that place
+    (``fatigue_gain``) and the check must fail; were the overrides never applied, or the KPI
+    read wrongly, every mu* would be 0 and this test would catch it."""
+    nb = with_parameters(nbformat.read(SENSITIVITY_NOTEBOOK, as_version=4), "NULL_PARAMETER = 'fatigue_gain'")
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.output_type == "error"]
+    assert errors == [("AssertionError", "the null parameter cannot move participation")], errors
