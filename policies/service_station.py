@@ -168,8 +168,12 @@ class ServiceStation(Policy):
             need(int(getattr(self, key)) >= 1, key, "a whole number >= 1")
         need(self.back_staff >= (1 if self.back_office_classes else 0), "back_staff",
              "a whole number, >= 1 when back_office_classes is not empty")
+        need(0 <= self.open_hour < 24, "open_hour", "an hour of the day in [0, 24)")
         for key in ("visits_per_household_day", "tolerance_minutes", "booked_factor", "generalist_factor"):
             need(getattr(self, key) > 0, key, "a positive number")
+        for key in ("intake_minutes", "pickup_minutes", "wage_per_hour"):
+            need(getattr(self, key) >= 0, key, "a number >= 0")
+        need(self.wait_weight >= 1, "wait_weight", "a number >= 1 (waiting counts at least as much as handling)")
         need(self.target_wait_minutes is None or self.target_wait_minutes > 0, "target_wait_minutes",
              "a positive number of minutes, or null (not sized)")
         return self

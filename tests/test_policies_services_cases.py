@@ -122,6 +122,10 @@ def test_fewest_staff_meets_the_target_and_one_clerk_fewer_does_not():
     (dict(layout="hall"), "service_station.layout = 'hall' is not allowed; expected one of windows, integrated"),
     (dict(booking_share=1.5), "service_station.booking_share = 1.5 is not allowed; expected a share in [0, 1]"),
     (dict(back_office_classes=("tax",)), "service_station.back_office_classes"),
+    (dict(open_hour=25.0), "service_station.open_hour = 25.0 is not allowed; expected an hour of the day in [0, 24)"),
+    (dict(intake_minutes=-1.0), "service_station.intake_minutes = -1.0 is not allowed; expected a number >= 0"),
+    (dict(wage_per_hour=-5.0), "service_station.wage_per_hour = -5.0 is not allowed"),
+    (dict(wait_weight=0.5), "service_station.wait_weight = 0.5 is not allowed; expected a number >= 1"),
 ])
 def test_bad_station_values_are_refused_by_key(params, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
