@@ -6,6 +6,7 @@ they happen.
 """
 import numpy as np
 
+from twin.services.events import join_records
 from twin.services.repair import Action
 
 _DTYPE = np.dtype([("t", "f8"), ("action", "i1"), ("ticket", "i8"), ("arg", "i8")])
@@ -33,7 +34,7 @@ class TransitionQueue:
         order (dispatch, start, complete, rate) with increasing times.
         """
         if self._pushed:
-            self._q = np.concatenate((self._q, *self._pushed))
+            self._q = join_records((self._q, *self._pushed), _DTYPE)
             self._pushed = []
         due = self._q["t"] < t_end
         out = self._q[due]

@@ -319,7 +319,7 @@ class EventLog:
         if len(batches) == 1 and not self.sinks:
             events = batches[0]  # kept by copy below; a sink gets a copy of its own (the caller may reuse the array)
         else:
-            events = np.concatenate(batches) if batches else empty()
+            events = join_records(batches, EVENT_DTYPE) if batches else empty()
         if len(events) == 0 and not details:
             return
         try:
@@ -377,6 +377,13 @@ class EventLog:
             [_KIND_INDEX[k] for k in df["kind"]], categories=[k.name for k in EventKind]
         ) if len(df) else pd.Categorical([], categories=[k.name for k in EventKind])
         return df
+
+
+def join_records(parts, dtype: np.dtype) -> np.ndarray:
+    """One-dimensional arrays of the structured ``dtype`` joined end to end, as ``np.concatenate``
+    would, but as bytes: ``np.concatenate`` promotes a structured dtype field by field first
+    (44 us for six small parts, against 8).  At least one part."""
+    return np.concatenate([np.ascontiguousarray(p, dtype).view(np.uint8) for p in parts]).view(dtype)
 
 
 def _as_rows(events: np.ndarray) -> np.ndarray:

@@ -992,7 +992,7 @@ class VotingDesk:
                 codes = np.sort(self._b_code[rows])
                 self._publish(tp, rows, codes)
                 parts += [event[None], ev.make(ev.EventKind.BallotCounted, event["t"], subject=tp, code=codes)]
-            events = np.concatenate(parts) if parts else outcome.events
+            events = ev.join_records(parts, ev.EVENT_DTYPE) if parts else outcome.events
             return self._emit(Outcome(outcome.reasons, events))
 
     def resolve_batch(self, topic, t) -> Outcome:
