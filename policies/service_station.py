@@ -159,6 +159,7 @@ class ServiceStation(Policy):
         need(len(self.window_staff) == len(CLASSES) and min(self.window_staff) >= 1, "window_staff",
              f"{len(CLASSES)} whole numbers >= 1")
         need(set(self.back_office_classes) <= set(CLASSES), "back_office_classes", f"a subset of {CLASSES}")
+        need(0 <= self.open_hour < 24, "open_hour", "an hour of the day in [0, 24)")
         need(len(self.hour_profile) >= 1 and min(self.hour_profile) >= 0 and sum(self.hour_profile) > 0
              and 0 <= self.open_hour and self.open_hour + len(self.hour_profile) <= 24, "hour_profile",
              "a weight >= 0 per opening hour, closing by midnight")
@@ -168,7 +169,6 @@ class ServiceStation(Policy):
             need(int(getattr(self, key)) >= 1, key, "a whole number >= 1")
         need(self.back_staff >= (1 if self.back_office_classes else 0), "back_staff",
              "a whole number, >= 1 when back_office_classes is not empty")
-        need(0 <= self.open_hour < 24, "open_hour", "an hour of the day in [0, 24)")
         for key in ("visits_per_household_day", "tolerance_minutes", "booked_factor", "generalist_factor"):
             need(getattr(self, key) > 0, key, "a positive number")
         for key in ("intake_minutes", "pickup_minutes", "wage_per_hour"):

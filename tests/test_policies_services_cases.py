@@ -8,6 +8,7 @@ runs through the real voting desk, whose log replays to the same decision.
 """
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -128,7 +129,7 @@ def test_fewest_staff_meets_the_target_and_one_clerk_fewer_does_not():
     (dict(wait_weight=0.5), "service_station.wait_weight = 0.5 is not allowed; expected a number >= 1"),
 ])
 def test_bad_station_values_are_refused_by_key(params, message):
-    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         ServiceStation(**params).run(0)
 
 
