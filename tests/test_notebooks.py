@@ -84,6 +84,16 @@ def make_recording_module():
     return module
 
 
+def errors_with(path, parameters: str, tmp_path, cut: str = ":") -> list[tuple[str, str]]:
+    """Run the notebook at ``path`` with its parameters cell replaced by ``parameters``, going on past
+    errors; each error's name and its message up to ``cut``, in cell order."""
+    nb = with_parameters(nbformat.read(path, as_version=4), parameters)
+    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
+                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    return [(o.ename, o.evalue.split(cut)[0]) for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) if o.output_type == "error"]
+
+
 def test_the_shipped_recording_is_the_session_its_script_makes():
     from live_bridge.recorder import open_recording
 
@@ -117,12 +127,8 @@ def test_the_shadow_notebook_finds_nothing_when_the_twin_assumes_what_production
     with db:
         db.execute("UPDATE meta SET value = ? WHERE key = 'overrides'", (json.dumps(overrides),))
     db.close()
-    nb = with_parameters(nbformat.read(SHADOW_NOTEBOOK, as_version=4),
-                         f"from pathlib import Path\nRECORDING = Path({str(recording)!r})")
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = sorted((o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
-                    for o in c.get("outputs", []) if o.output_type == "error")
+    errors = sorted(errors_with(SHADOW_NOTEBOOK, f"from pathlib import Path\nRECORDING = Path({str(recording)!r})",
+                                tmp_path))
     assert errors == [("AssertionError", "production uses more water than the twin assumes"),
                       ("AssertionError", "repair time should be flagged, longer in production")], errors
 
@@ -135,11 +141,7 @@ def test_the_calibration_notebook_refuses_the_shipped_value_for_a_figure_it_does
     """The mutation check of the calibration: fitted to a wrong figure (25% instead of the reported
     42%), the grid must move the fit away from the shipped ``reward_effect``, so the notebook's
     regression check fails (and its checks the fit was not tuned to still pass)."""
-    nb = with_parameters(nbformat.read(CALIBRATION_NOTEBOOK, as_version=4), "TARGET = 0.25")
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [(o.ename, o.evalue.split(" (")[0]) for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = errors_with(CALIBRATION_NOTEBOOK, "TARGET = 0.25", tmp_path, cut=" (")
     assert errors == [("AssertionError", "the shipped reward_effect 0.9 no longer fits 25%")], errors
 
 
@@ -151,11 +153,7 @@ def test_the_network_notebook_finds_no_structure_effect_when_nobody_spreads_the_
     """The mutation check of the awareness section: with no tie telling another
     (``AWARENESS_SPREAD = 0``) the number of friends cannot speed the rise, so the notebook's
     check that more ties spread the news faster must fail (and nothing else does)."""
-    nb = with_parameters(nbformat.read(NETWORK_NOTEBOOK, as_version=4), "AWARENESS_SPREAD = 0.0")
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = errors_with(NETWORK_NOTEBOOK, "AWARENESS_SPREAD = 0.0", tmp_path)
     assert errors == [("AssertionError", "the news should spread faster with more ties")], errors
 
 
@@ -167,11 +165,7 @@ def test_the_policy_experiments_checks_fail_without_common_random_numbers(tmp_pa
     """The mutation check of the experiment: with the policy arm on other seeds than the
     baseline's, participation's paired difference is no longer zero and the paired interval no
     longer narrower than Welch's, so both of the notebook's checks must fail."""
-    nb = with_parameters(nbformat.read(POLICY_NOTEBOOK, as_version=4), "COMMON_RANDOM_NUMBERS = False")
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = errors_with(POLICY_NOTEBOOK, "COMMON_RANDOM_NUMBERS = False", tmp_path)
     assert errors == [("AssertionError", "participation must not move under common random numbers"),
                       ("AssertionError", "pairing should narrow the interval")], errors
 
@@ -185,9 +179,5 @@ def test_the_sensitivity_check_fails_for_a_parameter_that_moves_participation(tm
     effect on participation (mu* exactly 0). Put a parameter that does act on it in that place
     (``fatigue_gain``) and the check must fail; were the overrides never applied, or the KPI
     read wrongly, every mu* would be 0 and this test would catch it."""
-    nb = with_parameters(nbformat.read(SENSITIVITY_NOTEBOOK, as_version=4), "NULL_PARAMETER = 'fatigue_gain'")
-    NotebookClient(nb, timeout=600, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [(o.ename, o.evalue.split(":")[0]) for c in nb.cells if c.cell_type == "code"
-              for o in c.get("outputs", []) if o.output_type == "error"]
+    errors = errors_with(SENSITIVITY_NOTEBOOK, "NULL_PARAMETER = 'fatigue_gain'", tmp_path)
     assert errors == [("AssertionError", "the null parameter cannot move participation")], errors
