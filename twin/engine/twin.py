@@ -100,7 +100,7 @@ class Twin:
         # minutes until some resident of a building notices a burst (mean): constant over the run
         self._burst_notice_mean = 60.0 / np.maximum(
             1e-9, cfg.residents.fault_notice_per_hour * np.maximum(self.res_end - self.res_start, 1))
-        self._adults = (c.flags & FLAG_ADULT) != 0
+        self._adults = np.flatnonzero((c.flags & FLAG_ADULT) != 0)  # (indices: a mask costs a pass a day)
         # staff work from the community office in the middle of the map
         ox, oy = float(c.building_x.mean()), float(c.building_y.mean())
         st = cfg.staff
@@ -283,8 +283,10 @@ class Twin:
         self.incap_since[rescued] = -1.0
         self.incident_id[rescued] = -1
         self.care_until[rescued] = when + sensors.CARE_DAYS * 1440.0
-        if len(rescued):
-            self.experience[np.isin(c.household, rescued)] += FEEL_RESCUED  # the whole household is relieved
+        if len(rescued):  # the whole household is relieved
+            relieved = np.zeros(c.n_households, np.bool_)
+            relieved[rescued] = True
+            self.experience[relieved[c.household]] += FEEL_RESCUED
         self.kpis.add(alerts=n, alert_response_minutes_sum=float((start - t).sum()))
 
     # --------------------------------------------------------------- repair
