@@ -413,12 +413,13 @@ class Twin:
         # points: one claim per resident per activity occurrence
         who, act = np.nonzero(out_act)
         if len(who):
-            units = np.where(rule.per_hour_unit[act], np.maximum(1, np.round(rule.minutes[act] / 60.0)), 1)
             t = base + rule.hour[act] * 60.0
             order = np.argsort(t, kind="stable")
-            o = s.points.earn_batch(who[order], act[order], d * n_act + act[order], units[order].astype(np.int64),
-                                    t[order])
-            np.add.at(self.experience, who[order][o.accepted], FEEL_ACTIVITY)
+            who, act, t = who[order], act[order], t[order]
+            # units per activity (a few), then per claim (hundreds)
+            units = np.where(rule.per_hour_unit, np.maximum(1, np.round(rule.minutes / 60.0)), 1).astype(np.int64)
+            o = s.points.earn_batch(who, act, d * n_act + act, units[act], t)
+            np.add.at(self.experience, who[o.accepted], FEEL_ACTIVITY)
         red = np.flatnonzero(out_redeem >= 0)
         if len(red):
             o = s.points.redeem_batch(red, out_redeem[red], base + 19 * 60.0)

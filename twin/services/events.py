@@ -238,6 +238,8 @@ class EventLog:
             self._captured.append(events.copy())
         elif self._pending is not None:
             self._pending[0].append(events.copy())
+        elif not self.sinks:  # nothing durable to write: kept at once (the twin's thousands of batches)
+            self._keep(events)
         else:
             self._commit([events], [])
 
