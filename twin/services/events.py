@@ -299,7 +299,7 @@ class EventLog:
     def restore(self, events: np.ndarray, details=()) -> None:
         """Keep already-durable events and details in memory without writing them again."""
         self._keep(events)
-        self._keep_details(details)
+        self._keep_details([(int(subject), field, text) for subject, field, text in details])
 
     def detail_of(self, subject: int, field: str):
         """A detail's text as this unit sees it: its own pending writes first, then what is committed."""
@@ -352,16 +352,17 @@ class EventLog:
         self._n = need
 
     def _keep_details(self, details) -> None:
+        """Details as ``(int subject, field, text)`` rows (:meth:`detail` and :meth:`restore` make them so)."""
         kept = self.details
-        for subject, field, text in details:
-            texts = kept.get(field)
-            if text is None:
-                if texts is not None:
-                    texts.pop(int(subject), None)
-            elif texts is None:
-                kept[field] = {int(subject): text}
-            else:
-                texts[int(subject)] = text
+        for subject, field, text in details:  # sealed ballots: tens of thousands a year, so no method calls
+            try:
+                if text is None:
+                    del kept[field][subject]
+                else:
+                    kept[field][subject] = text
+            except KeyError:  # a field not kept yet, or erasing what is not there
+                if text is not None:
+                    kept[field] = {subject: text}
 
     @property
     def events(self) -> np.ndarray:
