@@ -91,6 +91,17 @@ def test_compare_reports_differences_with_intervals(tmp_path):
     assert (tmp_path / "cmp" / "compare.html").is_file()
 
 
+def test_compare_takes_overrides_for_both_arms_and_an_arms_own_win(tmp_path):
+    out = twin_cli("compare", "--baseline", "residents.reward_effect=0", "--policy", "residents.reward_effect=1.2",
+                   "-n", "2", "--out", str(tmp_path / "cmp"), *SMALL, "residents.reward_effect=0.5", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    record = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    for arm, effect in (("baseline", 0.0), ("policy", 1.2)):
+        assert record[arm] == [*SMALL, "residents.reward_effect=0.5", f"residents.reward_effect={effect:g}"]
+        assert record["config"][arm]["residents"]["reward_effect"] == effect
+        assert record["config"][arm]["community"]["households"] == 120
+
+
 # ------------------------------------------------------------------ errors end in one line and a code
 def one_line_error(out):
     """stderr is one `twin: ...` line (progress bars aside), without a traceback."""

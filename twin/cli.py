@@ -64,7 +64,7 @@ Overrides are key=value pairs in Hydra's syntax, for example
   twin run community.households=500 sim.days=90 seed=7
 Run `twin COMMAND --help` for a command's options. On an error, --debug (or
 TWIN_DEBUG=1) shows the full traceback."""
-PLOTLY_HELP = ("how reports carry plotly.js: inline (embedded, opens offline, ~4.6 MB a page), cdn (linked "
+PLOTLY_HELP = ("how reports carry plotly.js: inline (embedded, opens offline, ~5 MB a page), cdn (linked "
                "from cdn.plot.ly, ~50 kB a page) or shared (one file beside the output folders)")
 
 
@@ -118,10 +118,12 @@ def cmd_compare(args) -> int:
     from twin.compare import compare
     from twin.config import load_scenario
 
-    arms = [load_scenario(args.scenario, o.split()) for o in (args.baseline, args.policy)]
+    both = list(args.overrides)  # for both arms; an arm's own overrides come after them and win
+    baseline, policy = both + args.baseline.split(), both + args.policy.split()
+    arms = [load_scenario(args.scenario, o) for o in (baseline, policy)]
     args.memory_estimate = memory.check(max(arms, key=memory.estimate_for), force=args.force)
-    table = compare(args.scenario, args.baseline.split(), args.policy.split(), replications=args.replications,
-                    out=args.out, plotly=args.plotly)
+    table = compare(args.scenario, baseline, policy, replications=args.replications, out=args.out,
+                    plotly=args.plotly)
     print(table)
     if args.out:
         print(f"\ncomparison folder: {args.out}")
@@ -363,6 +365,8 @@ def main(argv=None) -> int:
     p.add_argument("-n", "--replications", type=int, default=10, help="seeds per arm")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write compare.json, each arm's daily KPIs and compare.html here (default: print only)")
+    p.add_argument("overrides", nargs="*", metavar="key=value",
+                   help="overrides for both arms, e.g. community.households=500 sim.days=90 (an arm's own win)")
     output_options(p)
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("sweep", help="run every combination of sweep overrides (key=a,b or key=range(1,4))",

@@ -7,12 +7,14 @@ A run that cannot fit should say so in its first second, not end in a
     peak ≈ BASE + households × (PER_HOUSEHOLD + events per household × PER_EVENT)
     events per household ≈ EVENTS_AT_START + EVENTS_PER_DAY × days
 
-The constants were measured with the default scenario (peak RSS of build, run
-and save, 2,000 to 400,000 households, 3 to 365 days; numpy 2, numba 0.68):
-the state is ~850 bytes per household (~330 per resident: community arrays,
-the services' ledgers, the day's scratch, the social graph) and an event costs
-~360 bytes at the peak (61 in the log, doubled while it grows, plus the copies
-and the table written as ``events.csv.gz`` when the folder is saved).  It is
+The constants were measured with the default scenario (peak RSS of ``twin run``:
+build, run and save; 200 to 400,000 households, 3 to 365 days; numpy 2, numba
+0.68; re-measured on 2026-12-01 at 200, 2,000 and 8,000 households, 321, 363 and
+534 MB): the state is ~1,100 bytes per household (~420 per resident: community
+arrays, the services' ledgers, the day's scratch, the social graph) and an event
+costs ~470 bytes at the peak (61 in the log, doubled while it grows, plus the
+copies and the tables written when the folder is saved: ``events.csv.gz``, the
+tidy Parquet, the report).  It is
 an estimate: other scenarios log more or fewer events per household.
 """
 from __future__ import annotations
@@ -20,9 +22,9 @@ from __future__ import annotations
 import math
 import os
 
-BASE = 300e6                # interpreter, numpy/pandas/plotly/numba and the compiled kernels
-PER_HOUSEHOLD = 850.0       # bytes of engine state (2.6 residents per household by default)
-PER_EVENT = 360.0           # bytes per logged event at the peak (log, copies, saved tables)
+BASE = 315e6                # interpreter, numpy/pandas/plotly/numba and the compiled kernels
+PER_HOUSEHOLD = 1100.0      # bytes of engine state (2.6 residents per household by default)
+PER_EVENT = 470.0           # bytes per logged event at the peak (log, copies, saved tables)
 EVENTS_AT_START = 5.2       # per household: enrolments and registrations on day 0, first claims
 EVENTS_PER_DAY = 0.145      # per household and simulated day (measured over a year)
 
