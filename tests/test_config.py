@@ -22,6 +22,15 @@ def test_every_shipped_scenario_loads():
         assert load_scenario(name).name == name
 
 
+def test_a_misspelt_scenario_lists_the_shipped_ones_and_the_closest():
+    with pytest.raises(ConfigError, match="unknown scenario 'defualt'; shipped scenarios: .*default.* "
+                                          r"\(did you mean 'default'\?\)"):
+        load_scenario("defualt")
+    with pytest.raises(ConfigError) as e:
+        load_scenario("zzz")
+    assert "did you mean" not in str(e.value)
+
+
 @pytest.mark.parametrize("override,expected", [
     ("community.housholds=3", ["community.housholds", "households", "did you mean 'households'"]),
     ("foo=1", ["'foo'", "community", "policies"]),

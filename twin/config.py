@@ -531,7 +531,9 @@ def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> T
     from omegaconf import OmegaConf
 
     if name not in scenarios():
-        raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}")
+        close = difflib.get_close_matches(name, scenarios(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}{hint}")
     _register()
     GlobalHydra.instance().clear()
     try:
