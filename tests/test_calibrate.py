@@ -13,7 +13,8 @@ import optuna
 import pandas as pd
 import pytest
 
-from twin.calibrate import Bound, Problem, calibrate, loss, make_sampler, parse_bound, parse_target, profile_grid
+from twin.calibrate import (Bound, Problem, at_bounds, calibrate, loss, make_sampler, parse_bound, parse_target,
+                            profile_grid, summary_line)
 from twin.cli import main
 from twin.compare import run_arm
 from twin.config import ConfigError
@@ -61,6 +62,16 @@ def test_a_known_value_is_recovered_from_the_twins_own_figures(recovered):
     at_fit = profile.pop(record["fitted"][KEY])
     assert at_fit == pytest.approx(record["loss_on_trial_seeds"])  # the same values on the same seeds
     assert len(profile) == 2 and at_fit < min(profile.values())  # the profile dips at the fit
+
+
+def test_a_fit_on_an_end_of_its_range_is_said_and_one_inside_is_not(recovered):
+    record, _ = recovered
+    assert record["at_bound"] == {}  # TRUTH lies well inside RANGE
+    assert "search range" not in summary_line(record)
+    assert at_bounds({KEY: -7.99}, [RANGE]) == {KEY: "low"} and at_bounds({KEY: -5.0}, [RANGE]) == {KEY: "high"}
+    assert at_bounds({KEY: -7.9}, [RANGE]) == {}
+    pinned = {**record, "fitted": {KEY: -5.0}, "at_bound": at_bounds({KEY: -5.0}, [RANGE])}
+    assert "is on the high end of its search range [-8, -5]: the best fit may lie beyond" in summary_line(pinned)
 
 
 def test_a_wrong_target_moves_the_fit_away():

@@ -323,6 +323,7 @@ def calibrate(problem: Problem, sampler: str = "tpe", trials: int = 30, replicat
         "fit": {k: {"target": t, "twin": refit[k], "twin_on_trial_seeds": best.user_attrs["kpis"][k],
                     "relative_error": (refit[k] - t) / t} for k, t in problem.targets.items()},
         "uncertainty": spread(done, problem.bounds),
+        "at_bound": at_bounds(best_values, problem.bounds),
         "profile": profile(problem, best_values, seeds, profile_points),
         "note": ("Fitted values make the twin agree with these targets; they are not evidence that it "
                  "predicts anything else. The spread is the 10-90% range of each parameter over the best "
@@ -343,6 +344,24 @@ def spread(trials: list, bounds: list) -> dict:
         p10, p50, p90 = np.percentile(values, [10, 50, 90])
         out[b.key] = {"best_trials": len(top), "p10": float(p10), "p50": float(p50), "p90": float(p90),
                       "loss_worst_of_them": float(top[-1].value)}
+    return out
+
+
+#: A fitted value this close to an end of its range (a share of the range) is said to sit on it.
+AT_BOUND_SHARE = 0.01
+
+
+def at_bounds(fitted: dict, bounds) -> dict:
+    """``{parameter: "low" | "high"}`` for fitted values on an end of their search range: the best fit
+    may lie beyond it, and the range should be widened before the value is trusted."""
+    out = {}
+    for b in bounds:
+        margin = AT_BOUND_SHARE * (b.high - b.low)
+        value = fitted[b.key]
+        if value <= b.low + margin:
+            out[b.key] = "low"
+        elif value >= b.high - margin:
+            out[b.key] = "high"
     return out
 
 
@@ -465,7 +484,11 @@ def summary_line(record: dict) -> str:
     fit = text_table(["target KPI", "target", "twin (fresh seeds)", "error"],
                      [[k, f"{f['target']:.4g}", _num(f["twin"]), _num(100 * f["relative_error"], "+.1f") + "%"]
                       for k, f in record["fit"].items()], "lrrr")
-    return f"{params}\n\n{fit}\nloss {_num(record['loss_on_fresh_seeds'])} on fresh seeds"
+    warnings = "".join(
+        f"\nnote: {k} = {record['fitted'][k]:.4g} is on the {end} end of its search range "
+        f"[{record['params'][k]['low']:g}, {record['params'][k]['high']:g}]: the best fit may lie beyond it; "
+        f"widen the range" for k, end in record.get("at_bound", {}).items())
+    return f"{params}\n\n{fit}\nloss {_num(record['loss_on_fresh_seeds'])} on fresh seeds{warnings}"
 
 
 # ------------------------------------------------------------------ the command
