@@ -387,7 +387,7 @@ HEADLINE_KPIS = ("participation_rate", "satisfaction_index", "repair_wait_minute
 
 def label_of(key: str) -> str:
     """A summary key in words (its unit, named apart, left out): ``repair_wait_minutes_mean`` → Repair wait mean."""
-    words = [w for w in key.split("_") if w not in ("minutes", "hours")]
+    words = [w for w in key.split("_") if w not in ("minutes", "hours", "days")]
     return " ".join(words).capitalize()
 
 
@@ -397,6 +397,8 @@ def unit_of(key: str) -> str:
         return "min"
     if "hours" in key:
         return "h"
+    if "_days_" in key:
+        return "d"
     if key.endswith(("_rate", "_precision", "_recall")) or key.startswith("turnout"):
         return "%"
     if key == "satisfaction_index":
