@@ -33,7 +33,9 @@ def naive_transfers(balances, floors, commands):
     for src, dst, amount in commands:
         if not all(map(is_int64, (src, dst, amount))):
             out.append(R.NotAnInteger)
-        elif not (0 <= src < n and 0 <= dst < n):
+            continue
+        src, dst, amount = int(src), int(dst), int(amount)  # 7.0 is the integer 7: exact arithmetic, not float
+        if not (0 <= src < n and 0 <= dst < n):
             out.append(R.UnknownAccount)
         elif amount <= 0:
             out.append(R.InvalidAmount)
