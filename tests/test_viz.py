@@ -65,6 +65,9 @@ def server(tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+    # stopping `twin viz` stops the page's server: nothing is left serving the port
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the page's server outlived twin viz"
 
 
 CHART_LINE = (0x1F, 0x77, 0xB4)  # matplotlib's first line colour: the first KPI of each chart

@@ -189,7 +189,12 @@ def page_from_environment():
 
 
 def serve(scenario: str, overrides: list[str], host: str = "127.0.0.1", port: int = 8765) -> int:
-    """Run the page's Solara server in the foreground until interrupted; returns its exit status."""
+    """Become the page's Solara server, in the foreground until interrupted (this process is replaced).
+
+    The process execs Solara rather than starting it as a child: stopping ``twin viz`` (Ctrl-C, a
+    terminal closed, a service manager's SIGTERM) then stops the server itself, where a child
+    would have been left running, orphaned, holding its port.
+    """
     import json
 
     from twin.config import load_scenario
@@ -198,4 +203,7 @@ def serve(scenario: str, overrides: list[str], host: str = "127.0.0.1", port: in
     env = {**os.environ, ENV_SCENARIO: scenario, ENV_OVERRIDES: json.dumps(list(overrides))}
     command = [sys.executable, "-m", "solara", "run", "twin.viz_app", "--host", host, "--port", str(port),
                "--production", "--no-open", "--log-level", "warning"]
-    return subprocess.call(command, env=env)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, command, env)
+    return 0  # not reached: execve returns only by raising
