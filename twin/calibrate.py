@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from twin.config import ConfigError
+from twin.config import ConfigError, did_you_mean
 
 SAMPLERS = ("tpe", "cmaes")
 #: The squared relative error a target counts for when a trial cannot measure its KPI (no ticket, no vote).
@@ -138,11 +138,7 @@ def check_targets(targets: dict, allowed: tuple, what: str) -> None:
         raise ConfigError("no target: give --target KPI=VALUE, --targets-csv FILE or --case NAME")
     for kpi, value in targets.items():
         if kpi not in allowed:
-            import difflib
-
-            close = difflib.get_close_matches(kpi, allowed, n=1)
-            raise ConfigError(f"unknown KPI {kpi!r}; allowed {what}: {', '.join(allowed)}"
-                              + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise ConfigError(f"unknown KPI {kpi!r}; allowed {what}: {', '.join(allowed)}{did_you_mean(kpi, allowed)}")
         if not math.isfinite(value) or value == 0:
             raise ConfigError(f"target {kpi} = {value!r} is not allowed; expected a non-zero number (the fit "
                               "error is relative to it)")

@@ -56,7 +56,7 @@ from pathlib import Path
 import numpy as np
 
 from twin import city_mediation as med
-from twin.config import SCENARIO_DIR, ConfigError
+from twin.config import SCENARIO_DIR, ConfigError, did_you_mean
 from twin.services.events import EventKind
 from twin.services.repair import Action, Status
 
@@ -231,13 +231,10 @@ def _mediation_rule(table) -> "med.MediationRule":
 
 
 def _known_keys(prefix: str, table: dict, allowed: dict) -> None:
-    import difflib
-
     for key in table:
         if key not in allowed:
-            close = difflib.get_close_matches(str(key), list(allowed), n=1)
-            raise ConfigError(f"unknown key {prefix}{key}" + (f" (did you mean {close[0]!r}?)" if close else "")
-                              + f"; allowed keys: {', '.join(allowed)}")
+            raise ConfigError(f"unknown key {prefix}{key}{did_you_mean(key, allowed)}; allowed keys: "
+                              f"{', '.join(allowed)}")
 
 
 def split(specs, shards: int) -> list[list]:

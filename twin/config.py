@@ -499,11 +499,15 @@ def scenario_description(name: str) -> str:
     return ""
 
 
+def did_you_mean(bad: str, allowed) -> str:
+    """`` (did you mean 'x'?)`` naming the allowed value closest to a misspelt ``bad``; empty if none is close."""
+    close = difflib.get_close_matches(str(bad), list(allowed), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def _suggest_key(bad: str, node) -> str:
     names = [f_.name for f_ in fields(node)] if is_dataclass(node) else []
-    close = difflib.get_close_matches(bad, names, n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    return f"allowed keys: {', '.join(names)}{hint}"
+    return f"allowed keys: {', '.join(names)}{did_you_mean(bad, names)}"
 
 
 def _explain(path: str) -> str:
@@ -515,8 +519,7 @@ def _explain(path: str) -> str:
             return ""
         default = f_.default_factory()
         if isinstance(default, dict):
-            close = difflib.get_close_matches(path.split(".")[-1], list(default), n=1)
-            return f"allowed keys: {', '.join(default)}" + (f" (did you mean {close[0]!r}?)" if close else "")
+            return f"allowed keys: {', '.join(default)}{did_you_mean(path.split('.')[-1], default)}"
         node = type(default)
     return _suggest_key(path.split(".")[-1], node)
 
@@ -531,9 +534,8 @@ def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> T
     from omegaconf import OmegaConf
 
     if name not in scenarios():
-        close = difflib.get_close_matches(name, scenarios(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}{hint}")
+        raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}"
+                          f"{did_you_mean(name, scenarios())}")
     _register()
     GlobalHydra.instance().clear()
     try:
