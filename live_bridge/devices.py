@@ -199,6 +199,13 @@ def edge_node(community: str, building: int, hh_start, hh_end, layout: str = DEV
                     **kwargs)
 
 
+def publications_of(layout: str):
+    """How a tick's readings become messages for gateways of ``layout``: :func:`tick_publications`
+    (a message per device) or :func:`gateway_publications` (a message per gateway)."""
+    check_layout(layout)
+    return gateway_publications if layout == GATEWAY else tick_publications
+
+
 def publication_message(node: EdgeNode, p: Publication):
     """The Sparkplug message of a publication: its device's DDATA, or its gateway's NDATA."""
     if p.device is None:
@@ -212,7 +219,7 @@ class SparkplugGateways:
     def __init__(self, url, community: str, hh_start: np.ndarray, hh_end: np.ndarray, qos: int = 1,
                  layout: str = DEVICE):
         self.links: dict[str, EdgeNodeLink] = {}
-        self.publications = gateway_publications if layout == GATEWAY else tick_publications
+        self.publications = publications_of(layout)
         try:
             for b in range(len(hh_start)):
                 node = edge_node(community, b, hh_start, hh_end, layout, qos=qos)
@@ -260,6 +267,14 @@ class JsonDevices:
         self.publisher.publish(BRIDGE_STATE_TOPIC, json.dumps({"state": "offline"}), qos=1, retain=True)
         self.publisher.flush(60.0)
         mqtt.close(self.client)
+
+
+def device_sink(url, protocol: str, community: str, hh_start, hh_end, layout: str = DEVICE):
+    """The devices of a community on the broker at ``url``, speaking ``protocol`` (Sparkplug gateways of
+    ``layout``, or zigbee2mqtt JSON); close it when done."""
+    if protocol == SPARKPLUG:
+        return SparkplugGateways(url, community, hh_start, hh_end, layout=layout)
+    return JsonDevices(url, community)
 
 
 @dataclass
@@ -320,8 +335,7 @@ def publish_devices(cfg, url, protocol: str = SPARKPLUG, speed: float = 1.0, epo
     epoch_ms = now_ms() if epoch_ms is None else int(epoch_ms)
     twin = Twin(cfg)
     days = int(cfg.sim.days)
-    sink = (SparkplugGateways(url, community, twin.hh_start, twin.hh_end, layout=layout) if protocol == SPARKPLUG
-            else JsonDevices(url, community))
+    sink = device_sink(url, protocol, community, twin.hh_start, twin.hh_end, layout)
     summary = DevicesSummary()
     bar = None
     started = time.perf_counter()

@@ -46,8 +46,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from live_bridge.devices import (DEVICE, LAYOUTS, PROTOCOLS, SPARKPLUG, DevicesSummary, JsonDevices, Pacer,
-                                 SparkplugGateways, check_layout, check_pace_options, publish_day)
+from live_bridge.devices import (DEVICE, LAYOUTS, PROTOCOLS, SPARKPLUG, DevicesSummary, Pacer, check_layout,
+                                 check_pace_options, device_sink, publish_day)
 from twin.live.publisher import EventPublisher
 from twin.services.events import Channel, EventKind
 from twin.services.repair import LOCATION_BASE, Category
@@ -382,8 +382,7 @@ class People:
 # ----------------------------------------------------------------------------------- the whole loop
 @contextmanager
 def _devices(url, protocol: str, community: str, hh_start, hh_end, layout: str = DEVICE):
-    sink = (SparkplugGateways(url, community, hh_start, hh_end, layout=layout) if protocol == SPARKPLUG
-            else JsonDevices(url, community))
+    sink = device_sink(url, protocol, community, hh_start, hh_end, layout)
     try:
         yield sink
     finally:

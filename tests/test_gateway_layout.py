@@ -72,7 +72,7 @@ def messages_of(twin, layout):
         node.connection_will()
         births += [(m.topic, m.payload) for m in node.births()]
         nodes[node.edge_node] = node
-    publications = dv.gateway_publications if layout == dv.GATEWAY else dv.tick_publications
+    publications = dv.publications_of(layout)
     for k in range(twin.readings.water.shape[1]):
         end = twin.readings.day * 1440.0 + (k + 1) * twin.readings.tick_minutes
         for p in publications(twin.readings, twin.hh_start, twin.hh_end, k, EPOCH_MS):

@@ -58,7 +58,7 @@ PUBLISHERS = 2
 def _messages(layout: str, days: int, ticks: int, epoch_ms: int):
     """(topic, payload) of the births and of ``ticks`` ticks of each of ``days`` days of the default
     community's gateways of ``layout``."""
-    from live_bridge.devices import GATEWAY, edge_node, gateway_publications, publication_message, tick_publications
+    from live_bridge.devices import edge_node, publication_message, publications_of
     from twin.config import load_scenario
     from twin.engine.twin import Twin
 
@@ -69,7 +69,7 @@ def _messages(layout: str, days: int, ticks: int, epoch_ms: int):
         node.connection_will()
         births += [(m.topic, m.payload) for m in node.births()]
         nodes[node.edge_node] = node
-    publications = gateway_publications if layout == GATEWAY else tick_publications
+    publications = publications_of(layout)
     data, readings = [], 0
     for _ in range(days):
         twin.step()
@@ -151,7 +151,6 @@ def through_broker(url, births, data, readings, epoch_ms, record: Path | None = 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "messages.pickle"
         path.write_bytes(pickle.dumps((births, data)))
-        expected = readings
         procs = [subprocess.Popen([sys.executable, "-c", PUBLISHER, url, str(path), str(i), str(PUBLISHERS)])
                  for i in range(PUBLISHERS)]
         deadline = time.monotonic() + 300
@@ -159,7 +158,7 @@ def through_broker(url, births, data, readings, epoch_ms, record: Path | None = 
             time.sleep(0.001)
         t0, cpu0 = time.perf_counter(), time.process_time()  # from the first reading in (not the publishers' start)
         first, first_messages = shadow.ingest.counts["readings"], bridge.counts["messages"]
-        while shadow.ingest.counts["readings"] < expected and time.monotonic() < deadline:
+        while shadow.ingest.counts["readings"] < readings and time.monotonic() < deadline:
             time.sleep(0.01)
         seconds, cpu_s = time.perf_counter() - t0, time.process_time() - cpu0
         for p in procs:
