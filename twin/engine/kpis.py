@@ -83,7 +83,7 @@ def monthly_participation(events: np.ndarray, adults: int, days: int) -> list[fl
     """Each whole 30-day month's share of adults who earned points (``participation_rate`` is their mean)."""
     earned = events[events["kind"] == EventKind.PointsEarned]
     months = (earned["t"] // (30 * 1440)).astype(np.int64)
-    return [len(np.unique(earned["actor"][months == m])) / max(1, adults) for m in range(participation_months(days))]
+    return [_distinct(earned["actor"][months == m]) / max(1, adults) for m in range(participation_months(days))]
 
 
 def summarise(events: np.ndarray, *, days: int, adults: int, repair_times: dict, turnouts: list,
