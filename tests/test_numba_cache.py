@@ -63,6 +63,22 @@ def test_the_real_kernels_sources_are_covered():
     assert not {"twin/cli.py", "twin/report.py"} & names
 
 
+def test_an_unchanged_tree_is_not_parsed_again(tmp_path, monkeypatch):
+    """The hash is remembered under the whole tree's content: a second start reads, never parses;
+    an edit anywhere in the packages is a new tree, parsed afresh."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    root = tree(tmp_path / "src")
+    first = _numba_cache.source_hash(root)
+    parsed = []
+    real = _numba_cache.kernel_sources
+    monkeypatch.setattr(_numba_cache, "kernel_sources", lambda *a: parsed.append(1) or real(*a))
+    assert _numba_cache.source_hash(root) == first and parsed == []
+    (root / "agents/notes.py").write_text("# no kernels here\n")  # not a kernel source: the same hash, parsed
+    assert _numba_cache.source_hash(root) == first and parsed == [1]
+    (root / "policies/callee.py").write_text(CALLEE.format(3))
+    assert _numba_cache.source_hash(root) != first and parsed == [1, 1]
+
+
 def test_pruning_keeps_the_newest_and_the_recently_used(tmp_path):
     now = time.time()
     ages_h = {"a": 2, "b": 3, "c": 4, "d": 5, "e": 0.1}  # e: used minutes ago, maybe still compiling
@@ -120,4 +136,5 @@ def test_editing_a_called_kernel_reaches_its_callers_through_the_cache(tmp_path)
     # the control: kept in one directory, as numba does by itself, the caller misses the edit
     assert probe(root, dict(env, NUMBA_CACHE_DIR=str(before))) == (before, before, 2), \
         "numba now notices edited callees by itself: this control can go"
-    assert sorted(before.parent.iterdir()) == sorted([before, after])  # an explicit directory: none made
+    made = sorted(d for d in before.parent.iterdir() if d.is_dir())
+    assert made == sorted([before, after])  # an explicit directory: none made

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -46,19 +47,60 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def source_hash(root: Path | str = _ROOT) -> str:
-    """A hash of the path and content of every kernel source of :data:`PACKAGES` under ``root``."""
+    """A hash of the path and content of every kernel source of :data:`PACKAGES` under ``root``.
+
+    Finding the kernel sources parses every module (a fifth of a second, on every start), so the
+    answer is remembered under a hash of all the packages' files: an unchanged tree costs a read.
+    """
     root = Path(root)
+    texts = _package_texts(root)
+    whole = hashlib.sha256()
+    for path, text in texts.items():
+        whole.update(path.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(text).digest())
+    key = whole.hexdigest()
+    memo = _read_memo()
+    if key in memo:
+        return memo[key]
     h = hashlib.sha256()
-    for path in kernel_sources(root):
+    for path in kernel_sources(root, texts):
         h.update(path.relative_to(root).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()[:16]
+        h.update(hashlib.sha256(texts[path]).digest())
+    digest = h.hexdigest()[:16]
+    _write_memo({**memo, key: digest})
+    return digest
 
 
-def kernel_sources(root: Path) -> list[Path]:
+def _package_texts(root: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in sorted(p for package in PACKAGES for p in (root / package).rglob("*.py"))}
+
+
+_MEMO = "source-hashes.json"
+_MEMO_KEEP = 32  # trees remembered (checkouts, branches)
+
+
+def _read_memo() -> dict:
+    try:
+        memo = json.loads((cache_root() / _MEMO).read_text())
+        return memo if isinstance(memo, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_memo(memo: dict) -> None:
+    """Newest last; written whole and renamed into place, so a reader never sees half of it."""
+    path = cache_root() / _MEMO
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{_MEMO}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(dict(list(memo.items())[-_MEMO_KEEP:])))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # unwritable: the hash is computed again next time
+
+
+def kernel_sources(root: Path, texts: dict[Path, bytes] | None = None) -> list[Path]:
     """Modules that declare kernels, and the package modules they import, transitively (sorted)."""
-    files = sorted(p for package in PACKAGES for p in (root / package).rglob("*.py"))
-    texts = {p: p.read_bytes() for p in files}
+    texts = _package_texts(root) if texts is None else texts
     todo = [p for p, text in texts.items() if KERNEL.search(text)]
     seen = set(todo)
     while todo:
