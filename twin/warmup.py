@@ -35,6 +35,18 @@ def cache_location() -> str:
     return f"the __pycache__ folders beside the sources under {Path(__file__).resolve().parent.parent}"
 
 
+def say_compiling(how: str = "", stream=None) -> None:
+    """Say, once per process, that the kernels are being compiled, where they go, and how to do it ahead."""
+    global _noticed
+    if _noticed:
+        return
+    _noticed = True
+    how = f" {how}" if how else ""
+    print(f"twin: compiling the simulation kernels{how} (once after an install or a change; about a minute). "
+          f"They are cached in {cache_location()}; `twin warmup` does this ahead of time.",
+          file=stream or sys.stderr, flush=True)
+
+
 @contextmanager
 def compile_notice(stream=None):
     """Inside this block, the first kernel that compiles (not found in the cache) prints one notice."""
@@ -42,13 +54,9 @@ def compile_notice(stream=None):
 
     class Notice(event.Listener):
         def on_start(self, ev):
-            global _noticed
             module = getattr(ev.data["dispatcher"].py_func, "__module__", "") or ""
-            if not _noticed and module.split(".")[0] in _OURS:
-                _noticed = True
-                print(f"twin: compiling the simulation kernels (once after an install or a change; about a minute). "
-                      f"They are cached in {cache_location()}; `twin warmup` does this ahead of time.",
-                      file=stream or sys.stderr, flush=True)
+            if module.split(".")[0] in _OURS:
+                say_compiling(stream=stream)
 
         def on_end(self, ev):
             pass
@@ -77,7 +85,10 @@ def warmup() -> float:
     from twin.config import load_scenario
     from twin.engine import Twin
 
+    from twin.parallel_compile import prepare
+
     t0 = time.perf_counter()
+    prepare()
     with compile_notice():
         for scenario, overrides in WARMUP_RUNS:
             Twin(load_scenario(scenario, overrides + ["progress=false"])).run()

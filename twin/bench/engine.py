@@ -10,7 +10,8 @@
 * :func:`community_year` — wall time of ``Twin(cfg).run()`` of the default
   scenario (build included): warm (in this process, after a first run),
   cold (a fresh process whose ``NUMBA_CACHE_DIR`` is an empty directory, so
-  every kernel is compiled) and cache-warm (a fresh process on that populated
+  every kernel is compiled, on every core: ``twin.parallel_compile``; beside it the
+  same on one core, for the ratio) and cache-warm (a fresh process on that populated
   cache); the fresh processes also report their peak RSS, and where a warm
   year's time goes, by step phase.  Peak RSS is the process's ``VmHWM``
   (``/proc/self/status``): on Linux ``resource.getrusage``'s ``ru_maxrss``
@@ -141,8 +142,15 @@ print(json.dumps({"import_s": t1 - t0, "build_run_s": t2 - t1, "total_s": t2 - t
 """
 
 
-def _fresh_process_year(cache_dir: str) -> dict:
+def _fresh_process_year(cache_dir: str, compile_jobs: int | None = None) -> dict:
+    """The default year in a fresh process on ``cache_dir``; ``compile_jobs``: processes compiling a cold cache
+    (default: every core, as a user's first run)."""
+    from twin.parallel_compile import JOBS_ENV
+
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env.pop(JOBS_ENV, None)
+    if compile_jobs:
+        env[JOBS_ENV] = str(compile_jobs)
     t0 = time.perf_counter()
     done = subprocess.run([sys.executable, "-c", _YEAR_SCRIPT], env=env, capture_output=True, text=True, check=False,
                           cwd=str(Path(__file__).resolve().parents[2]), timeout=1800)
@@ -197,10 +205,16 @@ def community_year(cold: bool = True) -> dict:
     spent["other (kpis, result)"] = total - sum(v for k, v in spent.items() if k != "build")
     out["community_year_phases_s"] = spent
     if cold:
+        from twin.parallel_compile import jobs_available
+
         with tempfile.TemporaryDirectory(prefix="twin-numba-cache-") as cache:
             c = _fresh_process_year(cache)
             w = _fresh_process_year(cache)
+        with tempfile.TemporaryDirectory(prefix="twin-numba-cache-") as cache:
+            one = _fresh_process_year(cache, compile_jobs=1)  # side by side: compiling on one core, as before
         out.update({"community_year_cold_s": c["total_s"], "community_year_cold_process_s": c["process_wall_s"],
+                    "community_year_cold_one_process_s": one["total_s"], "compile_jobs": jobs_available(),
+                    "cold_speedup_parallel_compile": one["total_s"] / c["total_s"],
                     "community_year_cache_warm_s": w["total_s"],
                     "community_year_cache_warm_process_s": w["process_wall_s"],
                     "community_year_cache_warm_run_s": w["build_run_s"],

@@ -171,7 +171,10 @@ def table(r: dict) -> str:
     rows += [
         (f"default community-year ({y['residents']:,} residents, {y['days']} days), warm",
          _fmt(y.get("community_year_warm_s"), " s")),
-        ("  cold (fresh process, empty numba cache)", _fmt(y.get("community_year_cold_s"), " s")),
+        (f"  cold (fresh process, empty numba cache, compiling on {y.get('compile_jobs', '?')} processes)",
+         _fmt(y.get("community_year_cold_s"), " s")),
+        ("  cold compiling on one process (as before)", _fmt(y.get("community_year_cold_one_process_s"), " s")
+         + f"  ({_fmt(y.get('cold_speedup_parallel_compile'))}x)"),
         ("  cache-warm (fresh process, populated cache)", _fmt(y.get("community_year_cache_warm_s"), " s")),
         ("  warm year by phase", ", ".join(f"{k} {v:.2f}" for k, v in y.get("community_year_phases_s", {}).items())),
     ]

@@ -11,7 +11,7 @@ from agents.community import FLAG_ADULT, FLAG_ELDER, build_community
 from policies import PolicySet
 from policies.elder_care import ElderCareDetection
 from policies.forecast import fault_factor
-from twin import rng
+from twin import parallel_compile, rng
 from twin.engine import schedule
 from twin.engine.chainlink import ChainLink
 from twin.engine.kpis import DailyKpis
@@ -50,6 +50,7 @@ class Twin:
         self.cfg = cfg
         self.seed = int(cfg.seed)
         t0 = time.perf_counter()
+        parallel_compile.prepare()  # a cold cache: the kernels compile on every core first
         self.community = c = community if community is not None else build_community(
             cfg.community, self.seed, cfg.facilities.elevator_share)
         self.policies = p = PolicySet.from_config(cfg.policies)
