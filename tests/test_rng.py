@@ -221,3 +221,13 @@ def test_adjacent_agent_pairs_fill_the_unit_square_evenly():
     x, y = u[:, :-1].ravel(), u[:, 1:].ravel()
     cells = np.bincount((x * 10).astype(int) * 10 + (y * 10).astype(int), minlength=100)
     assert stats.chisquare(cells).pvalue > ALPHA
+
+
+def test_uniforms_at_draws_the_agents_own_uniforms():
+    import numpy as np
+
+    from twin import rng
+
+    agents = np.array([4_999, 0, 17, 17, 2_500], np.int64)
+    assert np.array_equal(rng.uniforms_at(7, 3, 11, agents), rng.uniforms(7, 3, 11, 5_000)[agents])
+    assert not np.array_equal(rng.uniforms_at(7, 3, 11, agents), rng.uniforms_at(7, 3, 12, agents))

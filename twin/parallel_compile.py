@@ -108,7 +108,7 @@ def record(path: Path = SIGNATURES) -> list[dict]:
             func = ev.data["dispatcher"].py_func
             if not started and func.__module__.split(".")[0] in _PACKAGES:  # called from Python
                 entries.append({"kernel": f"{func.__module__}:{func.__name__}",
-                                "signature": [encode(t) for t in ev.data["args"]], "seconds": round(seconds, 2)})
+                                "signature": [encode(t) for t in ev.data["args"]], "seconds": round(seconds, 1)})
 
     with event.install_listener("numba:compile", Listener()):
         warmup()

@@ -99,3 +99,13 @@ def uniforms(seed, stream, tick, n):
     for i in range(n):
         out[i] = uniform(seed, stream, tick, i)
     return out
+
+
+@njit(cache=True)
+def uniforms_at(seed, stream, tick, agents):
+    """The uniforms of the given agents only: ``uniforms(seed, stream, tick, n)[agents]`` without drawing
+    for everyone else (a day's few dozen voters of thousands of residents)."""
+    out = np.empty(agents.shape[0], np.float64)
+    for j in range(agents.shape[0]):
+        out[j] = uniform(seed, stream, tick, agents[j])
+    return out

@@ -62,9 +62,8 @@ class TopicCycle:
 
     def _preferences(self, topic: int, voters: np.ndarray) -> np.ndarray:
         """Each voter ranks the options by a shared appeal plus a personal taste."""
-        n = self.c.n_residents
         common = rng.uniforms(self.seed, S_COMMON, topic, N_OPTIONS)
-        utility = np.stack([common[o] + rng.uniforms(self.seed, S_TASTE + o, topic, n)[voters]
+        utility = np.stack([common[o] + rng.uniforms_at(self.seed, S_TASTE + o, topic, voters)
                             for o in range(N_OPTIONS)], axis=1)
         ranking = np.argsort(-utility, axis=1, kind="stable")
         if METHODS[self.method] == "approval":  # approve the options one likes more than average

@@ -261,7 +261,7 @@ class Twin:
         # the elder-care policy's call before a visit: a well elder may answer; an incapacitated one cannot
         ec = self.elder_care
         inactivity = kind == ALERT_INACTIVITY
-        answered = inactivity & ~true & (rng.uniforms(self.seed, S_CALL, d, c.n_households)[hh]
+        answered = inactivity & ~true & (rng.uniforms_at(self.seed, S_CALL, d, hh)
                                          < cfg.residents.call_answer_prob)
         go = ec.visits(answered)
         hh, t, kind, true, ids = hh[go], t[go], kind[go], true[go], ids[go]
