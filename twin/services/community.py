@@ -6,6 +6,7 @@ same methods with batches of one.
 """
 import pickle
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,9 +16,11 @@ from twin.services.events import EventKind, EventLog, WriteFailed
 from twin.services.points import Points, PointsRules
 from twin.services.reasons import Reason, ServiceError
 from twin.services.repair import RepairDesk, RepairPolicy
-from twin.services.store import EventStore
 from twin.services.timebank import TimeBank, TimeBankPolicy
 from twin.services.voting import VotingDesk, VotingPolicy
+
+if TYPE_CHECKING:
+    from twin.services.store import EventStore
 
 
 @dataclass
@@ -182,7 +185,7 @@ def _kinds(module: str) -> frozenset:
     return importlib.import_module(f"twin.services.{module}").KINDS
 
 
-def _from_snapshot(store: EventStore, policies, n_workers) -> "Services | None":
+def _from_snapshot(store: "EventStore", policies, n_workers) -> "Services | None":
     """Services from the store's snapshot plus the events after it; None if there is none that fits."""
     services = Services(policies, n_workers=n_workers)
     kept = store.load_snapshot(snapshot.fingerprint(services.policies))
@@ -204,7 +207,7 @@ def _from_snapshot(store: EventStore, policies, n_workers) -> "Services | None":
     return services
 
 
-def _from_log(store: EventStore, policies, n_workers) -> "Services":
+def _from_log(store: "EventStore", policies, n_workers) -> "Services":
     services = Services(policies, n_workers=n_workers)
     services.replay(store.load(), store.details())
     return services
@@ -221,6 +224,8 @@ def open_services(path, policies: ServicePolicies | None = None, *, readonly: bo
     ``with`` block); a second writer gets ``StoreLocked``.
     ``readonly=True`` opens beside a writer, without the lock, for looking only.
     """
+    from twin.services.store import EventStore  # (not at import: the twin never opens a store)
+
     store = EventStore(path, readonly=readonly)
     try:
         services = _from_snapshot(store, policies, n_workers) or _from_log(store, policies, n_workers)
