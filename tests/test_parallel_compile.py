@@ -87,3 +87,17 @@ def test_one_job_or_no_jit_prepares_nothing(monkeypatch):
     assert pc.prepare(jobs=1) == 0
     monkeypatch.setenv(pc.JOBS_ENV, "3")
     assert pc.jobs_available() == 3
+
+
+def test_a_failed_helper_is_said_and_the_run_goes_on(monkeypatch):
+    import io
+
+    cheap = [e for e in pc.load() if e["kernel"] in ("twin.rng:uniforms", "twin.rng:uniforms_at")]
+    assert len(cheap) == 2
+    monkeypatch.setattr(pc, "_prepared", set())
+    monkeypatch.setattr(pc, "load", lambda path=None: cheap)
+    monkeypatch.setattr(pc, "missing", lambda entries: list(entries))
+    monkeypatch.setattr(pc.sys, "executable", "/bin/false")  # the helper exits at once, failing
+    said = io.StringIO()
+    assert pc.prepare(jobs=2, stream=said) == 2
+    assert "1 compile helper(s) failed" in said.getvalue() and "compile on first use" in said.getvalue()

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -216,17 +217,23 @@ def prepare(jobs: int | None = None, stream=None) -> int:
 
         warmup.say_compiling(f"on {len(groups)} processes", stream)
         env = dict(os.environ, **{JOBS_ENV: "1"})
-        helpers = [subprocess.Popen([sys.executable, "-m", "twin.parallel_compile", "--worker"], env=env,
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                    text=True)
-                   for _ in groups[1:]]
-        for helper, group in zip(helpers, groups[1:]):
-            helper.stdin.write(json.dumps(group))
-            helper.stdin.close()
-        compile_entries(groups[0])
-        for helper in helpers:
-            helper.wait()  # a helper that failed leaves its kernels to compile on first call
-            helper.stderr.close()
+        with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty helper never blocks
+            helpers = [subprocess.Popen([sys.executable, "-m", "twin.parallel_compile", "--worker"], env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+                       for _ in groups[1:]]
+            for helper, group in zip(helpers, groups[1:]):
+                try:
+                    helper.stdin.write(json.dumps(group))
+                    helper.stdin.close()
+                except OSError:  # it died already (reported below)
+                    pass
+            compile_entries(groups[0])
+            failed = [h.returncode for h in helpers if h.wait() != 0]
+            if failed:  # its kernels compile on first call instead: slower, never wrong
+                errors.seek(0)
+                last = (errors.read().strip().splitlines() or ["no message"])[-1]
+                print(f"twin: {len(failed)} compile helper(s) failed ({last}); their kernels compile on first use",
+                      file=stream or sys.stderr, flush=True)
     return len(todo)
 
 
@@ -245,8 +252,6 @@ def _main(argv=None) -> int:
         return 0
     if args.record:
         if not os.environ.get(_RECORDING):  # compile everything: in a child process on an empty cache
-            import tempfile
-
             with tempfile.TemporaryDirectory(prefix="twin-record-") as tmp:
                 env = dict(os.environ, NUMBA_CACHE_DIR=tmp, **{JOBS_ENV: "1", _RECORDING: "1"})
                 return subprocess.call([sys.executable, "-m", "twin.parallel_compile", "--record"], env=env)
