@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -125,14 +126,17 @@ def load(path: Path = SIGNATURES) -> list[dict]:
 
 
 # ------------------------------------------------------------------ compiling
-def compile_entries(entries) -> list[str]:
-    """Compile (or load from the cache) each entry here, in order; the failures, in words."""
+def compile_entries(entries, done=None) -> list[str]:
+    """Compile (or load from the cache) each entry here, in order, calling ``done(kernel)`` after each;
+    the failures, in words."""
     failed = []
     for e in entries:
         try:
             dispatcher(e["kernel"]).compile(tuple(decode(t) for t in e["signature"]))
         except Exception as exc:  # noqa: BLE001 -- a stale entry: that kernel compiles on first call instead
             failed.append(f"{e['kernel']}: {type(exc).__name__}: {exc}")
+        if done is not None:
+            done(e["kernel"])
     return failed
 
 
@@ -190,10 +194,10 @@ def _locked(directory: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def prepare(jobs: int | None = None, stream=None) -> int:
+def prepare(jobs: int | None = None, stream=None, progress: bool = False) -> int:
     """Compile the kernels the cache lacks on ``jobs`` processes (this one among them); returns how many
     kernels were missing.  Cheap once done: a process prepares its cache directory once, by a look at
-    the cache's index files."""
+    the cache's index files.  ``progress``: a bar counting the kernels compiled, by every process."""
     from numba.core import config
 
     if config.DISABLE_JIT:
@@ -217,24 +221,60 @@ def prepare(jobs: int | None = None, stream=None) -> int:
 
         warmup.say_compiling(f"on {len(groups)} processes", stream)
         env = dict(os.environ, **{JOBS_ENV: "1"})
+        bar = _Bar(len(todo), stream) if progress else None
+        tick = bar.advance if bar else None
         with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty helper never blocks
             helpers = [subprocess.Popen([sys.executable, "-m", "twin.parallel_compile", "--worker"], env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, text=True)
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE if bar else subprocess.DEVNULL,
+                                        stderr=errors, text=True)
                        for _ in groups[1:]]
+            readers = []
             for helper, group in zip(helpers, groups[1:]):
                 try:
                     helper.stdin.write(json.dumps(group))
                     helper.stdin.close()
                 except OSError:  # it died already (reported below)
                     pass
-            compile_entries(groups[0])
+                if bar:
+                    readers.append(threading.Thread(target=_follow, args=(helper.stdout, tick), daemon=True))
+                    readers[-1].start()
+            compile_entries(groups[0], done=tick)
             failed = [h.returncode for h in helpers if h.wait() != 0]
+            for reader in readers:
+                reader.join()
+            if bar:
+                bar.close()
             if failed:  # its kernels compile on first call instead: slower, never wrong
                 errors.seek(0)
                 last = (errors.read().strip().splitlines() or ["no message"])[-1]
                 print(f"twin: {len(failed)} compile helper(s) failed ({last}); their kernels compile on first use",
                       file=stream or sys.stderr, flush=True)
     return len(todo)
+
+
+class _Bar:
+    """Kernels compiled so far, by this process and its helpers (advanced from their reader threads)."""
+
+    def __init__(self, total: int, stream=None):
+        from tqdm.auto import tqdm
+
+        self._lock = threading.Lock()
+        self._bar = tqdm(total=total, desc="compiling kernels", unit="kernel", leave=False, file=stream)
+
+    def advance(self, kernel: str = "") -> None:
+        with self._lock:
+            self._bar.update(1)
+
+    def close(self) -> None:
+        self._bar.close()
+
+
+def _follow(lines, tick) -> None:
+    """A helper's ``compiled <kernel>`` lines, each a step of the bar."""
+    for line in lines:
+        if line.startswith("compiled "):
+            tick(line.split(" ", 1)[1].strip())
+    lines.close()
 
 
 def _main(argv=None) -> int:
@@ -246,7 +286,7 @@ def _main(argv=None) -> int:
     parser.add_argument("--worker", action="store_true", help="compile the entries read (JSON) from stdin")
     args = parser.parse_args(argv)
     if args.worker:
-        failed = compile_entries(json.loads(sys.stdin.read()))
+        failed = compile_entries(json.loads(sys.stdin.read()), done=lambda k: print("compiled", k, flush=True))
         for line in failed:
             print(line, file=sys.stderr)
         return 0

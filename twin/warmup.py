@@ -1,8 +1,9 @@
 """Compiling the kernels: a notice while it happens, and ``warmup()`` to do it ahead of time.
 
 The first run after an install (or after a change to a kernel's source) compiles
-every numba kernel it meets, about a minute on two cores, and numba caches the
-machine code on disk so later runs load it in a second.  ``compile_notice()``
+every numba kernel it meets (about a minute of one core, shared over every core by
+``twin.parallel_compile``), and numba caches the machine code on disk so later runs
+load it in a second.  ``compile_notice()``
 says so once, as the first kernel starts compiling, so that a first run is not
 a silent minute; ``warmup()`` runs tiny communities that meet every kernel, so
 that the first real run starts at full speed (``twin warmup``, ``make demo``).
@@ -42,7 +43,7 @@ def say_compiling(how: str = "", stream=None) -> None:
         return
     _noticed = True
     how = f" {how}" if how else ""
-    print(f"twin: compiling the simulation kernels{how} (once after an install or a change; about a minute). "
+    print(f"twin: compiling the simulation kernels{how} (once after an install or a change; about a minute on one core). "
           f"They are cached in {cache_location()}; `twin warmup` does this ahead of time.",
           file=stream or sys.stderr, flush=True)
 
@@ -88,7 +89,7 @@ def warmup() -> float:
     from twin.parallel_compile import prepare
 
     t0 = time.perf_counter()
-    prepare()
+    prepare(progress=True)
     with compile_notice():
         for scenario, overrides in WARMUP_RUNS:
             Twin(load_scenario(scenario, overrides + ["progress=false"])).run()

@@ -50,7 +50,7 @@ class Twin:
         self.cfg = cfg
         self.seed = int(cfg.seed)
         t0 = time.perf_counter()
-        parallel_compile.prepare()  # a cold cache: the kernels compile on every core first
+        parallel_compile.prepare(progress=cfg.progress)  # a cold cache: the kernels compile on every core first
         self.community = c = community if community is not None else build_community(
             cfg.community, self.seed, cfg.facilities.elevator_share)
         self.policies = p = PolicySet.from_config(cfg.policies)
