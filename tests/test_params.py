@@ -191,20 +191,21 @@ def test_a_model_row_shows_the_words_of_the_models_own_refusal(key, bad):
     assert row.allowed in str(refused.value)
 
 
-def test_reading_a_models_checks_refuses_nothing_and_leaves_the_helpers_as_they_were():
-    import policies._arms as arms
-    import policies.pet_code as pet_code
+def test_reading_a_models_checks_refuses_nothing_and_checks_refuse_again_after():
     from policies.garbage_points import GarbagePoints
     from policies.pet_code import PetCode
+    from twin.config import reading_checks
 
-    before = (arms.require, pet_code.require)
     bad = GarbagePoints(camera_coverage=7.0)
     checks = params.declared_checks(bad)
     assert checks["camera_coverage"] == "a share in [0, 1]"
-    assert params.declared_checks(PetCode())["red_at"] == "a whole number >= 2"
-    assert (arms.require, pet_code.require) == before and "need" not in vars(bad)
+    assert params.declared_checks(PetCode())["red_at"] == "a whole number >= 2"  # a model's own ``require``
     with pytest.raises(ConfigError, match="camera_coverage"):
         bad.check()  # the model still refuses afterwards
+    with pytest.raises(RuntimeError), reading_checks():
+        raise RuntimeError("a reading that fails")
+    with pytest.raises(ConfigError, match="camera_coverage"):
+        bad.check()  # ... even after a reading that raised
 
 
 def test_the_city_rows_come_from_the_city_config():

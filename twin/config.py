@@ -8,6 +8,8 @@ planner never runs a year-long simulation on a typo.
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import MISSING, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,9 +21,31 @@ class ConfigError(ValueError):
     """A scenario that cannot be run as written; the message names the key."""
 
 
+#: While set (see :func:`reading_checks`), checks record what they allow instead of refusing.
+_reading: ContextVar[dict | None] = ContextVar("_reading", default=None)
+
+
 def _check(cond: bool, key: str, allowed: str, value: Any) -> None:
+    """Refuse ``key = value`` unless ``cond``, naming the key and what is allowed: every check of a
+    scenario key or a model parameter comes here (a policy's ``need``, the models' ``require``)."""
+    read = _reading.get()
+    if read is not None:
+        read.setdefault(str(key).rpartition(".")[2], str(allowed))
+        return
     if not cond:
         raise ConfigError(f"{key} = {value!r} is not allowed; expected {allowed}")
+
+
+@contextmanager
+def reading_checks():
+    """Inside, every check records ``{parameter: what it allows}`` into the yielded dict instead of
+    refusing, so running a model's ``check()`` on its defaults reads its rules (the parameter table)."""
+    read: dict[str, str] = {}
+    token = _reading.set(read)
+    try:
+        yield read
+    finally:
+        _reading.reset(token)
 
 
 def _choice(key: str, value: str, options) -> None:

@@ -361,34 +361,16 @@ def model_classes() -> list[tuple[type, str]]:
 def declared_checks(model) -> dict[str, str]:
     """What ``model.check()`` allows, parameter by parameter, in the words of its refusals.
 
-    The check runs on the defaults with its refusal helpers (:meth:`Policy.need`, and the
-    ``require`` of :mod:`policies._arms` some models call) recording instead of refusing, so
-    the table shows the very rule a case's value goes through.
+    The check runs on the defaults while checks record instead of refusing
+    (:func:`twin.config.reading_checks`), so the table shows the very rule a case's value goes through.
     """
-    import sys
-
-    import policies._arms as arms
-
-    seen: dict[str, str] = {}
-
-    def record(ok, key, allowed, value=None):
-        seen.setdefault(str(key).rpartition(".")[2], str(allowed))
+    from twin.config import reading_checks
 
     if not hasattr(model, "check"):
-        return seen
-    module = sys.modules[type(model).__module__]
-    patched = [m for m in {id(arms): arms, id(module): module}.values() if hasattr(m, "require")]
-    saved = [m.require for m in patched]
-    model.need = lambda ok, key, allowed: record(ok, key, allowed)
-    try:
-        for m in patched:
-            m.require = record
+        return {}
+    with reading_checks() as read:
         model.check()
-    finally:
-        for m, original in zip(patched, saved):
-            m.require = original
-        del model.need
-    return seen
+    return read
 
 
 def _calibrations() -> dict[str, str]:
