@@ -5,7 +5,10 @@ first run spends most of a minute on one core while the others idle.  The
 signatures the engine compiles are known ahead (:data:`SIGNATURES`, recorded
 from ``twin warmup``'s tiny runs by ``python -m twin.parallel_compile --record``),
 so :func:`prepare` hands the missing ones to as many processes as there are
-cores, each writing numba's cache, and the run then loads them from there.
+cores (no more than can help: :func:`jobs_for`), each writing numba's cache, and
+the run then loads them from there.  A called kernel compiled with several
+signatures is compiled first, here, since two processes saving two signatures of
+one kernel at once could mix up numba's cache index (:func:`shared_callees`).
 
 It only ever saves time: a signature it does not know, or a helper that fails,
 leaves that kernel to be compiled on first call as before.  One process at a
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -30,6 +34,7 @@ SIGNATURES = Path(__file__).with_name("kernel_signatures.json")
 JOBS_ENV = "COMMUNITY_TWIN_COMPILE_JOBS"
 _PACKAGES = ("twin", "agents", "policies")
 _RECORDING = "COMMUNITY_TWIN_RECORDING_SIGNATURES"
+_FAILED = "did not compile: "  # how a helper reports a listed signature it could not compile
 _prepared: set[str] = set()  # cache directories this process has prepared already
 
 
@@ -38,6 +43,8 @@ def encode(t):
     """A numba argument type as JSON (the kinds the kernels take); TypeError for any other."""
     from numba.core import types
 
+    if isinstance(t, types.Literal) and isinstance(t.literal_value, (bool, int, float)):
+        return ["literal", t.literal_value]  # a constant argument of a called kernel (before Integer: a kind of it)
     if isinstance(t, types.Array):
         return ["array", encode(t.dtype), t.ndim, t.layout, not t.mutable]
     if isinstance(t, (types.Integer, types.Float, types.Boolean)):
@@ -61,6 +68,8 @@ def decode(obj):
     if isinstance(obj, str):
         return types.boolean if obj == "bool" else getattr(types, obj)
     kind, *rest = obj
+    if kind == "literal":
+        return types.literal(rest[0])
     if kind == "array":
         dtype, ndim, layout, readonly = rest
         return types.Array(decode(dtype), ndim, layout, readonly=readonly)
@@ -88,10 +97,9 @@ def dispatcher(name: str):
 
 # ------------------------------------------------------------------ recording
 def record(path: Path = SIGNATURES) -> list[dict]:
-    """Compile every kernel the warmup runs meet, into an empty cache, and write the kernels called
-    from Python: each one's signature and its compile seconds (the kernels it calls included, as they
-    compile with it: one process compiles a kernel and its callees, so no two compile the same callee
-    unless two callers share it).
+    """Compile every kernel the warmup runs meet, into an empty cache, and write what compiled, in the
+    order compiles ended (callees before their callers): each kernel's signature, its compile seconds
+    (the kernels it calls and compiles with it included) and ``depth``, 0 for a kernel called from Python.
 
     Run in a process of its own (``python -m twin.parallel_compile --record``): it needs a fresh cache.
     """
@@ -108,9 +116,10 @@ def record(path: Path = SIGNATURES) -> list[dict]:
         def on_end(self, ev):
             seconds = time.perf_counter() - started.pop()
             func = ev.data["dispatcher"].py_func
-            if not started and func.__module__.split(".")[0] in _PACKAGES:  # called from Python
+            if func.__module__.split(".")[0] in _PACKAGES:
                 entries.append({"kernel": f"{func.__module__}:{func.__name__}",
-                                "signature": [encode(t) for t in ev.data["args"]], "seconds": round(seconds, 1)})
+                                "signature": [encode(t) for t in ev.data["args"]], "seconds": round(seconds, 1),
+                                "depth": len(started)})
 
     with event.install_listener("numba:compile", Listener()):
         warmup()
@@ -177,27 +186,90 @@ def jobs_available() -> int:
         return os.cpu_count() or 1
 
 
+MAX_JOBS = 8  # each helper loads numba and LLVM (about 150 MB); past the longest kernel more cannot help
+
+
+def jobs_for(entries, jobs: int | None = None) -> int:
+    """Processes worth starting for ``entries``: the cores (or ``jobs``), but no more than the compile
+    seconds over the longest kernel's (the longest one sets the pace) nor :data:`MAX_JOBS`."""
+    top = [e["seconds"] for e in entries if e.get("depth", 0) == 0]
+    useful = math.ceil(sum(top) / max(top)) if top and max(top) > 0 else 1
+    return max(1, min(jobs or jobs_available(), useful, MAX_JOBS))
+
+
+def shared_callees(entries) -> list[dict]:
+    """The called kernels that compile with more than one signature.
+
+    numba's cache gives each signature of a kernel its own data file, chosen when saving by a look at
+    the kernel's index: two processes saving two signatures of one kernel at the same moment could
+    pick the same file, and the index would then name one's machine code for the other.  So these
+    compile in this process before any helper starts, and the helpers find them in the cache.
+    """
+    signatures = {}
+    for e in entries:
+        if e.get("depth", 0) > 0:
+            signatures.setdefault(e["kernel"], {}).setdefault(json.dumps(e["signature"]), e)
+    return [e for by_sig in signatures.values() if len(by_sig) > 1 for e in by_sig.values()]
+
+
 @contextmanager
-def _locked(directory: Path):
-    """Hold the cache directory's compile lock (blocking); without fcntl, no lock."""
+def _locked(directory: Path, stream=None):
+    """Hold the cache directory's compile lock, saying so if another process holds it; without fcntl, or
+    where the lock cannot be taken (a read-only cache, a file system without locks), go on without it."""
     try:
         import fcntl
-    except ImportError:
+
+        directory.mkdir(parents=True, exist_ok=True)
+        f = open(directory / ".compile.lock", "w")
+    except (ImportError, OSError):
         yield
         return
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".compile.lock", "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
+    with f:
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"twin: another process is compiling the kernels into {directory}; waiting for it",
+                      file=stream or sys.stderr, flush=True)
+                fcntl.flock(f, fcntl.LOCK_EX)
+        except OSError:
+            yield
+            return
         try:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _helper_command() -> list[str]:
+    """How to start a helper; none where this is not a plain Python (a frozen application)."""
+    if getattr(sys, "frozen", False) or not sys.executable:
+        return []
+    return [sys.executable, "-m", "twin.parallel_compile", "--worker"]
+
+
+def _start_helper(command, group, env, errors, progress):
+    """A helper compiling ``group`` (None if it cannot start: its kernels then compile on first use)."""
+    try:
+        helper = subprocess.Popen(command, env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE if progress else subprocess.DEVNULL, stderr=errors, text=True)
+    except OSError:
+        return None
+    try:
+        helper.stdin.write(json.dumps(group))
+        helper.stdin.close()
+    except OSError:  # it died already (reported with the others)
+        pass
+    return helper
+
+
 def prepare(jobs: int | None = None, stream=None, progress: bool = False) -> int:
-    """Compile the kernels the cache lacks on ``jobs`` processes (this one among them); returns how many
-    kernels were missing.  Cheap once done: a process prepares its cache directory once, by a look at
-    the cache's index files.  ``progress``: a bar counting the kernels compiled, by every process."""
+    """Compile the kernels the cache lacks on up to ``jobs`` processes (this one among them); returns how
+    many were missing.  Cheap once done: a process prepares its cache directory once, by a look at the
+    cache's index files.  ``progress``: a bar counting the kernels compiled, by every process.
+
+    Never in the way: a helper that cannot start or fails leaves its kernels to compile on first use.
+    """
     from numba.core import config
 
     if config.DISABLE_JIT:
@@ -208,48 +280,63 @@ def prepare(jobs: int | None = None, stream=None, progress: bool = False) -> int
     if str(where) in _prepared:
         return 0
     _prepared.add(str(where))
-    jobs = jobs or jobs_available()
     entries = load()
-    if jobs < 2 or not missing(entries):
+    command = _helper_command()
+    if jobs_for(entries, jobs) < 2 or not command or not missing(entries):
         return 0
-    with _locked(where):
+    with _locked(where, stream):
         todo = missing(entries)  # another process may have prepared it while this one waited
         if not todo:
             return 0
-        groups = split(todo, jobs)
+        first = shared_callees(todo)
+        top = [e for e in todo if e.get("depth", 0) == 0]
+        groups = split(top, jobs_for(top, jobs)) or [[]]
         from twin import warmup
 
         warmup.say_compiling(f"on {len(groups)} processes", stream)
         env = dict(os.environ, **{JOBS_ENV: "1"})
-        bar = _Bar(len(todo), stream) if progress else None
+        bar = _Bar(len(top), stream) if progress else None
         tick = bar.advance if bar else None
-        with tempfile.TemporaryFile("w+") as errors:  # a file, not a pipe: a chatty helper never blocks
-            helpers = [subprocess.Popen([sys.executable, "-m", "twin.parallel_compile", "--worker"], env=env,
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE if bar else subprocess.DEVNULL,
-                                        stderr=errors, text=True)
-                       for _ in groups[1:]]
-            readers = []
-            for helper, group in zip(helpers, groups[1:]):
-                try:
-                    helper.stdin.write(json.dumps(group))
-                    helper.stdin.close()
-                except OSError:  # it died already (reported below)
-                    pass
-                if bar:
-                    readers.append(threading.Thread(target=_follow, args=(helper.stdout, tick), daemon=True))
-                    readers[-1].start()
-            compile_entries(groups[0], done=tick)
-            failed = [h.returncode for h in helpers if h.wait() != 0]
+        failures = compile_entries(first)
+        helpers, readers = [], []
+        with tempfile.TemporaryDirectory(prefix="twin-compile-") as logs:  # files, not pipes: never blocks
+            try:
+                for k, group in enumerate(groups[1:]):
+                    with open(Path(logs) / f"helper-{k}.txt", "w") as errors:
+                        helper = _start_helper(command, group, env, errors, bar is not None)
+                    helpers.append(helper)
+                    if helper is not None and bar:
+                        readers.append(threading.Thread(target=_follow, args=(helper.stdout, tick), daemon=True))
+                        readers[-1].start()
+                failures += compile_entries(groups[0], done=tick)
+                codes = [h.wait() if h is not None else None for h in helpers]
+            finally:
+                for h in helpers:
+                    if h is not None and h.poll() is None:  # interrupted: stop the helpers too
+                        h.terminate()
+                        h.wait()
             for reader in readers:
                 reader.join()
             if bar:
                 bar.close()
-            if failed:  # its kernels compile on first call instead: slower, never wrong
-                errors.seek(0)
-                last = (errors.read().strip().splitlines() or ["no message"])[-1]
-                print(f"twin: {len(failed)} compile helper(s) failed ({last}); their kernels compile on first use",
-                      file=stream or sys.stderr, flush=True)
+            failed = [k for k, code in enumerate(codes) if code != 0]
+            for k in range(len(helpers)):  # (numba's warnings may be there too: only the helper's own lines)
+                failures += [line[len(_FAILED):] for line in Path(logs, f"helper-{k}.txt").read_text().splitlines()
+                             if line.startswith(_FAILED)]
+        _say_failures(failed, failures, stream)
     return len(todo)
+
+
+def _say_failures(failed_helpers: list, failures: list[str], stream=None) -> None:
+    """One line for helpers that failed or could not start, one for stale entries of the list."""
+    out = stream or sys.stderr
+    if failed_helpers:
+        print(f"twin: {len(failed_helpers)} compile helper(s) failed or could not start; their kernels compile "
+              "on first use", file=out, flush=True)
+    stale = [line for line in failures if line.strip()]
+    if stale:
+        print(f"twin: {len(stale)} listed kernel signature(s) did not compile ahead ({stale[0]}); they compile "
+              f"on first use (rewrite the list: python -m twin.parallel_compile --record)", file=out, flush=True)
 
 
 class _Bar:
@@ -288,7 +375,7 @@ def _main(argv=None) -> int:
     if args.worker:
         failed = compile_entries(json.loads(sys.stdin.read()), done=lambda k: print("compiled", k, flush=True))
         for line in failed:
-            print(line, file=sys.stderr)
+            print(f"{_FAILED}{line}", file=sys.stderr)
         return 0
     if args.record:
         if not os.environ.get(_RECORDING):  # compile everything: in a child process on an empty cache
@@ -296,8 +383,9 @@ def _main(argv=None) -> int:
                 env = dict(os.environ, NUMBA_CACHE_DIR=tmp, **{JOBS_ENV: "1", _RECORDING: "1"})
                 return subprocess.call([sys.executable, "-m", "twin.parallel_compile", "--record"], env=env)
         entries = record()
-        print(f"{len(entries)} kernel signatures, {sum(e['seconds'] for e in entries):.0f} s of compiling "
-              f"(inclusive), written to {SIGNATURES}")
+        top = [e for e in entries if e["depth"] == 0]
+        print(f"{len(top)} kernels called from Python ({len(entries)} signatures with the kernels they call), "
+              f"{sum(e['seconds'] for e in top):.0f} s of compiling, written to {SIGNATURES}")
         return 0
     parser.print_help()
     return 2

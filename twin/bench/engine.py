@@ -144,11 +144,10 @@ print(json.dumps({"import_s": t1 - t0, "build_run_s": t2 - t1, "total_s": t2 - t
 
 def _fresh_process_year(cache_dir: str, compile_jobs: int | None = None) -> dict:
     """The default year in a fresh process on ``cache_dir``; ``compile_jobs``: processes compiling a cold cache
-    (default: every core, as a user's first run)."""
+    (default: as a user's first run, every core or ``COMMUNITY_TWIN_COMPILE_JOBS``)."""
     from twin.parallel_compile import JOBS_ENV
 
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    env.pop(JOBS_ENV, None)
     if compile_jobs:
         env[JOBS_ENV] = str(compile_jobs)
     t0 = time.perf_counter()
@@ -205,7 +204,7 @@ def community_year(cold: bool = True) -> dict:
     spent["other (kpis, result)"] = total - sum(v for k, v in spent.items() if k != "build")
     out["community_year_phases_s"] = spent
     if cold:
-        from twin.parallel_compile import jobs_available
+        from twin.parallel_compile import jobs_for, load
 
         with tempfile.TemporaryDirectory(prefix="twin-numba-cache-") as cache:
             c = _fresh_process_year(cache)
@@ -213,7 +212,7 @@ def community_year(cold: bool = True) -> dict:
         with tempfile.TemporaryDirectory(prefix="twin-numba-cache-") as cache:
             one = _fresh_process_year(cache, compile_jobs=1)  # side by side: compiling on one core, as before
         out.update({"community_year_cold_s": c["total_s"], "community_year_cold_process_s": c["process_wall_s"],
-                    "community_year_cold_one_process_s": one["total_s"], "compile_jobs": jobs_available(),
+                    "community_year_cold_one_process_s": one["total_s"], "compile_jobs": jobs_for(load()),
                     "cold_speedup_parallel_compile": one["total_s"] / c["total_s"],
                     "community_year_cache_warm_s": w["total_s"],
                     "community_year_cache_warm_process_s": w["process_wall_s"],
