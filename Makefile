@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	$(BIN)/twin warmup  # compile the kernels once (about a minute), so the first run starts at speed
+	$(BIN)/twin warmup  # compile the kernels once (on every core), so the first run starts at speed
 	touch $(STAMP)
 
 ## Set everything up and run the main job on the embedded default community.
