@@ -9,6 +9,7 @@ import pytest
 
 import twin
 from twin import compare, sweep
+from twin.config import scenarios
 from twin.results import (DAILY_COLUMNS, EVENT_COLUMNS, SUMMARY_COLUMNS, TIDY_DIR, Result, column_units,
                           events_frame, write_parquet)
 from twin.services.events import EVENT_DTYPE, Channel, EventKind, make
@@ -184,3 +185,20 @@ def test_twin_cases_out_writes_the_tables_beside_its_page(tmp_path, capsys):
     assert "tidy tables: cases.csv, cases.parquet, case_runs.csv, case_runs.parquet" in capsys.readouterr().out
     table = pd.read_parquet(tmp_path / "cases.parquet")
     assert table["arm"].tolist() == ["before", "after"] and (table["replications"] == 2).all()
+
+
+@pytest.mark.parametrize("name", scenarios())
+def test_a_runs_config_is_what_omegaconf_makes_of_the_scenario(name):
+    """The run folder's config.yaml comes from the scenario's dataclasses directly; it must be exactly the
+    plain data OmegaConf makes of them (lists, not tuples; no enums) for every shipped scenario."""
+    from omegaconf import OmegaConf
+
+    from twin.results import config_dict
+
+    cfg = twin.load_scenario(name, [])
+    direct, through = config_dict(cfg), OmegaConf.to_container(OmegaConf.structured(cfg))
+    assert direct == through
+    assert repr(direct) == repr(through)  # the same types too: 1 == 1.0, but their reprs differ
+    mutated = config_dict(cfg)
+    mutated["sim"]["days"] += 1  # a copy: the check can tell configs apart, and the run's config is left alone
+    assert mutated != through and cfg.sim.days == through["sim"]["days"]
