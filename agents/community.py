@@ -106,8 +106,8 @@ def build_community(cfg, seed: int, elevator_share: float | None = None) -> Comm
     res_building = hh_building[household]
     b_first = np.searchsorted(res_building, np.arange(B)).astype(np.int64)
     b_last = np.searchsorted(res_building, np.arange(B), side="right").astype(np.int64)
-    indptr, indices = _network(seed, household, hh_first, size, res_building, b_first, b_last,
-                               cfg.friends_per_resident, cfg.rewire_p)
+    indptr, indices = social_network(seed, household, hh_first, size, res_building, b_first, b_last,
+                                     cfg.friends_per_resident, cfg.rewire_p)
     return Community(building_x, building_y, has_elevator, hh_building, hh_first, size, alone,
                      household, age, flags, engagement, indptr, indices)
 
@@ -156,8 +156,9 @@ def _residents(seed, household, elder_hh, hh_first, app_adult, app_elder):
 
 
 @kernel
-def _network(seed, household, hh_first, hh_size, res_building, b_first, b_last, k, rewire_p):
-    """Undirected edges: household cliques, two random building neighbours, a rewired ring of friends."""
+def _ties(seed, household, hh_first, hh_size, res_building, b_first, b_last, k, rewire_p):
+    """Undirected ties, each once from one end: household cliques, two random building neighbours, a
+    rewired ring of friends (repeats possible; :func:`network_csr` removes them)."""
     n = household.shape[0]
     half = k // 2
     cap = n * (6 + 2 + half) * 2
@@ -181,15 +182,19 @@ def _network(seed, household, hh_first, hh_size, res_building, b_first, b_last, 
                 j = rng.choice(n, seed, S_REWIRE, t + 1000, i)
             if j != i:
                 src[m] = i; dst[m] = j; m += 1
-    # both directions, then CSR with duplicates removed
-    s = np.concatenate((src[:m], dst[:m]))
-    d = np.concatenate((dst[:m], src[:m]))
-    key = s * n + d
-    key = np.unique(key)
+    return src[:m], dst[:m]
+
+
+def social_network(seed, household, hh_first, hh_size, res_building, b_first, b_last, k, rewire_p):
+    """The residents' ties (:func:`_ties`) both ways as CSR (``indptr``, ``indices``), repeats removed,
+    each row sorted.
+
+    The tie list is made in a kernel, the CSR in NumPy: numba's ``np.unique`` costs seconds of
+    compiling on every cold start, and NumPy's sort is as fast."""
+    n = household.shape[0]
+    src, dst = _ties(seed, household, hh_first, hh_size, res_building, b_first, b_last, k, rewire_p)
+    key = np.unique(np.concatenate((src * n + dst, dst * n + src)))
     s = key // n
-    d = key - s * n
     indptr = np.zeros(n + 1, np.int64)
-    for e in range(s.shape[0]):
-        indptr[s[e] + 1] += 1
-    indptr = np.cumsum(indptr)
-    return indptr, d.astype(np.int32)
+    np.cumsum(np.bincount(s, minlength=n), out=indptr[1:])
+    return indptr, (key - s * n).astype(np.int32)

@@ -401,7 +401,7 @@ def roster_community(ids: EngineIds, cfg, seed: int):
     - an alone elder is an elder who is the whole household.
     """
     from agents.community import (FLAG_ADULT, FLAG_APP, FLAG_ELDER, FLAG_OLD_ELDER, OLD_ELDER_AGE, S_AGE, S_APP,
-                                  S_ENGAGE, Community, _network, build_community)
+                                  S_ENGAGE, Community, build_community, social_network)
     from twin import rng
 
     cc = cfg.community
@@ -426,8 +426,8 @@ def roster_community(ids: EngineIds, cfg, seed: int):
     res_building = hh_building[household]
     b_first = np.searchsorted(res_building, np.arange(B)).astype(np.int64)
     b_last = np.searchsorted(res_building, np.arange(B), side="right").astype(np.int64)
-    indptr, indices = _network(seed, household, hh_first, size.astype(np.int8), res_building, b_first, b_last,
-                               cc.friends_per_resident, cc.rewire_p)
+    indptr, indices = social_network(seed, household, hh_first, size.astype(np.int8), res_building, b_first,
+                                     b_last, cc.friends_per_resident, cc.rewire_p)
     return Community(layout.building_x, layout.building_y, layout.has_elevator, hh_building, hh_first,
                      size.astype(np.int8), (size == 1) & ((age[hh_first] >= 60)), household, age, flags, engagement,
                      indptr, indices)
