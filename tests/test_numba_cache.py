@@ -9,6 +9,7 @@ edit; pointed at the first run's directory by an explicit ``NUMBA_CACHE_DIR``
 (the user's override, and numba's own behaviour) it misses the same edit,
 which shows the test can fail.
 """
+import json
 import os
 import subprocess
 import sys
@@ -76,7 +77,14 @@ def test_an_unchanged_tree_is_not_parsed_again(tmp_path, monkeypatch):
     (root / "agents/notes.py").write_text("# no kernels here\n")  # not a kernel source: the same hash, parsed
     assert _numba_cache.source_hash(root) == first and parsed == [1]
     (root / "policies/callee.py").write_text(CALLEE.format(3))
-    assert _numba_cache.source_hash(root) != first and parsed == [1, 1]
+    third = _numba_cache.source_hash(root)
+    assert third != first and parsed == [1, 1]
+    memo = tmp_path / "xdg/community-twin/numba/source-hashes.json"
+    damaged = {key: None for key in json.loads(memo.read_text())}
+    memo.write_text(json.dumps(damaged))  # a memo not ours to trust: computed afresh, the right hash
+    assert _numba_cache.source_hash(root) == third and len(parsed) == 3
+    memo.write_text("{not json")
+    assert _numba_cache.source_hash(root) == third and len(parsed) == 4
 
 
 def test_pruning_keeps_the_newest_and_the_recently_used(tmp_path):

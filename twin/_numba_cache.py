@@ -59,7 +59,7 @@ def source_hash(root: Path | str = _ROOT) -> str:
         whole.update(path.relative_to(root).as_posix().encode() + b"\0" + hashlib.sha256(text).digest())
     key = whole.hexdigest()
     memo = _read_memo()
-    if key in memo:
+    if _HASH.fullmatch(str(memo.get(key, ""))):  # (a damaged memo is computed afresh, never trusted)
         return memo[key]
     h = hashlib.sha256()
     for path in kernel_sources(root, texts):
@@ -75,6 +75,7 @@ def _package_texts(root: Path) -> dict[Path, bytes]:
 
 
 _MEMO = "source-hashes.json"
+_HASH = re.compile(r"[0-9a-f]{16}")
 _MEMO_KEEP = 32  # trees remembered (checkouts, branches)
 
 
