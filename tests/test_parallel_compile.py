@@ -168,3 +168,11 @@ def test_a_stale_entry_is_said_once_with_the_fix(cheap_cold_start, monkeypatch):
     assert "2 listed kernel signature(s) did not compile ahead" in said.getvalue()
     assert "python -m twin.parallel_compile --record" in said.getvalue()
     assert "helper(s) failed" not in said.getvalue()
+
+
+def test_a_stuck_helper_is_stopped(monkeypatch):
+    monkeypatch.setattr(pc, "HELPER_TIMEOUT_S", 0.5)
+    stuck = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    assert pc._wait(stuck) is None and stuck.returncode is not None  # stopped, not waited for a minute
+    assert pc._wait(subprocess.Popen([sys.executable, "-c", "pass"])) == 0
+    assert pc._wait(None) is None

@@ -309,7 +309,7 @@ def prepare(jobs: int | None = None, stream=None, progress: bool = False) -> int
                         readers.append(threading.Thread(target=_follow, args=(helper.stdout, tick), daemon=True))
                         readers[-1].start()
                 failures += compile_entries(groups[0], done=tick)
-                codes = [h.wait() if h is not None else None for h in helpers]
+                codes = [_wait(h) for h in helpers]
             finally:
                 for h in helpers:
                     if h is not None and h.poll() is None:  # interrupted: stop the helpers too
@@ -325,6 +325,21 @@ def prepare(jobs: int | None = None, stream=None, progress: bool = False) -> int
                              if line.startswith(_FAILED)]
         _say_failures(failed, failures, stream)
     return len(todo)
+
+
+HELPER_TIMEOUT_S = 900.0  # ten times what the slowest share takes on two shared cores: a helper this late is stuck
+
+
+def _wait(helper) -> int | None:
+    """A helper's exit code; None if it never started or had to be stopped (stuck past the timeout)."""
+    if helper is None:
+        return None
+    try:
+        return helper.wait(timeout=HELPER_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        helper.terminate()
+        helper.wait()
+        return None
 
 
 def _say_failures(failed_helpers: list, failures: list[str], stream=None) -> None:
