@@ -161,7 +161,7 @@ def test_a_failed_helper_is_said_and_the_run_goes_on(cheap_cold_start, monkeypat
 def test_a_stale_entry_is_said_once_with_the_fix(cheap_cold_start, monkeypatch):
     import io
 
-    stale = dict(pc.load()[0], signature=["float64"])  # a signature the kernel does not take
+    stale = dict(pc.load()[0], signature=["float64"], depth=0)  # a signature the kernel does not take
     monkeypatch.setattr(pc, "load", lambda path=None: [stale, stale])
     said = io.StringIO()
     pc.prepare(jobs=2, stream=said)
