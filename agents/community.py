@@ -158,7 +158,7 @@ def _residents(seed, household, elder_hh, hh_first, app_adult, app_elder):
 @kernel
 def _ties(seed, household, hh_first, hh_size, res_building, b_first, b_last, k, rewire_p):
     """Undirected ties, each once from one end: household cliques, two random building neighbours, a
-    rewired ring of friends (repeats possible; :func:`network_csr` removes them)."""
+    rewired ring of friends (repeats possible; :func:`social_network` removes them)."""
     n = household.shape[0]
     half = k // 2
     cap = n * (6 + 2 + half) * 2

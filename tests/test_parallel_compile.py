@@ -15,6 +15,7 @@ COLD = """
 import json, sys
 from numba.core import event
 from twin import parallel_compile as pc
+from twin._numba_cache import PACKAGES
 left_out = sys.argv[1]
 entries = [e for e in pc.load() if e["kernel"] != left_out]
 pc.load = lambda path=None: entries
@@ -22,7 +23,7 @@ compiled, depth = [], []
 class Seen(event.Listener):
     def on_start(self, ev):
         f = ev.data["dispatcher"].py_func
-        if not depth and f.__module__.split(".")[0] in ("twin", "agents", "policies"):
+        if not depth and f.__module__.split(".")[0] in PACKAGES:
             compiled.append(f"{f.__module__}:{f.__name__}")
         depth.append(1)
     def on_end(self, ev):

@@ -30,9 +30,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from twin._numba_cache import PACKAGES  # the packages whose kernels these are
+
 SIGNATURES = Path(__file__).with_name("kernel_signatures.json")
 JOBS_ENV = "COMMUNITY_TWIN_COMPILE_JOBS"
-_PACKAGES = ("twin", "agents", "policies")
 _RECORDING = "COMMUNITY_TWIN_RECORDING_SIGNATURES"
 _FAILED = "did not compile: "  # how a helper reports a listed signature it could not compile
 _prepared: set[str] = set()  # cache directories this process has prepared already
@@ -116,7 +117,7 @@ def record(path: Path = SIGNATURES) -> list[dict]:
         def on_end(self, ev):
             seconds = time.perf_counter() - started.pop()
             func = ev.data["dispatcher"].py_func
-            if func.__module__.split(".")[0] in _PACKAGES:
+            if func.__module__.split(".")[0] in PACKAGES:
                 entries.append({"kernel": f"{func.__module__}:{func.__name__}",
                                 "signature": [encode(t) for t in ev.data["args"]], "seconds": round(seconds, 1),
                                 "depth": len(started)})

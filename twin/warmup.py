@@ -3,10 +3,10 @@
 The first run after an install (or after a change to a kernel's source) compiles
 every numba kernel it meets (about a minute of one core, shared over every core by
 ``twin.parallel_compile``), and numba caches the machine code on disk so later runs
-load it in a second.  ``compile_notice()``
-says so once, as the first kernel starts compiling, so that a first run is not
-a silent minute; ``warmup()`` runs tiny communities that meet every kernel, so
-that the first real run starts at full speed (``twin warmup``, ``make demo``).
+load it in a second.  ``compile_notice()`` says so once, as the first kernel starts
+compiling, so that a first run is not a silent minute; ``warmup()`` runs tiny
+communities that meet every kernel, so that the first real run starts at full speed
+(``twin warmup``, ``make demo``).
 """
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from twin._numba_cache import PACKAGES
+
 _noticed = False  # the notice is said once per process, however many runs follow
-_OURS = ("twin", "agents", "policies")  # numba's own helpers (typed dicts) compile in a blink on every run
 
 
 def cache_location() -> str:
@@ -56,7 +57,7 @@ def compile_notice(stream=None):
     class Notice(event.Listener):
         def on_start(self, ev):
             module = getattr(ev.data["dispatcher"].py_func, "__module__", "") or ""
-            if module.split(".")[0] in _OURS:
+            if module.split(".")[0] in PACKAGES:  # (numba's own helpers compile in a blink)
                 say_compiling(stream=stream)
 
         def on_end(self, ev):
@@ -85,7 +86,6 @@ def warmup() -> float:
     """Compile (or load from the cache) every kernel by running tiny communities; returns the seconds taken."""
     from twin.config import load_scenario
     from twin.engine import Twin
-
     from twin.parallel_compile import prepare
 
     t0 = time.perf_counter()
