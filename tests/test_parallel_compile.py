@@ -62,6 +62,19 @@ def test_signatures_round_trip_through_json():
         assert json.loads(json.dumps(e["signature"])) == e["signature"]
 
 
+def test_structured_rows_round_trip_to_the_type_numba_sees():
+    """The service cores write event and journal rows: packed records, offsets and all."""
+    import numba
+    import numpy as np
+
+    from twin.services.events import EVENT_DTYPE
+    from twin.services.ledger import JOURNAL_DTYPE
+
+    for dtype in (EVENT_DTYPE, JOURNAL_DTYPE, np.dtype([("a", "i1"), ("b", "f8")], align=True)):
+        t = numba.typeof(np.zeros(3, dtype))
+        assert pc.decode(json.loads(json.dumps(pc.encode(t)))) == t
+
+
 def test_an_unknown_type_names_itself():
     from numba.core import types
 

@@ -52,6 +52,12 @@ def encode(t):
         return str(t)
     if isinstance(t, types.DictType):
         return ["dict", encode(t.key_type), encode(t.value_type)]
+    if isinstance(t, types.Record):  # a structured array's rows (the event log's, a journal's)
+        from numba.np.numpy_support import as_struct_dtype
+
+        dtype = as_struct_dtype(t)
+        return ["record", [[name, dtype.fields[name][0].str, dtype.fields[name][1]] for name in dtype.names],
+                dtype.itemsize, t.aligned]
     if isinstance(t, (types.NamedTuple, types.NamedUniTuple)):
         return ["namedtuple", f"{t.instance_class.__module__}:{t.instance_class.__qualname__}",
                 [encode(x) for x in t.types]]
@@ -76,6 +82,13 @@ def decode(obj):
         return types.Array(decode(dtype), ndim, layout, readonly=readonly)
     if kind == "dict":
         return types.DictType(decode(rest[0]), decode(rest[1]))
+    if kind == "record":
+        import numpy as np
+        from numba.np.numpy_support import from_dtype
+
+        fields, itemsize, aligned = rest
+        return from_dtype(np.dtype({"names": [f[0] for f in fields], "formats": [f[1] for f in fields],
+                                    "offsets": [f[2] for f in fields], "itemsize": itemsize}, align=aligned))
     if kind == "namedtuple":
         module, name = rest[0].split(":")
         cls = getattr(importlib.import_module(module), name)

@@ -8,7 +8,6 @@ import numpy as np
 
 from twin.services.events import join_records
 from twin.services.repair import Action
-
 _DTYPE = np.dtype([("t", "f8"), ("action", "i1"), ("ticket", "i8"), ("arg", "i8")])
 
 
@@ -42,26 +41,3 @@ class TransitionQueue:
         # np.sort(out, order=("action", "t")) — ties broken by the other fields, as that does — without
         # its field-by-field comparisons (several times slower)
         return out[np.lexsort((out["arg"], out["ticket"], out["t"], out["action"]))]
-
-
-def apply(desk, rows: np.ndarray) -> dict:
-    """Hand due transitions to the desk in runs of one action; returns outcomes by action."""
-    outcomes = {}
-    if len(rows) == 0:
-        return outcomes
-    cuts = np.flatnonzero(rows["action"][1:] != rows["action"][:-1]) + 1
-    for run in np.split(rows, cuts):
-        action = Action(int(run["action"][0]))
-        t, ticket, arg = run["t"], run["ticket"], run["arg"]
-        if action == Action.dispatch:
-            o = desk.dispatch_batch(ticket, arg, t)
-        elif action == Action.start:
-            o = desk.start_batch(ticket, t)
-        elif action == Action.complete:
-            o = desk.complete_batch(ticket, t)
-        elif action == Action.rate:
-            o = desk.rate_batch(ticket, arg, t)
-        else:
-            raise ValueError(f"staff do not schedule {action.name}")
-        outcomes.setdefault(action, []).append((run, o))
-    return outcomes

@@ -12,7 +12,7 @@ from policies import PolicySet
 from policies.elder_care import ElderCareDetection
 from policies.forecast import fault_factor
 from twin import parallel_compile, rng
-from twin.engine import schedule
+from twin.engine import schedule, services_day
 from twin.engine.chainlink import ChainLink
 from twin.engine.kpis import DailyKpis
 from twin.engine.topics import MAX_OPEN, TopicCycle
@@ -385,13 +385,11 @@ class Twin:
         self.burst_until[building[burst]] = done[burst]  # the burst flows until the repair is done
 
     def _flush_transitions(self, d):
-        outcomes = schedule.apply(self.services.repair, self.transitions.pop_until((d + 1) * 1440.0))
-        for run, o in outcomes.get(Action.rate, []) if not self.cfg.queue_check.enabled else ():
-            ok = o.accepted  # (queue-check tickets have no real reporter to feel anything)
-            who = self.services.repair.state.reporter[run["ticket"][ok]]
-            np.add.at(self.experience, who, FEEL_RATING * (run["arg"][ok] - 3))
-        for _, o in outcomes.get(Action.complete, []):
-            self.kpis.add(tickets_completed=int(o.accepted.sum()))
+        due = self.transitions.pop_until((d + 1) * 1440.0)
+        # (queue-check tickets have no real reporter to feel anything about a rating)
+        feel = 0.0 if self.cfg.queue_check.enabled else FEEL_RATING
+        completed = services_day.repair_day(self.services.repair, due, feel, self.experience, self.log)
+        self.kpis.add(tickets_completed=completed)
         # bursts repaired today stop flowing (and a ticket the detector raised on no burst closes too)
         fixed = self.burst_ticketed & (self.burst_until < (d + 1) * 1440.0)
         self.burst_since[fixed] = -1.0
@@ -411,20 +409,17 @@ class Twin:
         out_act, out_redeem = rule.act, rule.redeem
         n_act = out_act.shape[1]
         base = d * 1440.0
-        # points: one claim per resident per activity occurrence
+        # points: one claim per resident per activity occurrence, in time order; then the day's redemptions
         who, act = np.nonzero(out_act)
-        if len(who):
-            t = base + rule.hour[act] * 60.0
-            order = np.argsort(t, kind="stable")
-            who, act, t = who[order], act[order], t[order]
-            # units per activity (a few), then per claim (hundreds)
-            units = np.where(rule.per_hour_unit, np.maximum(1, np.round(rule.minutes / 60.0)), 1).astype(np.int64)
-            o = s.points.earn_batch(who, act, d * n_act + act, units[act], t)
-            np.add.at(self.experience, who[o.accepted], FEEL_ACTIVITY)
+        t = base + rule.hour[act] * 60.0
+        order = np.argsort(t, kind="stable")
+        who, act, t = who[order], act[order], t[order]
+        # units per activity (a few), then per claim (hundreds)
+        units = np.where(rule.per_hour_unit, np.maximum(1, np.round(rule.minutes / 60.0)), 1).astype(np.int64)
         red = np.flatnonzero(out_redeem >= 0)
-        if len(red):
-            o = s.points.redeem_batch(red, out_redeem[red], base + 19 * 60.0)
-            self.experience[red[o.accepted]] += FEEL_REDEEM
+        services_day.points_day(s.points, who, act, d * n_act + act, units[act], t, red,
+                                out_redeem[red].astype(np.int64), np.full(len(red), base + 19 * 60.0), FEEL_ACTIVITY,
+                                FEEL_REDEEM, self.experience, self.log)
         self._timebank(d, rule.help, rule.help_minutes, rule.help_t)
         self.topics.cast(d, rule.vote, rule.vote_t)
 
@@ -438,16 +433,11 @@ class Twin:
             return
         order = np.argsort(out_help_t[giver], kind="stable")
         giver = giver[order]
-        receiver, minutes, t = out_help[giver], out_help_min[giver], out_help_t[giver]
-        kind = HELP_KINDS[(giver + d) % len(HELP_KINDS)]
-        rec = tb.record_batch(giver + TB_OFFSET, giver + TB_OFFSET, receiver + TB_OFFSET, minutes,
-                              kind, t)
-        ok = rec.accepted
-        conf = tb.confirm_batch(receiver[ok] + TB_OFFSET, rec.ids[ok], t[ok] + minutes[ok] +
-                                cfg.residents.confirm_delay_minutes)
-        self.experience[receiver[ok][conf.accepted]] += FEEL_HELPED
-        self.kpis.add(timebank_minutes=int(minutes[ok][conf.accepted].sum()),
-                      timebank_refused=int((~conf.accepted).sum()))
+        minutes, refused = services_day.timebank_day(
+            tb, giver + TB_OFFSET, out_help[giver] + TB_OFFSET, out_help_min[giver],
+            HELP_KINDS[(giver + d) % len(HELP_KINDS)], out_help_t[giver], cfg.residents.confirm_delay_minutes,
+            TB_OFFSET, FEEL_HELPED, self.experience, self.log)
+        self.kpis.add(timebank_minutes=minutes, timebank_refused=refused)
 
     # -------------------------------------------------------------- day end
     def _day_end(self, d):

@@ -22,7 +22,7 @@ reason.
 """
 import numpy as np
 
-from twin._jit import kernel
+from twin._jit import inline, kernel
 from twin.services import events as ev
 from twin.services._batch import INT64_MIN, Outcome, batch_length, grow
 from twin.services._inputs import finite_time, integer, integers, raise_first, times
@@ -52,6 +52,27 @@ def _check_transfer(balances, floors, n_accounts, s, d, a):
     if balances[d] > _INT64_MAX - a:
         return _INVALID_AMOUNT
     return 0
+
+
+#: One applied transfer in the journal (:meth:`Ledger.history` reads it).
+JOURNAL_DTYPE = np.dtype([("t", "f8"), ("src", "i8"), ("dst", "i8"), ("amount", "i8")])
+
+
+@inline
+def enter(journal, row, t, src, dst, amount):
+    """Enter an applied transfer at ``row`` of ``journal`` from compiled code; return the next row.
+
+    A service core that moves balances itself journals here, into the room
+    :meth:`Ledger.reserve` made; ``row`` -1 is a ledger that keeps no journal.
+    """
+    if row < 0:
+        return row
+    entry = journal[row]
+    entry["t"] = t
+    entry["src"] = src
+    entry["dst"] = dst
+    entry["amount"] = amount
+    return row + 1
 
 
 @kernel
@@ -90,7 +111,7 @@ class Ledger:
         self.floors = np.zeros(16, np.int64)
         self.kinds = np.zeros(16, np.int8)
         self._journal = journal
-        self._j = np.zeros(0, dtype=[("t", "f8"), ("src", "i8"), ("dst", "i8"), ("amount", "i8")])
+        self._j = np.zeros(0, JOURNAL_DTYPE)
         self._jn = 0
 
     # ----------------------------------------------------------------- accounts
@@ -158,6 +179,22 @@ class Ledger:
         rows = self._j[self._jn : self._jn + k]
         rows["t"], rows["src"], rows["dst"], rows["amount"] = t, src, dst, amount
         self._jn += k
+
+    def reserve(self, k: int) -> tuple[np.ndarray, int]:
+        """Room for ``k`` more journal entries, for a compiled core that enters them (:func:`enter`).
+
+        Returns the journal and the row the next entry goes to (-1: no journal
+        is kept); hand the row the core returns to :meth:`entered`.
+        """
+        if not self._journal:
+            return self._j, -1
+        self._j = grow(self._j, self._jn + k)
+        return self._j, self._jn
+
+    def entered(self, row: int) -> None:
+        """Take the journal's length from a core that entered rows up to ``row`` (see :meth:`reserve`)."""
+        if self._journal:
+            self._jn = int(row)
 
     def transfer_batch(self, src, dst, amount, t=0.0) -> Outcome:
         """Transfers as ledger commands: applied in order, each logged as ``Transferred``."""

@@ -48,7 +48,8 @@ from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import Outcome, batch_length, grow
 from twin.services._inputs import MAX_ID, finite_time, integer, integers, person_ids, times
-from twin.services.ledger import NO_FLOOR, Ledger, _check_transfer
+from twin.services.event_rows import put_event
+from twin.services.ledger import NO_FLOOR, Ledger, _check_transfer, enter
 from twin.services.reasons import Reason, raise_for
 
 ISSUER, REDEEMED, PENALISED = 0, 1, 2
@@ -135,6 +136,8 @@ _DUPLICATE = int(Reason.DuplicateClaim)
 _CAP = int(Reason.DailyCapReached)
 _UNKNOWN_ITEM = int(Reason.UnknownItem)
 _OUT_OF_STOCK = int(Reason.OutOfStock)
+_POINTS_EARNED = int(ev.EventKind.PointsEarned)
+_POINTS_REDEEMED = int(ev.EventKind.PointsRedeemed)
 
 
 @kernel
@@ -171,15 +174,25 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
 
 
 @kernel
-def _earn_batch(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims,
-                resident, activity, occurrence, units, t, out, awarded):
-    """Earn in command order; commands refused by the input checks (``out[i] != 0``) keep their reason."""
+def _earn_core(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims, journal, jn,
+               resident, activity, occurrence, units, t, out, events, ne):
+    """Earn in command order: the batch method's core, and the engine's (its compiled day calls it).
+
+    A command the input checks refused (``out[i] != 0``) keeps its reason.  An accepted one
+    moves its points, enters the journal at row ``jn`` (see ``Ledger.reserve``) and writes its
+    ``PointsEarned`` event at row ``ne`` of ``events``.  Returns the next journal and event rows.
+    """
     for i in range(resident.shape[0]):
         if out[i] != 0:
-            awarded[i] = 0
             continue
-        out[i], awarded[i] = _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today,
-                                   claims, resident[i], activity[i], occurrence[i], units[i], t[i])
+        r, points = _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims,
+                          resident[i], activity[i], occurrence[i], units[i], t[i])
+        out[i] = r
+        if r == 0:
+            jn = enter(journal, jn, t[i], ISSUER, resident[i] + _FIRST_RESIDENT, points)
+            ne = put_event(events, ne, _POINTS_EARNED, t[i], resident[i], occurrence[i], 0, points, activity[i],
+                           units[i])
+    return jn, ne
 
 
 @kernel
@@ -202,12 +215,18 @@ def _redeem(balances, floors, n_acc, enrolled, cost, stock, resident, item):
 
 
 @kernel
-def _redeem_batch(balances, floors, n_acc, enrolled, cost, stock, resident, item, out):
-    """Redeem in command order; commands refused by the input checks (``out[i] != 0``) keep their reason."""
+def _redeem_core(balances, floors, n_acc, enrolled, cost, stock, journal, jn, resident, item, t, out, events, ne):
+    """Redeem in command order, as :func:`_earn_core` earns: each accepted command enters the
+    journal and writes its ``PointsRedeemed`` event.  Returns the next journal and event rows."""
     for i in range(resident.shape[0]):
         if out[i] != 0:
             continue
-        out[i] = _redeem(balances, floors, n_acc, enrolled, cost, stock, resident[i], item[i])
+        r = _redeem(balances, floors, n_acc, enrolled, cost, stock, resident[i], item[i])
+        out[i] = r
+        if r == 0:
+            jn = enter(journal, jn, t[i], resident[i] + _FIRST_RESIDENT, REDEEMED, cost[item[i]])
+            ne = put_event(events, ne, _POINTS_REDEEMED, t[i], resident[i], 0, 0, cost[item[i]], item[i], 0)
+    return jn, ne
 
 
 @kernel
@@ -303,29 +322,30 @@ class Points:
     def earn_batch(self, resident, activity, occurrence, units=1, t=0.0) -> Outcome:
         """Award points for activity occurrences; the same (resident, activity, occurrence) twice is a DuplicateClaim."""
         n = batch_length(resident, activity, occurrence, units, t)
-        out, awarded = np.zeros(n, np.int16), np.empty(n, np.int64)
+        out = np.zeros(n, np.int16)
         resident = person_ids(resident, n, out)
         activity, occurrence, units = (integers(c, n, out) for c in (activity, occurrence, units))
         t = times(t, n, out)
         L = self.ledger
-        _earn_batch(L.balances, L.floors, L.n, self.enrolled, self.per_unit, self.cap, self._last_day,
-                    self._earned_today, self.claims, resident, activity, occurrence, units, t, out, awarded)
-        ok = out == 0
-        L.journal(t[ok], ISSUER, resident[ok] + _FIRST_RESIDENT, awarded[ok])
-        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsEarned, t[ok], actor=resident[ok],
-                                               subject=occurrence[ok], code=activity[ok],
-                                               amount=awarded[ok], extra=units[ok])))
+        journal, jn = L.reserve(n)
+        events = ev.empty(n)
+        jn, ne = _earn_core(L.balances, L.floors, L.n, self.enrolled, self.per_unit, self.cap, self._last_day,
+                            self._earned_today, self.claims, journal, jn, resident, activity, occurrence, units, t,
+                            out, events, 0)
+        L.entered(jn)
+        return Outcome(out, self._emit(events[:ne]))
 
     def redeem_batch(self, resident, item, t=0.0) -> Outcome:
         n = batch_length(resident, item, t)
         out = np.zeros(n, np.int16)
         resident, item, t = person_ids(resident, n, out), integers(item, n, out), times(t, n, out)
         L = self.ledger
-        _redeem_batch(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, resident, item, out)
-        ok = out == 0
-        L.journal(t[ok], resident[ok] + _FIRST_RESIDENT, REDEEMED, self.cost[item[ok]])
-        return Outcome(out, self._emit(ev.make(ev.EventKind.PointsRedeemed, t[ok], actor=resident[ok],
-                                               code=item[ok], amount=self.cost[item[ok]])))
+        journal, jn = L.reserve(n)
+        events = ev.empty(n)
+        jn, ne = _redeem_core(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, journal, jn,
+                              resident, item, t, out, events, 0)
+        L.entered(jn)
+        return Outcome(out, self._emit(events[:ne]))
 
     def penalise_batch(self, resident, amount, cause=0, t=0.0) -> Outcome:
         """Take points away; the balance floors at zero and the shortfall is recorded (``extra``)."""

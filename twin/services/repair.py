@@ -73,6 +73,7 @@ from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import Outcome, batch_length, column, grow
 from twin.services._inputs import as_integer, integer, integers, person_ids, times
+from twin.services.event_rows import put_event
 from twin.services.events import Channel, EventKind
 from twin.services.reasons import Reason, raise_for
 
@@ -160,6 +161,8 @@ _EVENT_OF = {
     Action.cancel: EventKind.TicketCancelled, Action.reopen: EventKind.TicketReopened,
     Action.escalate: EventKind.TicketEscalated,
 }
+#: ``_EVENT_OF`` for compiled code: the event kind by action code.
+_EVENT_KINDS = tuple(int(_EVENT_OF[a]) for a in Action)
 
 #: The desk's state: one array per attribute, row = ticket id.  ``times[ticket, status]``
 #: is when the ticket entered that status in its current cycle (NaN: not yet); the
@@ -183,6 +186,8 @@ _DISPATCH = int(Action.dispatch)
 _RATE = int(Action.rate)
 _REOPEN = int(Action.reopen)
 _ESCALATE = int(Action.escalate)
+_START = int(Action.start)
+_COMPLETE = int(Action.complete)
 _MISSING_FIELD = int(Reason.MissingField)
 _UNKNOWN_TICKET = int(Reason.UnknownTicket)
 _INVALID_TRANSITION = int(Reason.InvalidTransition)
@@ -329,21 +334,38 @@ def _transition(tickets, n_tickets, ticket, action, arg, t, n_workers, max_prior
 
 
 @kernel
-def _transition_batch(tickets, n_tickets, ticket, action, arg, t, n_workers, max_priority,
-                      escalation_step, reopen_window, reasons, priority_after):
-    """Apply one action to a batch in command order.
+def _transition_core(tickets, n_tickets, ticket, action, arg, actor, t, n_workers, max_priority,
+                     escalation_step, reopen_window, reasons, events, ne):
+    """Apply each command's ``action`` in command order: the batch methods' core, and the engine's
+    (its compiled day hands it the day's transitions, grouped by action, in one call).
 
-    ``priority_after[i]`` is the ticket's priority right after command ``i``
-    (an escalation event's amount), 0 where refused.  Commands already refused
-    by the input checks (``reasons[i] != 0``) keep their reason and touch nothing.
+    Commands already refused by the input checks (``reasons[i] != 0``) keep their reason and
+    touch nothing.  An accepted one writes its event at row ``ne`` of ``events``: the worker
+    dispatched (``target``), the worker who started or completed, the reporter and the rating,
+    or the staff member (``actor``) and, for an escalation, the priority after it (``amount``).
+    Returns the next event row.
     """
     for i in range(ticket.shape[0]):
         r = reasons[i]
+        a = action[i]
         if r == 0:
-            r = _transition(tickets, n_tickets, ticket[i], action, arg[i], t[i], n_workers,
+            r = _transition(tickets, n_tickets, ticket[i], a, arg[i], t[i], n_workers,
                             max_priority, escalation_step, reopen_window)
         reasons[i] = r
-        priority_after[i] = tickets.priority[ticket[i]] if r == 0 else 0
+        if r != 0:
+            continue
+        k = ticket[i]
+        who, other, amount = actor[i], 0, 0
+        if a == _DISPATCH:
+            who, other = 0, arg[i]
+        elif a == _START or a == _COMPLETE:
+            who = tickets.worker[k]
+        elif a == _RATE:
+            who, amount = tickets.reporter[k], arg[i]
+        elif a == _ESCALATE:
+            amount = tickets.priority[k]
+        ne = put_event(events, ne, _EVENT_KINDS[a], t[i], who, k, other, amount, 0, 0)
+    return ne
 
 
 # ------------------------------------------------------------------ validation
@@ -497,22 +519,10 @@ class RepairDesk:
         arg = integers(arg, n, reasons)
         actor = person_ids(actor, n, reasons)
         t = times(t, n, reasons)
-        priority_after = np.empty(n, np.int64)
-        _transition_batch(self.state, self.n_tickets, ticket, int(action), arg, t, *self._rules,
-                          reasons, priority_after)
-        ok = reasons == 0
-        done = ticket[ok]
-        if action == Action.dispatch:
-            who = dict(target=arg[ok])
-        elif action in (Action.start, Action.complete):
-            who = dict(actor=self.state.worker[done])
-        elif action == Action.rate:
-            who = dict(actor=self.state.reporter[done], amount=arg[ok])
-        else:
-            who = dict(actor=actor[ok])
-            if action == Action.escalate:
-                who["amount"] = priority_after[ok]
-        events = ev.make(_EVENT_OF[action], t[ok], subject=done, **who)
+        events = ev.empty(n)
+        ne = _transition_core(self.state, self.n_tickets, ticket, np.full(n, int(action), np.int64), arg, actor, t,
+                              *self._rules, reasons, events, 0)
+        events = events[:ne]
         self._record(events)
         return Outcome(reasons, events)
 

@@ -82,7 +82,8 @@ from twin._jit import kernel
 from twin.services import events as ev
 from twin.services._batch import Outcome, batch_length, grow
 from twin.services._inputs import integers, refuse, times
-from twin.services.ledger import Ledger, _check_transfer
+from twin.services.event_rows import put_event
+from twin.services.ledger import Ledger, _check_transfer, enter
 from twin.services.reasons import Reason, raise_for
 
 
@@ -313,6 +314,12 @@ def _rotate_admin(role, household, floors, by, new_admin):
     return _OK
 
 
+#: The event each settling action (confirm, cancel, dispute, resolve) writes.
+_SETTLE_KINDS = (int(ev.EventKind.ServiceConfirmed), int(ev.EventKind.ServiceCancelled),
+                 int(ev.EventKind.ServiceDisputed), int(ev.EventKind.DisputeResolved))
+_SERVICE_RECORDED = int(ev.EventKind.ServiceRecorded)
+
+
 # Batch loops: rows refused by the input checks (``first``) keep that reason and touch nothing.
 @kernel
 def _register_batch(role, household, floors, member_floor, by, member, new_role, hh, first, out):
@@ -322,20 +329,41 @@ def _register_batch(role, household, floors, member_floor, by, member, new_role,
 
 
 @kernel
-def _record_batch(role, rec, n_rec, by, provider, receiver, minutes, kind, first, out, ids):
+def _record_core(role, rec, n_rec, by, provider, receiver, minutes, kind, t, out, ids, events, ne):
+    """Record in command order: the batch method's core, and the engine's (its compiled day calls it).
+
+    A row the input checks refused (``out[i] != 0``) keeps its reason.  An accepted one becomes
+    pending record ``ids[i]`` (``rec`` has room; -1 when refused) and writes its ``ServiceRecorded``
+    event at row ``ne`` of ``events``.  Returns the record count and the next event row.
+    """
     for i in range(by.shape[0]):
-        out[i] = first[i] if first[i] else _record(role, rec, n_rec, by[i], provider[i], receiver[i], minutes[i],
-                                                   kind[i])
-        ids[i] = n_rec if out[i] == 0 else -1
-        n_rec += out[i] == 0
-    return n_rec
+        r = out[i] if out[i] != 0 else _record(role, rec, n_rec, by[i], provider[i], receiver[i], minutes[i],
+                                                kind[i])
+        out[i] = r
+        ids[i] = n_rec if r == 0 else -1
+        if r == 0:
+            ne = put_event(events, ne, _SERVICE_RECORDED, t[i], by[i], n_rec, receiver[i], minutes[i], kind[i],
+                           provider[i])
+            n_rec += 1
+    return n_rec, ne
 
 
 @kernel
-def _settle_batch(role, rec, n_rec, balances, floors, n_acc, by, r, action, uphold, staff_confirm, first, out):
+def _settle_core(role, rec, n_rec, balances, floors, n_acc, journal, jn, by, r, action, uphold, staff_confirm, t,
+                 out, events, ne):
+    """Confirm, cancel, dispute or resolve (``action`` 0..3) in command order, as :func:`_record_core`
+    records: minutes that move enter the journal at row ``jn`` (see ``Ledger.reserve``), and each
+    accepted command writes its event.  Returns the next journal and event rows."""
     for i in range(by.shape[0]):
-        out[i] = first[i] if first[i] else _settle(role, rec, n_rec, balances, floors, n_acc, by[i], r[i], action,
-                                                   uphold[i], staff_confirm)
+        reason = out[i] if out[i] != 0 else _settle(role, rec, n_rec, balances, floors, n_acc, by[i], r[i],
+                                                     action, uphold[i], staff_confirm)
+        out[i] = reason
+        if reason == 0:
+            if action == 0 or (action == 3 and uphold[i] != 0):
+                jn = enter(journal, jn, t[i], rec[r[i], RECEIVER], rec[r[i], PROVIDER], rec[r[i], MINUTES])
+            ne = put_event(events, ne, _SETTLE_KINDS[action], t[i], by[i], r[i], 0, rec[r[i], MINUTES], 0,
+                           uphold[i])
+    return jn, ne
 
 
 @kernel
@@ -348,10 +376,6 @@ def _revoke_batch(role, by, member, first, out):
 def _rotate_admin_batch(role, household, floors, by, new_admin, first, out):
     for i in range(by.shape[0]):
         out[i] = first[i] if first[i] else _rotate_admin(role, household, floors, by[i], new_admin[i])
-
-
-_SETTLE_KIND = {0: ev.EventKind.ServiceConfirmed, 1: ev.EventKind.ServiceCancelled,
-                2: ev.EventKind.ServiceDisputed, 3: ev.EventKind.DisputeResolved}
 
 
 def _flags(values):
@@ -440,6 +464,10 @@ class TimeBank:
         if need > self.ledger.n:
             self.ledger.open_accounts(count=len(self.role) - self.ledger.n)
 
+    def reserve_records(self, k: int) -> None:
+        """Room for ``k`` more records (a compiled core appends them in place)."""
+        self.records = grow(self.records, self.n_records + k)
+
     def _emit(self, events):
         if self.log is not None:
             self.log.append(events)
@@ -467,32 +495,23 @@ class TimeBank:
                                 ids=("by", "provider", "receiver"), kinds={"kind": _SERVICE_KIND_CODES},
                                 t=t)
         by, provider, receiver, minutes, kind = (c[k] for k in ("by", "provider", "receiver", "minutes", "kind"))
-        self.records = grow(self.records, self.n_records + n)
-        out, ids = np.empty(n, np.int16), np.empty(n, np.int64)
-        self.n_records = int(_record_batch(self.role, self.records, self.n_records, by, provider, receiver,
-                                           minutes, kind, first, out, ids))
-        ok = out == 0
-        return Outcome(out, self._emit(ev.make(
-            ev.EventKind.ServiceRecorded, c["t"][ok], actor=by[ok], subject=ids[ok],
-            target=receiver[ok], amount=minutes[ok], code=kind[ok], extra=provider[ok])), ids)
+        self.reserve_records(n)
+        ids, events = np.empty(n, np.int64), ev.empty(n)
+        self.n_records, ne = _record_core(self.role, self.records, self.n_records, by, provider, receiver, minutes,
+                                          kind, c["t"], first, ids, events, 0)
+        return Outcome(first, self._emit(events[:ne]), ids)
 
     def _settle(self, action, by, record, t, uphold=1) -> Outcome:
         n = batch_length(by, record, t, uphold)
         c, first = check_inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",), flags=("uphold",),
                                 t=t)
-        by, record, uphold = c["by"], c["record"], (c["uphold"] != 0).astype(np.int64)
-        out = np.empty(n, np.int16)
-        _settle_batch(self.role, self.records, self.n_records, self.ledger.balances, self.ledger.floors,
-                      self.ledger.n, by, record, action, uphold, bool(self.policy.staff_confirm), first, out)
-        ok = out == 0
-        t = c["t"]
-        if action == 0 or action == 3:
-            moved = ok & (uphold != 0) if action == 3 else ok
-            rec = self.records[record[moved]]
-            self.ledger.journal(t[moved], rec[:, RECEIVER], rec[:, PROVIDER], rec[:, MINUTES])
-        return Outcome(out, self._emit(ev.make(
-            _SETTLE_KIND[action], t[ok], actor=by[ok], subject=record[ok],
-            amount=self.records[record[ok], MINUTES] if ok.any() else 0, extra=uphold[ok])))
+        L, events = self.ledger, ev.empty(n)
+        journal, jn = L.reserve(n)
+        jn, ne = _settle_core(self.role, self.records, self.n_records, L.balances, L.floors, L.n, journal, jn,
+                              c["by"], c["record"], action, (c["uphold"] != 0).astype(np.int64),
+                              bool(self.policy.staff_confirm), c["t"], first, events, 0)
+        L.entered(jn)
+        return Outcome(first, self._emit(events[:ne]))
 
     def confirm_batch(self, by, record, t=0.0) -> Outcome:
         return self._settle(0, by, record, t)

@@ -1,0 +1,25 @@
+"""Events written from compiled code: a service core's accepted commands, one row each.
+
+A batch method's core runs inside a kernel (the engine's compiled day calls it
+too), where :func:`twin.services.events.make` cannot be called; it writes the
+same rows in place instead, into an :func:`~twin.services.events.empty` array
+the caller sized, and the caller appends the rows written.  Columns the
+services' kinds do not use (``reason``, ``channel``) stay zero, as ``make``
+leaves them.
+"""
+from twin._jit import inline
+
+
+@inline
+def put_event(events, row, kind, t, actor, subject, target, amount, code, extra):
+    """Write one event at ``row`` of ``events``; return the next row."""
+    e = events[row]
+    e["t"] = t
+    e["kind"] = kind
+    e["actor"] = actor
+    e["subject"] = subject
+    e["target"] = target
+    e["amount"] = amount
+    e["code"] = code
+    e["extra"] = extra
+    return row + 1
