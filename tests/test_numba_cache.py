@@ -146,3 +146,22 @@ def test_editing_a_called_kernel_reaches_its_callers_through_the_cache(tmp_path)
         "numba now notices edited callees by itself: this control can go"
     made = sorted(d for d in before.parent.iterdir() if d.is_dir())
     assert made == sorted([before, after])  # an explicit directory: none made
+
+
+def test_a_start_skips_numbas_blas_probe_and_linear_algebra_still_works():
+    """A fresh process that loads kernels never imports scipy.linalg (numba's BLAS probe, 0.3-0.5 s),
+    yet a kernel using np.dot or np.convolve compiles afterwards and agrees with NumPy."""
+    script = """
+import sys
+import numpy as np
+from numba import njit
+from twin.services.points import Points
+Points().enroll_batch([1])  # kernels loaded or compiled: numba's NumPy support is in
+assert "numba.np.arraymath" in sys.modules
+print("scipy.linalg" in sys.modules)
+a, b = np.arange(4.0), np.arange(3.0) + 1
+print(float(njit(lambda x: np.dot(x, x))(a)) == float(a @ a),
+      np.allclose(njit(lambda x, y: np.convolve(x, y))(a, b), np.convolve(a, b)))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=600)
+    assert done.stdout.split() == ["False", "True", "True"], done.stdout + done.stderr
