@@ -299,10 +299,10 @@ class Twin:
         if len(t) == 0:
             return
         priority = np.where(burst, 2, np.where(cat == int(Category.elevator), 1, 0))
-        out = self.services.repair.submit_batch(reporter, cat, building, 0, channel, priority, True, t)
-        ok = out.accepted  # a refused ticket (none expected: the engine fills every field) is not dispatched
+        ids = services_day.submit_day(self.services.repair, reporter, cat, building, channel, priority, t, self.log)
+        ok = ids >= 0  # a refused ticket (none expected: the engine fills every field) is not dispatched
         self.kpis.add(tickets_opened=int(ok.sum()))
-        self._dispatch(d, out.ids[ok], t[ok], cat[ok], building[ok], burst[ok])
+        self._dispatch(d, ids[ok], t[ok], cat[ok], building[ok], burst[ok])
 
     def _textbook_arrivals(self, d):
         """``queue_check``: Poisson arrivals at the office, their minutes drawn uniformly in the day."""

@@ -3,15 +3,14 @@
 A batch method's core runs inside a kernel (the engine's compiled day calls it
 too), where :func:`twin.services.events.make` cannot be called; it writes the
 same rows in place instead, into an :func:`~twin.services.events.empty` array
-the caller sized, and the caller appends the rows written.  Columns the
-services' kinds do not use (``reason``, ``channel``) stay zero, as ``make``
-leaves them.
+the caller sized, and the caller appends the rows written.  ``reason``, which
+no service core's kind uses, stays zero, as ``make`` leaves it.
 """
 from twin._jit import inline
 
 
 @inline
-def put_event(events, row, kind, t, actor, subject, target, amount, code, extra):
+def put_event(events, row, kind, t, actor, subject, target, amount, code, extra, channel):
     """Write one event at ``row`` of ``events``; return the next row."""
     e = events[row]
     e["t"] = t
@@ -22,4 +21,5 @@ def put_event(events, row, kind, t, actor, subject, target, amount, code, extra)
     e["amount"] = amount
     e["code"] = code
     e["extra"] = extra
+    e["channel"] = channel
     return row + 1

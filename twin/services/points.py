@@ -191,7 +191,7 @@ def _earn_core(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earne
         if r == 0:
             jn = enter(journal, jn, t[i], ISSUER, resident[i] + _FIRST_RESIDENT, points)
             ne = put_event(events, ne, _POINTS_EARNED, t[i], resident[i], occurrence[i], 0, points, activity[i],
-                           units[i])
+                           units[i], 0)
     return jn, ne
 
 
@@ -225,7 +225,7 @@ def _redeem_core(balances, floors, n_acc, enrolled, cost, stock, journal, jn, re
         out[i] = r
         if r == 0:
             jn = enter(journal, jn, t[i], resident[i] + _FIRST_RESIDENT, REDEEMED, cost[item[i]])
-            ne = put_event(events, ne, _POINTS_REDEEMED, t[i], resident[i], 0, 0, cost[item[i]], item[i], 0)
+            ne = put_event(events, ne, _POINTS_REDEEMED, t[i], resident[i], 0, 0, cost[item[i]], item[i], 0, 0)
     return jn, ne
 
 

@@ -187,6 +187,7 @@ _RATE = int(Action.rate)
 _REOPEN = int(Action.reopen)
 _ESCALATE = int(Action.escalate)
 _START = int(Action.start)
+_TICKET_SUBMITTED = int(EventKind.TicketSubmitted)
 _COMPLETE = int(Action.complete)
 _MISSING_FIELD = int(Reason.MissingField)
 _UNKNOWN_TICKET = int(Reason.UnknownTicket)
@@ -268,12 +269,12 @@ def _submit(tickets, ticket, reporter, category, building, unit, channel, priori
 
 
 @kernel
-def _submit_batch(tickets, n_tickets, reporter, category, building, unit, channel, priority,
-                  has_description, t, max_priority, reasons, ids):
-    """Submit in command order, numbering from ``n_tickets``; return the new ticket count.
-
-    Commands already refused by the input checks (``reasons[i] != 0``) keep
-    their reason and touch nothing.
+def _submit_core(tickets, n_tickets, reporter, category, building, unit, channel, priority,
+                 has_description, t, max_priority, reasons, ids, events, ne):
+    """Submit in command order, numbering from ``n_tickets``: the batch method's core, and the
+    engine's.  Commands already refused by the input checks (``reasons[i] != 0``) keep their
+    reason and touch nothing; an accepted one writes its ``TicketSubmitted`` event at row ``ne``
+    of ``events``.  Returns the new ticket count and the next event row.
     """
     for i in range(reporter.shape[0]):
         r = reasons[i]
@@ -283,10 +284,12 @@ def _submit_batch(tickets, n_tickets, reporter, category, building, unit, channe
         reasons[i] = r
         if r == 0:
             ids[i] = n_tickets
+            ne = put_event(events, ne, _TICKET_SUBMITTED, t[i], reporter[i], n_tickets,
+                           building[i] * LOCATION_BASE + unit[i], priority[i], category[i], 0, channel[i])
             n_tickets += 1
         else:
             ids[i] = -1
-    return n_tickets
+    return n_tickets, ne
 
 
 @kernel
@@ -364,7 +367,7 @@ def _transition_core(tickets, n_tickets, ticket, action, arg, actor, t, n_worker
             who, amount = tickets.reporter[k], arg[i]
         elif a == _ESCALATE:
             amount = tickets.priority[k]
-        ne = put_event(events, ne, _EVENT_KINDS[a], t[i], who, k, other, amount, 0, 0)
+        ne = put_event(events, ne, _EVENT_KINDS[a], t[i], who, k, other, amount, 0, 0, 0)
     return ne
 
 
@@ -473,14 +476,11 @@ class RepairDesk:
         has_description = _flag_column("has_description", has_description, n)
         t = times(t, n, reasons)
         self._reserve(self.n_tickets + n)
-        ids = np.empty(n, np.int64)
-        self.n_tickets = int(_submit_batch(self.state, self.n_tickets, reporter, category, building,
-                                           unit, channel, priority, has_description, t,
-                                           self.policy.max_priority, reasons, ids))
-        ok = ids >= 0
-        events = ev.make(EventKind.TicketSubmitted, t[ok], actor=reporter[ok], subject=ids[ok],
-                         target=building[ok] * LOCATION_BASE + unit[ok], code=category[ok],
-                         amount=priority[ok], channel=channel[ok])
+        ids, events = np.empty(n, np.int64), ev.empty(n)
+        n_tickets, ne = _submit_core(self.state, self.n_tickets, reporter, category, building, unit, channel,
+                                     priority, has_description, t, self.policy.max_priority, reasons, ids, events, 0)
+        self.n_tickets = int(n_tickets)
+        events = events[:ne]
         self._record(events)
         return Outcome(reasons, events, ids)
 

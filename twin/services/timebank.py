@@ -343,7 +343,7 @@ def _record_core(role, rec, n_rec, by, provider, receiver, minutes, kind, t, out
         ids[i] = n_rec if r == 0 else -1
         if r == 0:
             ne = put_event(events, ne, _SERVICE_RECORDED, t[i], by[i], n_rec, receiver[i], minutes[i], kind[i],
-                           provider[i])
+                           provider[i], 0)
             n_rec += 1
     return n_rec, ne
 
@@ -362,7 +362,7 @@ def _settle_core(role, rec, n_rec, balances, floors, n_acc, journal, jn, by, r, 
             if action == 0 or (action == 3 and uphold[i] != 0):
                 jn = enter(journal, jn, t[i], rec[r[i], RECEIVER], rec[r[i], PROVIDER], rec[r[i], MINUTES])
             ne = put_event(events, ne, _SETTLE_KINDS[action], t[i], by[i], r[i], 0, rec[r[i], MINUTES], 0,
-                           uphold[i])
+                           uphold[i], 0)
     return jn, ne
 
 
