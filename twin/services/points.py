@@ -176,7 +176,8 @@ def _earn(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_tod
 @kernel
 def _earn_core(balances, floors, n_acc, enrolled, per_unit, cap, last_day, earned_today, claims, journal, jn,
                resident, activity, occurrence, units, t, out, events, ne):
-    """Earn in command order: the batch method's core, and the engine's (its compiled day calls it).
+    """Earn in command order: the batch method's core, which the engine calls
+    directly with its day's commands (``twin.engine.services_day``).
 
     A command the input checks refused (``out[i] != 0``) keeps its reason.  An accepted one
     moves its points, enters the journal at row ``jn`` (see ``Ledger.reserve``) and writes its

@@ -272,9 +272,11 @@ def _submit(tickets, ticket, reporter, category, building, unit, channel, priori
 def _submit_core(tickets, n_tickets, reporter, category, building, unit, channel, priority,
                  has_description, t, max_priority, reasons, ids, events, ne):
     """Submit in command order, numbering from ``n_tickets``: the batch method's core, and the
-    engine's.  Commands already refused by the input checks (``reasons[i] != 0``) keep their
-    reason and touch nothing; an accepted one writes its ``TicketSubmitted`` event at row ``ne``
-    of ``events``.  Returns the new ticket count and the next event row.
+    engine's (``twin.engine.services_day``).
+
+    Commands already refused by the input checks (``reasons[i] != 0``) keep their reason and
+    touch nothing; an accepted one writes its ``TicketSubmitted`` event at row ``ne`` of
+    ``events``.  Returns the new ticket count and the next event row.
     """
     for i in range(reporter.shape[0]):
         r = reasons[i]
@@ -340,7 +342,7 @@ def _transition(tickets, n_tickets, ticket, action, arg, t, n_workers, max_prior
 def _transition_core(tickets, n_tickets, ticket, action, arg, actor, t, n_workers, max_priority,
                      escalation_step, reopen_window, reasons, events, ne):
     """Apply each command's ``action`` in command order: the batch methods' core, and the engine's
-    (its compiled day hands it the day's transitions, grouped by action, in one call).
+    (``twin.engine.services_day`` hands it a day's transitions, grouped by action, in one call).
 
     Commands already refused by the input checks (``reasons[i] != 0``) keep their reason and
     touch nothing.  An accepted one writes its event at row ``ne`` of ``events``: the worker

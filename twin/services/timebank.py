@@ -330,7 +330,8 @@ def _register_batch(role, household, floors, member_floor, by, member, new_role,
 
 @kernel
 def _record_core(role, rec, n_rec, by, provider, receiver, minutes, kind, t, out, ids, events, ne):
-    """Record in command order: the batch method's core, and the engine's (its compiled day calls it).
+    """Record in command order: the batch method's core, which the engine calls
+    directly with its day's commands (``twin.engine.services_day``).
 
     A row the input checks refused (``out[i] != 0``) keeps its reason.  An accepted one becomes
     pending record ``ids[i]`` (``rec`` has room; -1 when refused) and writes its ``ServiceRecorded``
