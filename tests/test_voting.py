@@ -880,6 +880,7 @@ def test_replay_refuses_a_log_that_does_not_fit_the_desk():
     (lambda d, tp: d.register_voters([10**9], [0], [True]), "InvalidId"),
     (lambda d, tp: d.cast(tp, 0, [0], channel=2**31), "UnknownKind"),
     (lambda d, tp: d.cast(tp, 0, [0], channel=99), "UnknownKind"),
+    (lambda d, tp: d.cast(tp, 0, [0], channel=-1), "UnknownKind"),
 ])
 def test_malformed_inputs_are_refused_by_reason_and_change_nothing(call, reason, same_state):
     log = EventLog()

@@ -94,7 +94,7 @@ KINDS = frozenset({
     ev.EventKind.TopicClosed, ev.EventKind.TopicResolved, ev.EventKind.BallotCounted,
 })
 
-_CHANNELS = np.array([int(c) for c in ev.Channel], np.int64)
+_N_CHANNELS = len(ev.Channel)  # channel codes run 0 .. len(Channel) - 1
 _UNKNOWN_TOPIC = int(Reason.UnknownTopic)
 _TOPIC_NOT_OPEN = int(Reason.TopicNotOpen)
 _NOT_ELIGIBLE = int(Reason.NotEligible)
@@ -949,7 +949,7 @@ class VotingDesk:
         pre = np.zeros(n, np.int16)
         topic, voter, t = integers(topic, n, pre), integers(voter, n, pre), times(t, n, pre)
         channel = integers(channel, n, pre)
-        pre[(pre == 0) & ~np.isin(channel, _CHANNELS)] = Reason.UnknownKind
+        pre[(pre == 0) & ((channel < 0) | (channel >= _N_CHANNELS))] = Reason.UnknownKind
         channel = np.where(pre == 0, channel, 0).astype(np.int8)
         self._reserve_ballots(self._n_rows + n)
         first_row = self._n_rows
