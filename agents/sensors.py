@@ -32,9 +32,9 @@ CARE_DAYS = 2.0  # after a rescue (or a missed incident) the elder is in care, t
 
 
 @inline
-def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
-                  last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
-                  smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
+def household_day(h, seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault,
+                  fault_until, last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days,
+                  faults_on, smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
     """Advance household ``h``'s meters by one day: the per-agent rule.
 
     Writes for the household: ``hourly_use[h, k]`` (true litres per tick), the
@@ -43,6 +43,8 @@ def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, 
     plus use while someone is active) and its day total ``electricity[h]``, a
     new incident's ``onset_t`` (or -1) and a smoke alarm time ``smoke_t`` (or -1).
 
+    ``use_keys[k]`` is the water-use draw's :func:`twin.rng.tick_key` for tick
+    ``k`` (:func:`use_keys_of`): every household's draw at a tick shares it.
     One plain function for both targets: :func:`households_day` runs it for
     every household on the CPU, ``twin.engine.cuda`` in one GPU thread each
     (no two-argument ``min``/``max`` here: numba's CUDA target fails to type
@@ -88,7 +90,7 @@ def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, 
         use = 0.0
         if not in_care and not (away and 8.0 <= hour < 20.0) and present > 0:
             p = 0.9 if 7.0 <= hour < 22.0 else 0.05
-            u = rng.uniform(seed, S_USE, day * n_ticks + k, h)
+            u = rng.uniform_keyed(use_keys[k], h)  # = rng.uniform(seed, S_USE, day * n_ticks + k, h)
             if u < p:  # water is used; given that, u / p is again uniform and sets the amount
                 use = litres * people * (tick_min / 60.0) * present * (0.5 + u / p)
         hourly_use[h, k] = use
@@ -110,15 +112,22 @@ def household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, 
     last_reading[h] = last
 
 
+@kernel
+def use_keys_of(seed, day, n_ticks):
+    """The day's water-use draw keys, one per tick (see :func:`household_day`)."""
+    return rng.tick_keys(seed, S_USE, day * n_ticks, n_ticks)
+
+
 @parallel_kernel
 def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
                    last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
                    smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
     """Advance every household's meters by one day: :func:`household_day` for each."""
+    use_keys = use_keys_of(seed, day, hourly_use.shape[1])
     for h in prange(alone.shape[0]):
-        household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
-                      last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
-                      smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t)
+        household_day(h, seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault,
+                      fault_until, last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p,
+                      repair_days, faults_on, smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t)
 
 
 @kernel

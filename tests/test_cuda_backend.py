@@ -96,10 +96,10 @@ def perturbed_resident(i, seed, day, *rest):  # other draws for one resident in 
     resident_day(i, seed + (i % 10 == 0), day, *rest)
 
 
-def perturbed_household(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
+def perturbed_household(h, seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault, fault_until,
                         last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
                         smoke_p, *outputs):  # a smoke alarm in one home in twenty a day
-    household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
+    household_day(h, seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault, fault_until,
                   last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
                   smoke_p + 0.05, *outputs)
 
@@ -225,6 +225,7 @@ import numba.cuda.dispatcher
 numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
 import numpy as np
 import twin
+from agents import sensors
 from twin.engine import cuda as backend
 
 t = twin.Twin(twin.load_scenario("default", ["community.households=20", "community.buildings=1", "progress=false"]))
@@ -238,7 +239,7 @@ resident_args = (t.seed, 0, c.flags, c.engagement, rule.fatigue, rule.peer, rule
                  r.vote_engagement_effect, t.topics.voted, rule.act, rule.redeem, rule.help, rule.help_minutes,
                  rule.help_t, rule.vote, rule.vote_t)
 H, K = t._hourly_use.shape
-household_args = (t.seed, 0, 60.0, c.hh_alone_elder, c.hh_size, t.incap_since, t.care_until, t.fault, t.fault_until,
+household_args = (t.seed, 0, sensors.use_keys_of(t.seed, 0, K), 60.0, c.hh_alone_elder, c.hh_size, t.incap_since, t.care_until, t.fault, t.fault_until,
                   t.last_reading, 1e-4, s.away_day_prob, s.water_litres_per_hour, s.kwh_per_hour,
                   s.dropout_per_device_day, s.stuck_per_device_day, s.drift_per_device_day, s.repair_device_days,
                   s.faults, 1e-4, t._hourly_use, np.empty((H, K)), np.empty((H, K)), np.empty(H), np.empty(H),

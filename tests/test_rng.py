@@ -83,6 +83,19 @@ def test_uniform_is_the_top_53_bits_of_the_draw(seed, stream, tick, agent):
     assert rng.uniform(seed, stream, tick, agent) == (draw_ref(seed, stream, tick, agent) >> 11) / 2.0**53
 
 
+@given(U64, U64, U64, U64)
+def test_a_keyed_draw_is_the_same_draw(seed, stream, tick, agent):
+    """A kernel that works a tick's key out once (rng.tick_key) gets the draws it would have had."""
+    key = np.uint64(rng.tick_key(seed, stream, tick))  # (numba hands a uint64 back to Python as an int)
+    assert int(rng.draw_keyed(key, agent)) == draw_ref(seed, stream, tick, agent)
+    assert rng.uniform_keyed(key, agent) == (draw_ref(seed, stream, tick, agent) >> 11) / 2.0**53
+
+
+def test_tick_keys_are_each_ticks_key():
+    keys = rng.tick_keys(7, 301, 2**40, 30)
+    assert [int(k) for k in keys] == [int(rng.tick_key(7, 301, 2**40 + k)) for k in range(30)]
+
+
 def test_draws_do_not_depend_on_evaluation_order_or_chunking():
     ticks, agents = np.arange(50), np.arange(80)
     whole = _grid_uniform(3, 1, ticks, agents)
@@ -130,7 +143,8 @@ def test_uniform_and_exponential_at_the_extreme_draws(monkeypatch, hashed, u):
     # the largest maps to 1 - 2**-53 (53 bits, not float(draw) / 2**64, which rounds to 1.0),
     # so log(1 - u) stays finite
     assert float(np.uint64(MASK)) / 2.0**64 == 1.0
-    monkeypatch.setattr(rng, "draw", lambda *coordinates: np.uint64(hashed))
+    monkeypatch.setattr(rng, "draw_keyed", lambda key, agent: np.uint64(hashed))
+    monkeypatch.setattr(rng, "uniform_keyed", _python(rng.uniform_keyed))
     monkeypatch.setattr(rng, "uniform", _python(rng.uniform))
     assert rng.uniform(1, 2, 3, 4) == u
     assert _python(rng.exponential)(2.0, 1, 2, 3, 4) == pytest.approx(-2.0 * math.log1p(-u), rel=1e-12)

@@ -129,14 +129,14 @@ def _residents_kernel(seed, day, flags, engagement, fatigue, peer, last_active,
 
 
 @cuda.jit
-def _households_kernel(seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
-                       last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
-                       smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
+def _households_kernel(seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault,
+                       fault_until, last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p,
+                       repair_days, faults_on, smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t):
     h = cuda.grid(1)
     if h < alone.shape[0]:
-        household_day(h, seed, day, tick_min, alone, size, incap_since, care_until, fault, fault_until,
-                      last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days, faults_on,
-                      smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t)
+        household_day(h, seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault,
+                      fault_until, last_reading, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p,
+                      repair_days, faults_on, smoke_p, hourly_use, water, power, electricity, onset_t, smoke_t)
 
 
 def simulated() -> bool:
@@ -251,7 +251,8 @@ def households_day(seed, day, tick_min, alone, size, incap_since, care_until, fa
     d_out = [cuda.device_array_like(a) for a in outputs]
     d_incap, d_fault, d_fault_until, d_last = d_state
     _households_kernel[blocks_for(len(alone)), THREADS_PER_BLOCK](
-        seed, day, tick_min, cuda.to_device(alone), cuda.to_device(size), d_incap, cuda.to_device(care_until),
+        seed, day, cuda.to_device(sensors.use_keys_of(seed, day, hourly_use.shape[1])), tick_min,
+        cuda.to_device(alone), cuda.to_device(size), d_incap, cuda.to_device(care_until),
         d_fault, d_fault_until, d_last, incap_p, away_p, litres, kwh, drop_p, stuck_p, drift_p, repair_days,
         faults_on, smoke_p, *d_out)
     for device, host in zip(d_state + d_out, state + outputs):
