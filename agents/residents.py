@@ -103,7 +103,7 @@ def effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fat
 
 
 @inline
-def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
+def resident_day(i, seed, day, keys, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
                  act_logit_unaware, aware, effects, balances, costs, indptr, indices, open_topics, voted,
                  out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t):
     """One day of resident ``i``'s decisions (see the module docstring): the per-agent rule.
@@ -113,7 +113,9 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
     ``act_logit`` is an activity's logit for one aware of the programme,
     ``act_logit_unaware`` for one who is not (without ``reward_effect``);
     time-bank help is decided in the 14:00 tick and redeeming in the 19:00 one.
-    Nothing else happens in the other ticks, so they cost nothing.  One plain
+    Nothing else happens in the other ticks, so they cost nothing.  ``keys``
+    holds the day's draw keys (:func:`day_keys`), which every resident's draws
+    share.  One plain
     function for both targets: :func:`residents_day` runs it for every resident
     on the CPU, ``twin.engine.cuda`` in one GPU thread per resident.  The
     scalar knobs come as one tuple, :func:`effects_of`'s: with 30 or more
@@ -143,12 +145,12 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
         logit = act_logit[a] if aware[i] else act_logit_unaware[a]
         x = logit + peer_effect * float(peer[i]) + engagement_effect * float(engagement[i]) \
             - fatigue_effect * float(fatigue[i])
-        if rng.uniform(seed, S_ACT + 1000 * a, day, i) < logistic(x):
+        if rng.uniform_keyed(keys[a], i) < logistic(x):  # S_ACT + 1000 * a
             out_act[i, a] = True
             fatigue[i] = float(fatigue[i]) + fatigue_gain
             last_active[i] = day
     # time-bank help from a younger elder (the 14:00 tick)
-    if (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) and rng.uniform(seed, S_HELP, day, i) < help_prob:
+    if (f & FLAG_ELDER) and not (f & FLAG_OLD_ELDER) and rng.uniform_keyed(keys[n_act + _HELP], i) < help_prob:
         # reservoir-pick an older elder among network neighbours
         pick = -1
         seen = 0
@@ -160,12 +162,12 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
                     pick = j
         if pick >= 0:
             out_help[i] = pick
-            m = rng.exponential(help_minutes_mean, seed, S_HELP_MIN, day, i)
+            m = rng.exponential_keyed(help_minutes_mean, keys[n_act + _HELP_MIN], i)
             q = int(m / 15.0 + 0.5) * 15  # to the quarter hour, between 15 and 240
             out_help_minutes[i] = 15 if q < 15 else (240 if q > 240 else q)
-            out_help_t[i] = base + 9 * 60.0 + rng.uniform(seed, S_HELP_T, day, i) * 480.0
+            out_help_t[i] = base + 9 * 60.0 + rng.uniform_keyed(keys[n_act + _HELP_T], i) * 480.0
     # redeem in the evening (the 19:00 tick), the dearest item one can afford
-    if rng.uniform(seed, S_REDEEM, day, i) < redeem_prob:
+    if rng.uniform_keyed(keys[n_act + _REDEEM], i) < redeem_prob:
         best = -1
         for c in range(costs.shape[0]):
             if costs[c] <= balances[i] and (best < 0 or costs[c] > costs[best]):
@@ -177,10 +179,36 @@ def resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, ac
             x = vote_logit + vote_engagement_effect * float(engagement[i])
             if f & FLAG_APP:
                 x += vote_app_effect
-            if rng.uniform(seed, S_VOTE + 1000 * j, day, i) < logistic(x):
+            if rng.uniform_keyed(keys[n_act + _VOTES + j], i) < logistic(x):  # S_VOTE + 1000 * j
                 out_vote[i, j] = True
-                out_vote_t[i, j] = base + 480.0 + rng.uniform(seed, S_VOTE_T + 1000 * j, day, i) * 840.0
+                out_vote_t[i, j] = base + 480.0 + rng.uniform_keyed(keys[n_act + _VOTES + n_topics + j], i) * 840.0
                 voted[i] |= np.uint8(1 << j)
+
+
+_HELP, _HELP_MIN, _HELP_T, _REDEEM, _VOTES = range(5)  # where the keys lie after the activities' (see day_keys)
+
+
+@kernel
+def day_keys(seed, day, n_act, n_topics):
+    """The day's draw keys of the resident rule (:func:`twin.rng.tick_key` of each stream at ``day``).
+
+    Every resident's draw of a stream on a day shares its key, so it is worked
+    out once a day instead of in each draw: the activities' first, then help,
+    its minutes, its time and redeeming, then each topic slot's vote and vote
+    time.  (Picking whom to help draws at several ticks a day, so it keeps
+    whole draws.)
+    """
+    keys = np.empty(n_act + _VOTES + 2 * n_topics, np.uint64)
+    for a in range(n_act):
+        keys[a] = rng.tick_key(seed, S_ACT + 1000 * a, day)
+    keys[n_act + _HELP] = rng.tick_key(seed, S_HELP, day)
+    keys[n_act + _HELP_MIN] = rng.tick_key(seed, S_HELP_MIN, day)
+    keys[n_act + _HELP_T] = rng.tick_key(seed, S_HELP_T, day)
+    keys[n_act + _REDEEM] = rng.tick_key(seed, S_REDEEM, day)
+    for j in range(n_topics):
+        keys[n_act + _VOTES + j] = rng.tick_key(seed, S_VOTE + 1000 * j, day)
+        keys[n_act + _VOTES + n_topics + j] = rng.tick_key(seed, S_VOTE_T + 1000 * j, day)
+    return keys
 
 
 @parallel_kernel
@@ -194,8 +222,9 @@ def residents_day(seed, day, flags, engagement, fatigue, peer, last_active,
     """One day of every resident's decisions: :func:`resident_day` for each."""
     effects = effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay, redeem_prob,
                          help_prob, help_minutes_mean, vote_logit, vote_app_effect, vote_engagement_effect)
+    keys = day_keys(seed, day, out_act.shape[1], open_topics.shape[0])
     for i in prange(flags.shape[0]):
-        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
+        resident_day(i, seed, day, keys, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
                      act_logit_unaware, aware, effects, balances, costs, indptr, indices, open_topics, voted,
                      out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 

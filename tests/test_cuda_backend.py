@@ -92,8 +92,11 @@ out["household_busy"] = [int((written[0][-2] >= 0).sum()), int(np.isnan(written[
 resident_day, household_day = backend.resident_day, backend.household_day
 
 
-def perturbed_resident(i, seed, day, *rest):  # other draws for one resident in ten
-    resident_day(i, seed + (i % 10 == 0), day, *rest)
+OTHER_KEYS = residents.day_keys(12345, 0, rules[0].act.shape[1], 8)  # another seed's draws (a device constant)
+
+
+def perturbed_resident(i, seed, day, keys, *rest):  # other draws for every other resident
+    resident_day(i, seed, day, OTHER_KEYS if i % 2 == 0 else keys, *rest)
 
 
 def perturbed_household(h, seed, day, use_keys, tick_min, alone, size, incap_since, care_until, fault, fault_until,
@@ -225,22 +228,25 @@ import numba.cuda.dispatcher
 numba.cuda.dispatcher.get_current_device = lambda: types.SimpleNamespace(compute_capability=(9, 0))
 import numpy as np
 import twin
-from agents import sensors
+from agents import residents, sensors
 from twin.engine import cuda as backend
 
 t = twin.Twin(twin.load_scenario("default", ["community.households=20", "community.buildings=1", "progress=false"]))
 c, rule, r, s = t.community, t.rule, t.cfg.residents, t.cfg.sensors
 topics = np.zeros(8, np.int64)
-resident_args = (t.seed, 0, c.flags, c.engagement, rule.fatigue, rule.peer, rule.last_active, rule.order_of_day(0),
-                 rule.logit, rule.logit_unaware, rule.aware, r.peer_effect, r.engagement_effect, r.fatigue_effect,
+keys = residents.day_keys(t.seed, 0, rule.act.shape[1], len(topics))
+resident_args = (t.seed, 0, keys, c.flags, c.engagement, rule.fatigue, rule.peer, rule.last_active,
+                 rule.order_of_day(0), rule.logit, rule.logit_unaware, rule.aware, r.peer_effect, r.engagement_effect,
+                 r.fatigue_effect,
                  r.fatigue_gain, r.fatigue_decay,
                  np.zeros(c.n_residents, np.int64), rule.costs, r.redeem_prob, r.timebank_help_prob,
                  r.timebank_minutes_mean, c.indptr, c.indices, topics, r.vote_base, r.vote_app_effect,
                  r.vote_engagement_effect, t.topics.voted, rule.act, rule.redeem, rule.help, rule.help_minutes,
                  rule.help_t, rule.vote, rule.vote_t)
 H, K = t._hourly_use.shape
-household_args = (t.seed, 0, sensors.use_keys_of(t.seed, 0, K), 60.0, c.hh_alone_elder, c.hh_size, t.incap_since, t.care_until, t.fault, t.fault_until,
-                  t.last_reading, 1e-4, s.away_day_prob, s.water_litres_per_hour, s.kwh_per_hour,
+use_keys = sensors.use_keys_of(t.seed, 0, K)
+household_args = (t.seed, 0, use_keys, 60.0, c.hh_alone_elder, c.hh_size, t.incap_since, t.care_until, t.fault,
+                  t.fault_until, t.last_reading, 1e-4, s.away_day_prob, s.water_litres_per_hour, s.kwh_per_hour,
                   s.dropout_per_device_day, s.stuck_per_device_day, s.drift_per_device_day, s.repair_device_days,
                   s.faults, 1e-4, t._hourly_use, np.empty((H, K)), np.empty((H, K)), np.empty(H), np.empty(H),
                   np.empty(H))

@@ -146,6 +146,7 @@ def test_uniform_and_exponential_at_the_extreme_draws(monkeypatch, hashed, u):
     monkeypatch.setattr(rng, "draw_keyed", lambda key, agent: np.uint64(hashed))
     monkeypatch.setattr(rng, "uniform_keyed", _python(rng.uniform_keyed))
     monkeypatch.setattr(rng, "uniform", _python(rng.uniform))
+    monkeypatch.setattr(rng, "exponential_keyed", _python(rng.exponential_keyed))
     assert rng.uniform(1, 2, 3, 4) == u
     assert _python(rng.exponential)(2.0, 1, 2, 3, 4) == pytest.approx(-2.0 * math.log1p(-u), rel=1e-12)
     assert math.isfinite(_python(rng.exponential)(2.0, 1, 2, 3, 4))

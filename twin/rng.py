@@ -76,9 +76,15 @@ def bernoulli(p, seed, stream, tick, agent):
 
 
 @njit(cache=True, inline="always")
+def exponential_keyed(mean, key, agent):
+    """:func:`exponential` from its :func:`tick_key`."""
+    return -mean * math.log(1.0 - uniform_keyed(key, agent))
+
+
+@njit(cache=True, inline="always")
 def exponential(mean, seed, stream, tick, agent):
     """An exponential variate with the given mean (inverse transform)."""
-    return -mean * math.log(1.0 - uniform(seed, stream, tick, agent))
+    return exponential_keyed(mean, tick_key(seed, stream, tick), agent)
 
 
 @njit(cache=True, inline="always")

@@ -111,7 +111,7 @@ def _awareness_kernel(seed, day, flags, aware, indptr, indices, base, spread, ou
 
 
 @cuda.jit
-def _residents_kernel(seed, day, flags, engagement, fatigue, peer, last_active,
+def _residents_kernel(seed, day, keys, flags, engagement, fatigue, peer, last_active,
                       act_order, act_logit, act_logit_unaware, aware, peer_effect, engagement_effect, fatigue_effect,
                       fatigue_gain, fatigue_decay,
                       balances, costs, redeem_prob,
@@ -123,7 +123,7 @@ def _residents_kernel(seed, day, flags, engagement, fatigue, peer, last_active,
         effects = effects_of(peer_effect, engagement_effect, fatigue_effect, fatigue_gain, fatigue_decay,
                              redeem_prob, help_prob, help_minutes_mean, vote_logit, vote_app_effect,
                              vote_engagement_effect)
-        resident_day(i, seed, day, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
+        resident_day(i, seed, day, keys, flags, engagement, fatigue, peer, last_active, act_order, act_logit,
                      act_logit_unaware, aware, effects, balances, costs, indptr, indices, open_topics, voted,
                      out_act, out_redeem, out_help, out_help_minutes, out_help_t, out_vote, out_vote_t)
 
@@ -232,8 +232,9 @@ class DeviceResidentRule(residents.ResidentRule):
                                     r.awareness_base_per_day, r.awareness_spread, learnt)
             self._device_aware = learnt
         _peer_share_kernel[grid](indptr, indices, self._device_last_active, day, self._device_peer)
+        keys = cuda.to_device(residents.day_keys(self.seed, day, self._act.shape[1], len(open_topics)))
         _residents_kernel[grid](
-            self.seed, day, flags, engagement, self._device_fatigue, self._device_peer, self._device_last_active,
+            self.seed, day, keys, flags, engagement, self._device_fatigue, self._device_peer, self._device_last_active,
             cuda.to_device(self.order_of_day(day)), logit, logit_unaware, self._device_aware, r.peer_effect,
             r.engagement_effect, r.fatigue_effect,
             r.fatigue_gain, r.fatigue_decay, balances, costs, r.redeem_prob, r.timebank_help_prob,
