@@ -76,10 +76,14 @@ def test_structured_rows_round_trip_to_the_type_numba_sees():
 
 
 def test_an_unknown_type_names_itself():
+    import numba
+    import numpy as np
     from numba.core import types
 
     with pytest.raises(TypeError, match="complex128"):
         pc.encode(types.complex128)
+    with pytest.raises(TypeError, match="nested or array fields"):  # rows holding an array: no form yet
+        pc.encode(numba.typeof(np.zeros(2, [("a", "f8", (3,)), ("b", "i8")])))
 
 
 def test_stale_entries_are_reported_not_raised():

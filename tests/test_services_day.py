@@ -121,3 +121,65 @@ def test_repair_day_is_the_batch_methods():
     assert completed == done == 2
     _same(a, b, "repair")
     assert np.array_equal(feel_a, feel_b) and feel_a.any()
+
+
+def test_the_batch_methods_call_the_cores_as_the_engine_does():
+    """After an engine run, the batch methods (the live server's path) compile no core again: the
+    engine's warmup runs leave them compiled for the live server's first requests too."""
+    import json
+    import subprocess
+    import sys
+
+    script = """
+import json
+import numpy as np
+import twin
+from twin.services import points, repair, timebank
+from twin.services.community import Services
+from twin.warmup import WARMUP_RUNS
+
+cores = [points._earn_core, points._redeem_core, timebank._record_core, timebank._settle_core,
+         repair._submit_core, repair._transition_core]
+scenario, overrides = WARMUP_RUNS[0]
+twin.Twin(twin.load_scenario(scenario, overrides + ["sim.days=20", "progress=false"])).run()
+engine = [len(core.signatures) for core in cores]
+s = Services()
+s.points.enroll_batch([0, 1])
+s.points.earn_batch([0, 1], [0, 0], [0, 0], 1, [1.0, 1.0])
+s.points.redeem_batch([0], [0], [2.0])
+tb = s.timebank
+tb.register_batch(tb.admin, [2, 3])
+record = tb.record_batch([2], [2], [3], [30], 0, [1.0]).ids
+tb.confirm_batch([3], record, [2.0])
+ticket = s.repair.submit_batch([0], [0], [0], [0], [0], [0], True, [0.0]).ids
+s.repair.dispatch_batch(ticket, [0], [1.0])
+s.repair.rate_batch(ticket, [5], [4.0])
+print(json.dumps([engine, [len(core.signatures) for core in cores]]))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=900)
+    engine, batch = json.loads(done.stdout.strip().splitlines()[-1])
+    assert min(engine) >= 1 and batch == engine, (engine, batch)
+
+
+def test_cores_keep_no_journal_for_a_ledger_without_one():
+    s = Services()
+    s.points.ledger._journal = False  # as Ledger(journal=False): the cores enter nothing
+    s.points.enroll_batch([0, 1])
+    feel = np.zeros(2, np.float32)
+    services_day.points_day(s.points, np.array([0, 1]), np.array([0, 0]), np.array([0, 0]), np.array([1, 1]),
+                            np.array([1.0, 2.0]), np.array([0]), np.array([0]), np.array([3.0]), FEEL_A, FEEL_B,
+                            feel, s.log)
+    assert len(s.points.ledger.history(3)) == 0 and s.points.ledger.total() == 0
+    assert s.points.balance(1) == 10 and len(s.log) == 2 + 2  # enrolments, then two claims (0 cannot afford)
+
+
+def test_staff_schedule_no_other_actions():
+    import pytest
+
+    from twin.engine.schedule import TransitionQueue
+
+    s = Services()
+    q = TransitionQueue()
+    q.push(np.array([5.0]), Action.escalate, np.array([0]))
+    with pytest.raises(ValueError, match="staff do not schedule escalate"):
+        services_day.repair_day(s.repair, q.pop_until(1440.0), 0.0, np.zeros(1, np.float32), s.log)

@@ -56,6 +56,8 @@ def encode(t):
         from numba.np.numpy_support import as_struct_dtype
 
         dtype = as_struct_dtype(t)
+        if any(dtype.fields[name][0].fields or dtype.fields[name][0].subdtype for name in dtype.names):
+            raise TypeError(f"no JSON form for a record with nested or array fields: {dtype}")
         return ["record", [[name, dtype.fields[name][0].str, dtype.fields[name][1]] for name in dtype.names],
                 dtype.itemsize, t.aligned]
     if isinstance(t, (types.NamedTuple, types.NamedUniTuple)):

@@ -5,9 +5,10 @@ every numba kernel it meets (about a minute of one core, shared over every core 
 ``twin.parallel_compile``), and numba caches the machine code on disk so later runs
 load it in a second.  ``compile_notice()`` says so once, as the first kernel starts
 compiling, so that a first run is not a silent minute; ``warmup()`` runs tiny
-communities that meet every kernel, and one of each service command the live server
-takes, so that the first real run (or request) starts at full speed (``twin warmup``,
-``make demo``).
+communities that meet every kernel, so that the first real run starts at full speed
+(``twin warmup``, ``make demo``).  The services' batch methods call the same cores
+with the same argument types as the engine does, so the live server's first requests
+find them compiled too (``tests/test_services_day.py`` holds that).
 """
 from __future__ import annotations
 
@@ -83,27 +84,6 @@ WARMUP_RUNS = (
 )
 
 
-def _service_commands() -> None:
-    """One of each command whose core the engine calls inside its own kernels: the live server calls
-    them through the batch methods, which compile the cores on their own (see ``twin.engine.services_day``)."""
-    from twin.services.community import Services
-
-    s = Services()
-    s.points.enroll_batch([0, 1])
-    s.points.earn_batch([0, 1], [0, 0], [0, 0], 1, [1.0, 1.0])
-    s.points.redeem_batch([0], [0], [2.0])
-    tb = s.timebank
-    tb.register_batch(tb.admin, [2, 3])
-    record = tb.record_batch([2], [2], [3], [30], 0, [1.0]).ids
-    tb.confirm_batch([3], record, [2.0])
-    desk = s.repair
-    ticket = desk.submit_batch([0], [0], [0], [0], [0], [0], True, [0.0]).ids
-    desk.dispatch_batch(ticket, [0], [1.0])
-    desk.start_batch(ticket, [2.0])
-    desk.complete_batch(ticket, [3.0])
-    desk.rate_batch(ticket, [5], [4.0])
-
-
 def warmup() -> float:
     """Compile (or load from the cache) every kernel by running tiny communities; returns the seconds taken."""
     from twin.config import load_scenario
@@ -115,5 +95,4 @@ def warmup() -> float:
     with compile_notice():
         for scenario, overrides in WARMUP_RUNS:
             Twin(load_scenario(scenario, overrides + ["progress=false"])).run()
-        _service_commands()
     return time.perf_counter() - t0

@@ -8,6 +8,7 @@ import numpy as np
 
 from twin.services.events import join_records
 from twin.services.repair import Action
+
 _DTYPE = np.dtype([("t", "f8"), ("action", "i1"), ("ticket", "i8"), ("arg", "i8")])
 
 

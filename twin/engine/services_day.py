@@ -22,6 +22,10 @@ from twin.services.repair import Action, _submit_core, _transition_core
 from twin.services.timebank import _record_core, _settle_core
 
 _CONFIRM = 0  # _settle_core's action code for a confirmation
+#: Staff schedule the first four actions (dispatch, start, complete, rate); cancelling, reopening
+#: and escalating are residents' and managers' commands, never queued.
+_STAFF_ACTIONS = (Action.dispatch, Action.start, Action.complete, Action.rate)
+assert [int(a) for a in _STAFF_ACTIONS] == list(range(len(_STAFF_ACTIONS)))
 
 
 def points_day(points, who, activity, occurrence, units, t, redeemer, item, t_redeem, feel_activity, feel_redeem,
@@ -99,6 +103,9 @@ def repair_day(desk, rows, feel_rating, experience, log) -> int:
     three (0: not at all).
     """
     n = len(rows)
+    other = np.flatnonzero((rows["action"] < 0) | (rows["action"] >= len(_STAFF_ACTIONS)))
+    if len(other):
+        raise ValueError(f"staff do not schedule {Action(int(rows['action'][other[0]])).name}")
     ticket, action, arg, t = (np.ascontiguousarray(rows[f], dtype) for f, dtype in (
         ("ticket", np.int64), ("action", np.int64), ("arg", np.int64), ("t", np.float64)))
     reasons, events = np.zeros(n, np.int16), ev.empty(n)

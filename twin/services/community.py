@@ -1,8 +1,8 @@
 """The four services on one event log, in memory or on a SQLite store.
 
-The twin calls their batch methods with thousands of commands per tick; live
-operation opens them on a store (:func:`open_services`) and calls the very
-same methods with batches of one.
+The twin hands them thousands of commands a day (through the batch methods'
+compiled cores: ``twin.engine.services_day``); live operation opens them on a
+store (:func:`open_services`) and calls the batch methods with batches of one.
 """
 import pickle
 from dataclasses import dataclass, field

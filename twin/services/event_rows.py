@@ -1,8 +1,8 @@
 """Events written from compiled code: a service core's accepted commands, one row each.
 
-A batch method's core runs inside a kernel (the engine's compiled day calls it
-too), where :func:`twin.services.events.make` cannot be called; it writes the
-same rows in place instead, into an :func:`~twin.services.events.empty` array
+A batch method's core is a kernel (the engine calls it too, with a day's
+commands), where :func:`twin.services.events.make` cannot be called; it writes
+the same rows in place instead, into an :func:`~twin.services.events.empty` array
 the caller sized, and the caller appends the rows written.  ``reason``, which
 no service core's kind uses, stays zero, as ``make`` leaves it.
 """

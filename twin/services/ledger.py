@@ -153,8 +153,9 @@ class Ledger:
         """Apply a batch of transfers without logging; return the reason codes.
 
         Services call it and log their own events; applied transfers enter
-        the journal.  (Service kernels that move balances themselves, inside
-        a compiled loop, enter theirs with :meth:`journal`.)
+        the journal.  (A service's compiled core that moves balances itself
+        enters them with :func:`enter`, into room :meth:`reserve` made; a
+        Python caller, with :meth:`journal`.)
         """
         return self._apply(src, dst, amount, t)[0]
 
