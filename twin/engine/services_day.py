@@ -2,12 +2,13 @@
 
 The engine's commands are well formed by construction (int64 ids of enrolled
 residents, finite minutes), so they skip the batch methods' input checks and go
-to the same compiled cores the batch methods wrap (``_earn_core``,
-``_redeem_core``, ``_record_core``, ``_settle_core``, ``_submit_core``,
-``_transition_core``): one implementation of each rule, one kernel call per
-kind of command a day, and the events come back as rows, in the order the batch
-methods would have logged them.  How residents feel about what happened is added
-here, as the engine did around the batch methods.
+where the batch methods go once their checks pass: each service's ``_*_checked``
+method (``Points._earn_checked``, ``TimeBank._settle_checked``,
+``RepairDesk._transition_checked``, ...), which runs the compiled core.  One
+implementation of each rule, one kernel call per kind of command a day, and the
+events come back as rows, in the order the batch methods would have logged
+them.  How residents feel about what happened is added here, as the engine did
+around the batch methods.
 
 The cores are called from Python rather than from engine kernels on purpose:
 numba compiles a kernel called from another kernel apart from the same kernel
@@ -17,11 +18,9 @@ the cores would compile each of them twice on a cold start.
 import numpy as np
 
 from twin.services import events as ev
-from twin.services.points import _earn_core, _redeem_core
-from twin.services.repair import Action, _submit_core, _transition_core
-from twin.services.timebank import _record_core, _settle_core
+from twin.services.repair import Action
 
-_CONFIRM = 0  # _settle_core's action code for a confirmation
+_CONFIRM = 0  # TimeBank._settle_checked's action code for a confirmation
 #: Staff schedule the first four actions (dispatch, start, complete, rate); cancelling, reopening
 #: and escalating are residents' and managers' commands, never queued.
 _STAFF_ACTIONS = (Action.dispatch, Action.start, Action.complete, Action.rate)
@@ -35,17 +34,11 @@ def points_day(points, who, activity, occurrence, units, t, redeemer, item, t_re
     An accepted claim adds ``feel_activity`` to the resident's experience, an accepted redemption
     ``feel_redeem``.
     """
-    L = points.ledger
-    journal, jn = L.reserve(len(who) + len(redeemer))
     events = ev.empty(len(who) + len(redeemer))
     earned = np.zeros(len(who), np.int16)
-    jn, ne = _earn_core(L.balances, L.floors, L.n, points.enrolled, points.per_unit, points.cap, points._last_day,
-                        points._earned_today, points.claims, journal, jn, who, activity, occurrence, units, t, earned,
-                        events, 0)
+    ne = points._earn_checked(who, activity, occurrence, units, t, earned, events, 0)
     redeemed = np.zeros(len(redeemer), np.int16)
-    jn, ne = _redeem_core(L.balances, L.floors, L.n, points.enrolled, points.cost, points.stock, journal, jn,
-                          redeemer, item, t_redeem, redeemed, events, ne)
-    L.entered(jn)
+    ne = points._redeem_checked(redeemer, item, t_redeem, redeemed, events, ne)
     log.append(events[:ne])
     np.add.at(experience, who[earned == 0], feel_activity)
     experience[redeemer[redeemed == 0]] += feel_redeem
@@ -60,21 +53,14 @@ def timebank_day(tb, giver, receiver, minutes, kind, t, confirm_delay, member_of
     often helped (numpy's ``a[idx] += v``).
     """
     n = len(giver)
-    tb.reserve_records(n)
-    L = tb.ledger
-    journal, jn = L.reserve(n)
     events = ev.empty(2 * n)
     recorded, ids = np.zeros(n, np.int16), np.empty(n, np.int64)
-    tb.n_records, ne = _record_core(tb.role, tb.records, tb.n_records, giver, giver, receiver, minutes, kind, t,
-                                    recorded, ids, events, 0)
-    tb.n_records = int(tb.n_records)
+    ne = tb._record_checked(giver, giver, receiver, minutes, kind, t, recorded, ids, events, 0)
     ok = recorded == 0
     by = receiver[ok]
     confirmed = np.zeros(len(by), np.int16)
-    jn, ne = _settle_core(tb.role, tb.records, tb.n_records, L.balances, L.floors, L.n, journal, jn, by, ids[ok],
-                          _CONFIRM, np.ones(len(by), np.int64), bool(tb.policy.staff_confirm),
-                          t[ok] + minutes[ok] + confirm_delay, confirmed, events, ne)
-    L.entered(jn)
+    ne = tb._settle_checked(_CONFIRM, by, ids[ok], np.ones(len(by), np.int64), t[ok] + minutes[ok] + confirm_delay,
+                            confirmed, events, ne)
     log.append(events[:ne])
     accepted = confirmed == 0
     experience[by[accepted] - member_offset] += feel_helped
@@ -85,12 +71,9 @@ def submit_day(desk, reporter, category, building, channel, priority, t, log) ->
     """The day's reports (in time order) as tickets through the desk's core, logged; their ids
     (-1 for a refused one: none expected, the engine fills every field)."""
     n = len(t)
-    desk._reserve(desk.n_tickets + n)
     ids, events = np.empty(n, np.int64), ev.empty(n)
-    n_tickets, ne = _submit_core(desk.state, desk.n_tickets, reporter, category, building, np.zeros(n, np.int64),
-                                 channel, priority, np.ones(n, np.bool_), t, desk.policy.max_priority,
-                                 np.zeros(n, np.int16), ids, events, 0)
-    desk.n_tickets = int(n_tickets)
+    ne = desk._submit_checked(reporter, category, building, np.zeros(n, np.int64), channel, priority,
+                              np.ones(n, np.bool_), t, np.zeros(n, np.int16), ids, events, 0)
     log.append(events[:ne])
     return ids
 
@@ -109,8 +92,7 @@ def repair_day(desk, rows, feel_rating, experience, log) -> int:
     ticket, action, arg, t = (np.ascontiguousarray(rows[f], dtype) for f, dtype in (
         ("ticket", np.int64), ("action", np.int64), ("arg", np.int64), ("t", np.float64)))
     reasons, events = np.zeros(n, np.int16), ev.empty(n)
-    ne = _transition_core(desk.state, desk.n_tickets, ticket, action, arg, np.zeros(n, np.int64), t, *desk._rules,
-                          reasons, events, 0)
+    ne = desk._transition_checked(ticket, action, arg, np.zeros(n, np.int64), t, reasons, events, 0)
     log.append(events[:ne])
     ok = reasons == 0
     if feel_rating:

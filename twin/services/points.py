@@ -327,26 +327,39 @@ class Points:
         resident = person_ids(resident, n, out)
         activity, occurrence, units = (integers(c, n, out) for c in (activity, occurrence, units))
         t = times(t, n, out)
-        L = self.ledger
-        journal, jn = L.reserve(n)
         events = ev.empty(n)
+        ne = self._earn_checked(resident, activity, occurrence, units, t, out, events, 0)
+        return Outcome(out, self._emit(events[:ne]))
+
+    def _earn_checked(self, resident, activity, occurrence, units, t, out, events, ne) -> int:
+        """Earn the commands the input checks passed (``out == 0``; int64 and float64 columns)
+        through the compiled core, which writes the accepted ones' events from row ``ne`` of
+        ``events``; returns the next row.  :meth:`earn_batch` and the engine's day
+        (``twin.engine.services_day``, whose commands are well formed by construction) both come here."""
+        L = self.ledger
+        journal, jn = L.reserve(len(resident))
         jn, ne = _earn_core(L.balances, L.floors, L.n, self.enrolled, self.per_unit, self.cap, self._last_day,
                             self._earned_today, self.claims, journal, jn, resident, activity, occurrence, units, t,
-                            out, events, 0)
+                            out, events, ne)
         L.entered(jn)
-        return Outcome(out, self._emit(events[:ne]))
+        return ne
 
     def redeem_batch(self, resident, item, t=0.0) -> Outcome:
         n = batch_length(resident, item, t)
         out = np.zeros(n, np.int16)
         resident, item, t = person_ids(resident, n, out), integers(item, n, out), times(t, n, out)
-        L = self.ledger
-        journal, jn = L.reserve(n)
         events = ev.empty(n)
-        jn, ne = _redeem_core(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, journal, jn,
-                              resident, item, t, out, events, 0)
-        L.entered(jn)
+        ne = self._redeem_checked(resident, item, t, out, events, 0)
         return Outcome(out, self._emit(events[:ne]))
+
+    def _redeem_checked(self, resident, item, t, out, events, ne) -> int:
+        """Redeem checked commands through the compiled core, as :meth:`_earn_checked` earns."""
+        L = self.ledger
+        journal, jn = L.reserve(len(resident))
+        jn, ne = _redeem_core(L.balances, L.floors, L.n, self.enrolled, self.cost, self.stock, journal, jn,
+                              resident, item, t, out, events, ne)
+        L.entered(jn)
+        return ne
 
     def penalise_batch(self, resident, amount, cause=0, t=0.0) -> Outcome:
         """Take points away; the balance floors at zero and the shortfall is recorded (``extra``)."""

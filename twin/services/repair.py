@@ -477,11 +477,9 @@ class RepairDesk:
             integers(c, n, reasons) for c in (category, building, unit, channel, priority))
         has_description = _flag_column("has_description", has_description, n)
         t = times(t, n, reasons)
-        self._reserve(self.n_tickets + n)
         ids, events = np.empty(n, np.int64), ev.empty(n)
-        n_tickets, ne = _submit_core(self.state, self.n_tickets, reporter, category, building, unit, channel,
-                                     priority, has_description, t, self.policy.max_priority, reasons, ids, events, 0)
-        self.n_tickets = int(n_tickets)
+        ne = self._submit_checked(reporter, category, building, unit, channel, priority, has_description, t,
+                                  reasons, ids, events, 0)
         events = events[:ne]
         self._record(events)
         return Outcome(reasons, events, ids)
@@ -522,11 +520,28 @@ class RepairDesk:
         actor = person_ids(actor, n, reasons)
         t = times(t, n, reasons)
         events = ev.empty(n)
-        ne = _transition_core(self.state, self.n_tickets, ticket, np.full(n, int(action), np.int64), arg, actor, t,
-                              *self._rules, reasons, events, 0)
+        ne = self._transition_checked(ticket, np.full(n, int(action), np.int64), arg, actor, t, reasons, events, 0)
         events = events[:ne]
         self._record(events)
         return Outcome(reasons, events)
+
+    def _submit_checked(self, reporter, category, building, unit, channel, priority, has_description, t, reasons,
+                        ids, events, ne) -> int:
+        """Open tickets for the commands the input checks passed (``reasons == 0``; int64, bool and
+        float64 columns) through the compiled core: ``ids[i]`` the new ticket (-1 when refused), its
+        event written from row ``ne`` of ``events``; returns the next row.  :meth:`submit_batch`
+        and the engine's day (``twin.engine.services_day``) both come here."""
+        self._reserve(self.n_tickets + len(t))
+        n_tickets, ne = _submit_core(self.state, self.n_tickets, reporter, category, building, unit, channel,
+                                     priority, has_description, t, self.policy.max_priority, reasons, ids, events, ne)
+        self.n_tickets = int(n_tickets)
+        return ne
+
+    def _transition_checked(self, ticket, action, arg, actor, t, reasons, events, ne) -> int:
+        """Checked transitions (an :class:`Action` code per row) through the compiled core, as
+        :meth:`_submit_checked` opens tickets; returns the next event row."""
+        return _transition_core(self.state, self.n_tickets, ticket, action, arg, actor, t, *self._rules, reasons,
+                                events, ne)
 
     def _record(self, events: np.ndarray) -> None:
         if self.log is not None:

@@ -496,23 +496,39 @@ class TimeBank:
                                 ids=("by", "provider", "receiver"), kinds={"kind": _SERVICE_KIND_CODES},
                                 t=t)
         by, provider, receiver, minutes, kind = (c[k] for k in ("by", "provider", "receiver", "minutes", "kind"))
-        self.reserve_records(n)
         ids, events = np.empty(n, np.int64), ev.empty(n)
-        self.n_records, ne = _record_core(self.role, self.records, self.n_records, by, provider, receiver, minutes,
-                                          kind, c["t"], first, ids, events, 0)
+        ne = self._record_checked(by, provider, receiver, minutes, kind, c["t"], first, ids, events, 0)
         return Outcome(first, self._emit(events[:ne]), ids)
+
+    def _record_checked(self, by, provider, receiver, minutes, kind, t, out, ids, events, ne) -> int:
+        """Record the commands the input checks passed (``out == 0``; int64 and float64 columns)
+        through the compiled core: each accepted one becomes record ``ids[i]`` and writes its event
+        from row ``ne`` of ``events``; returns the next row.  :meth:`record_batch` and the engine's
+        day (``twin.engine.services_day``) both come here."""
+        self.reserve_records(len(by))
+        n_records, ne = _record_core(self.role, self.records, self.n_records, by, provider, receiver, minutes,
+                                     kind, t, out, ids, events, ne)
+        self.n_records = int(n_records)
+        return ne
 
     def _settle(self, action, by, record, t, uphold=1) -> Outcome:
         n = batch_length(by, record, t, uphold)
         c, first = check_inputs(n, {"by": by, "record": record, "uphold": uphold}, ids=("by",), flags=("uphold",),
                                 t=t)
-        L, events = self.ledger, ev.empty(n)
-        journal, jn = L.reserve(n)
-        jn, ne = _settle_core(self.role, self.records, self.n_records, L.balances, L.floors, L.n, journal, jn,
-                              c["by"], c["record"], action, (c["uphold"] != 0).astype(np.int64),
-                              bool(self.policy.staff_confirm), c["t"], first, events, 0)
-        L.entered(jn)
+        events = ev.empty(n)
+        ne = self._settle_checked(action, c["by"], c["record"], (c["uphold"] != 0).astype(np.int64), c["t"],
+                                  first, events, 0)
         return Outcome(first, self._emit(events[:ne]))
+
+    def _settle_checked(self, action, by, record, uphold, t, out, events, ne) -> int:
+        """Confirm, cancel, dispute or resolve (``action`` 0..3) checked commands through the
+        compiled core, as :meth:`_record_checked` records; returns the next event row."""
+        L = self.ledger
+        journal, jn = L.reserve(len(by))
+        jn, ne = _settle_core(self.role, self.records, self.n_records, L.balances, L.floors, L.n, journal, jn,
+                              by, record, action, uphold, bool(self.policy.staff_confirm), t, out, events, ne)
+        L.entered(jn)
+        return ne
 
     def confirm_batch(self, by, record, t=0.0) -> Outcome:
         return self._settle(0, by, record, t)
