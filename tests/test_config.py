@@ -67,3 +67,61 @@ def test_unknown_scenario_lists_the_shipped_ones():
 def test_package_exports_the_api():
     assert twin.load_scenario is load_scenario
     assert twin.Twin.__name__ == "Twin"
+
+
+# ---------------------------------------------------------------- composed scenarios kept on disk
+@pytest.fixture
+def config_cache(tmp_path, monkeypatch):
+    """An empty cache of composed scenarios, and a count of the compositions Hydra makes."""
+    import twin.config as config
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    composed = []
+    compose = config._compose
+    monkeypatch.setattr(config, "_compose", lambda *a: composed.append(a) or compose(*a))
+    return composed
+
+
+def test_a_scenario_composed_once_comes_back_from_the_disk_equal(config_cache):
+    first = load_scenario("default", ["sim.days=12", "seed=5"])
+    again = load_scenario("default", ["sim.days=12", "seed=5"])
+    assert len(config_cache) == 1 and again == first and again is not first
+    load_scenario("default", ["sim.days=13", "seed=5"])  # other overrides: composed
+    load_scenario("default", ["seed=5", "sim.days=12"])  # the same, in another order: composed (order can matter)
+    assert len(config_cache) == 3
+
+
+def test_an_edited_scenario_file_is_composed_again(config_cache, tmp_path, monkeypatch):
+    import shutil
+
+    import twin.config as config
+
+    scenarios_dir = tmp_path / "scenarios"
+    shutil.copytree(config.SCENARIO_DIR, scenarios_dir)
+    monkeypatch.setattr(config, "SCENARIO_DIR", scenarios_dir)
+    assert load_scenario("queue_check").sim.days == 60
+    path = scenarios_dir / "queue_check.yaml"
+    path.write_text(path.read_text().replace("days: 60", "days: 61"))
+    assert load_scenario("queue_check").sim.days == 61
+    assert len(config_cache) == 2
+
+
+def test_a_refused_config_is_never_kept(config_cache):
+    for _ in range(2):
+        with pytest.raises(ConfigError, match="households"):
+            load_scenario("default", ["community.housholds=3"])
+    assert len(config_cache) == 2
+
+
+def test_a_damaged_or_unwritable_cache_only_costs_a_composition(config_cache, tmp_path, monkeypatch):
+    from twin import _config_cache
+
+    load_scenario("default", ["seed=9"])
+    for kept in _config_cache.directory().glob("*.pickle"):
+        kept.write_bytes(b"not a pickle")
+    assert load_scenario("default", ["seed=9"]).seed == 9
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocked))  # the cache's folder cannot be made
+    assert load_scenario("default", ["seed=9"]).seed == 9
+    assert len(config_cache) == 3

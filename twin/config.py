@@ -551,15 +551,29 @@ def _explain(path: str) -> str:
 def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> TwinConfig:
     """Compose ``scenarios/<name>.yaml`` with Hydra overrides and validate it.
 
+    A scenario composed before with the same overrides, files and schema comes
+    from the disk instead (``twin._config_cache``: Hydra is most of a start).
+
     >>> cfg = load_scenario("default", ["community.households=500", "sim.days=90", "seed=7"])
     """
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
+    from twin import _config_cache
 
     if name not in scenarios():
         raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}"
                           f"{did_you_mean(name, scenarios())}")
+    key = _config_cache.key(name, overrides, SCENARIO_DIR)
+    cfg = _config_cache.load(key)
+    if not isinstance(cfg, TwinConfig):
+        cfg = _compose(name, overrides)
+        _config_cache.save(key, cfg)
+    return cfg
+
+
+def _compose(name: str, overrides) -> TwinConfig:
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
     _register()
     GlobalHydra.instance().clear()
     try:
