@@ -25,7 +25,7 @@ Sections (each a module of ``twin.bench``):
 
 The JSON object (printed as the last line with ``--json``) holds at least
 ``resident_agent_steps_per_s``, ``speedup_vs_mesa``, ``community_year_warm_s``,
-``community_year_cold_s``, ``bytes_per_resident``, ``peak_rss_mb`` and
+``community_year_cold_s``, ``start_cold_s``, ``start_cache_warm_s``, ``bytes_per_resident``, ``peak_rss_mb`` and
 ``ledger_transfers_per_s``, plus each section's details and the goals met.
 The default run stays under 8 minutes on 2 cores.
 """
@@ -41,14 +41,15 @@ import sys
 import time
 
 #: The goals (not tests): key -> (comparison, target). The engine's are the scale issue's: 500x
-#: the Mesa reference, a warm default year under 0.4 s, a cold start under 15 s with the numba
+#: the Mesa reference, a warm default year under 0.4 s, a cold start (a fresh process to its
+#: first simulated day: compiling, or loading the compiled kernels) under 15 s with the numba
 #: cache empty and under 2 s with it warm.
 GOALS = {
     "speedup_vs_mesa": (">=", 500.0),
     "resident_agent_steps_per_s": (">=", 1e8),
     "community_year_warm_s": ("<", 0.4),
-    "community_year_cold_s": ("<", 15.0),
-    "community_year_cache_warm_s": ("<", 2.0),
+    "start_cold_s": ("<", 15.0),
+    "start_cache_warm_s": ("<", 2.0),
     "bytes_per_resident": ("<=", 128.0),
 }
 
@@ -96,7 +97,8 @@ def run(full: bool = False, cold: bool = True) -> dict:
     _log("default community-year (warm" + (", cold, cache-warm in fresh processes" if cold else "") + ") ...")
     year = engine.community_year(cold=cold)
     out["community_year"] = year
-    for key in ("community_year_warm_s", "community_year_cold_s", "community_year_cache_warm_s", "peak_rss_mb"):
+    for key in ("community_year_warm_s", "community_year_cold_s", "community_year_cache_warm_s", "start_cold_s",
+                "start_cache_warm_s", "peak_rss_mb"):
         out[key] = year.get(key, math.nan)
 
     _log("twin vs the Mesa reference at 10,000 residents ...")
@@ -176,6 +178,8 @@ def table(r: dict) -> str:
         ("  cold compiling on one process (as before)", _fmt(y.get("community_year_cold_one_process_s"), " s")
          + f"  ({_fmt(y.get('cold_speedup_parallel_compile'))}x)"),
         ("  cache-warm (fresh process, populated cache)", _fmt(y.get("community_year_cache_warm_s"), " s")),
+        ("  start to the first day done: cold; cache-warm",
+         f"{_fmt(y.get('start_cold_s'), ' s')}; {_fmt(y.get('start_cache_warm_s'), ' s')}"),
         ("  warm year by phase", ", ".join(f"{k} {v:.2f}" for k, v in y.get("community_year_phases_s", {}).items())),
     ]
     m = r["mesa"]
