@@ -246,3 +246,14 @@ def test_uniforms_at_draws_the_agents_own_uniforms():
     agents = np.array([4_999, 0, 17, 17, 2_500], np.int64)
     assert np.array_equal(rng.uniforms_at(7, 3, 11, agents), rng.uniforms(7, 3, 11, 5_000)[agents])
     assert not np.array_equal(rng.uniforms_at(7, 3, 11, agents), rng.uniforms_at(7, 3, 12, agents))
+
+
+def test_the_mixing_round_is_inlined_into_a_kernel_by_llvm():
+    """``_mix`` is compiled on its own (a cold start compiles less) but no kernel calls it at run time:
+    a kernel compiled here, uncached so its code can be read, draws without a call.  (With
+    ``NUMBA_OPT=0``, which inlines nothing, the same kernel makes three calls and this fails.)"""
+    draws = njit(rng.uniforms.py_func)
+    assert np.array_equal(draws(3, 7, 11, 5), rng.uniforms(3, 7, 11, 5))
+    (ir,) = draws.inspect_llvm().values()
+    calls = [line.strip() for line in ir.splitlines() if "call" in line and "_mix" in line]
+    assert calls == [], calls
