@@ -3,8 +3,9 @@
 Composing a scenario with Hydra (importing it, then building the structured
 config and its overrides) takes 0.6-0.7 s, a third of a fresh process's start
 once the kernels are cached.  The result is a pure function of the scenario
-files, the overrides, the config schema (``twin/config.py``) and the versions
-of Hydra and OmegaConf, so it is kept under a hash of all of them:
+files, the overrides, the config schema (``twin/config.py``, where every section
+is defined: a test holds it) and the versions of Hydra and OmegaConf, so it is
+kept under a hash of all of them:
 
     $XDG_CACHE_HOME/community-twin/config/<hash>.pickle     (default ~/.cache/...)
 
