@@ -210,3 +210,27 @@ def test_random_mixed_logs_replay_to_the_live_state(same_state, cmds):
     _run(s, cmds)
     _run(s, cmds[::-1], t0=1000.0)  # the same again, reversed: duplicates, second steps
     _replay_matches(s, same_state)
+
+
+def test_a_reserved_log_keeps_its_events_and_grows_past_the_reservation():
+    log = EventLog(capacity=4)
+    first = ev.make(EventKind.PointsEarned, np.arange(3.0), actor=np.arange(3))
+    log.append(first)
+    log.reserve(100)
+    log.reserve(10)  # less than it has: nothing changes
+    assert len(log._buf) == 100 and np.array_equal(log.events, first)
+    more = ev.make(EventKind.PointsRedeemed, np.arange(3.0, 200.0), actor=np.arange(197))
+    log.append(more)
+    assert len(log) == 200 and np.array_equal(log.events[3:], more) and np.array_equal(log.events[:3], first)
+
+
+def test_a_twin_reserves_room_for_its_run_so_the_log_is_never_copied_while_it_runs():
+    from twin import load_scenario
+    from twin.engine import Twin
+
+    for overrides in (["community.households=300", "community.buildings=6", "sim.days=60"],
+                      ["community.households=120", "community.buildings=3", "sim.days=200"]):
+        tw = Twin(load_scenario("default", overrides + ["progress=false"]))
+        buffer = tw.log._buf
+        tw.run()
+        assert tw.log._buf is buffer and len(tw.log) > len(buffer) / 2, (overrides, len(tw.log), len(buffer))

@@ -12,7 +12,7 @@ build, run and save; 200 to 400,000 households, 3 to 365 days; numpy 2, numba
 0.68; re-measured on 2026-12-01 at 200, 2,000 and 8,000 households, 321, 363 and
 534 MB): the state is ~1,100 bytes per household (~420 per resident: community
 arrays, the services' ledgers, the day's scratch, the social graph) and an event
-costs ~470 bytes at the peak (61 in the log, doubled while it grows, plus the
+costs ~470 bytes at the peak (61 in the log, doubled while it grew then, plus the
 copies and the tables written when the folder is saved: ``events.csv.gz``, the
 tidy Parquet, the report).  It is
 an estimate: other scenarios log more or fewer events per household.
@@ -33,10 +33,15 @@ class NotEnoughMemory(MemoryError):
     """A run refused before it started: its estimate exceeds the memory available."""
 
 
+def events_estimate(households: int, days: int, mean_household_size: float = 2.6) -> float:
+    """About how many events one run of ``households`` over ``days`` logs."""
+    return households * mean_household_size / 2.6 * (EVENTS_AT_START + EVENTS_PER_DAY * days)
+
+
 def estimate_bytes(households: int, days: int, mean_household_size: float = 2.6) -> float:
     """Estimated peak memory (bytes) of one run of ``households`` over ``days``."""
     scale = mean_household_size / 2.6  # state and events grow with residents
-    events = households * scale * (EVENTS_AT_START + EVENTS_PER_DAY * days)
+    events = events_estimate(households, days, mean_household_size)
     return BASE + households * scale * PER_HOUSEHOLD + events * PER_EVENT
 
 

@@ -11,7 +11,7 @@ from agents.community import FLAG_ADULT, FLAG_ELDER, build_community
 from policies import PolicySet
 from policies.elder_care import ElderCareDetection
 from policies.forecast import fault_factor
-from twin import parallel_compile, rng
+from twin import memory, parallel_compile, rng
 from twin.engine import schedule, services_day
 from twin.engine.chainlink import ChainLink
 from twin.engine.kpis import DailyKpis
@@ -60,6 +60,9 @@ class Twin:
             repair=RepairPolicy(reopen_window_minutes=cfg.policies.reopen_window_days * 1440.0),
             voting=p.voting.services_policy()))
         self.log = s.log
+        # room for about the run's events now (the estimate and a quarter): growing copies the whole log
+        s.log.reserve(len(s.log) + int(1.25 * memory.events_estimate(c.n_households, cfg.sim.days,
+                                                                       c.n_residents / max(1, c.n_households))))
         n = c.n_residents
         adults = np.flatnonzero(c.adults())
         s.points.enroll_batch(adults)

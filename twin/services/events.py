@@ -338,16 +338,26 @@ class EventLog:
         for callback in self.on_failure:
             callback()
 
+    def reserve(self, n: int) -> None:
+        """Room for ``n`` events in all, made now: a run that knows about how many events it will
+        log skips the copies of growing (the whole log again at each doubling, into memory never
+        touched before, which on some machines costs more than writing the events)."""
+        if n > len(self._buf):
+            self._grow(n)
+
+    def _grow(self, capacity: int) -> None:
+        grown = empty(capacity)  # zeroed lazily by the system: pages cost only once written
+        rows = _as_rows(grown)
+        rows[: self._n] = self._rows[: self._n]
+        self._buf, self._rows = grown, rows
+
     def _keep(self, events: np.ndarray) -> None:
         k = len(events)
         if k == 0:
             return
         need = self._n + k
         if need > len(self._buf):
-            grown = empty(max(need, 2 * len(self._buf)))
-            rows = _as_rows(grown)
-            rows[: self._n] = self._rows[: self._n]
-            self._buf, self._rows = grown, rows
+            self._grow(max(need, 2 * len(self._buf)))
         self._rows[self._n:need] = _as_rows(events)
         self._n = need
 
