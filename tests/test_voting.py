@@ -899,3 +899,46 @@ def test_a_batch_refuses_only_its_malformed_commands():
     out = desk.cast_batch([topic, topic, topic], [0, 2, 3], [[0], [1], [2]], [1.0, float("nan"), 2.0])
     assert [Reason(r).name for r in out.reasons] == ["Accepted", "InvalidTime", "Accepted"]
     assert out.events["actor"].tolist() == [0, 3]
+
+
+def test_without_sealed_texts_the_same_commands_give_the_same_log_and_state(same_state):
+    """The twin's desk keeps no sealed-ballot texts (its log is never replayed): nothing else changes."""
+    runs = []
+    for sealed_texts in (True, False):
+        log = EventLog()
+        desk = make_desk(log, second_ballot="last_counts")
+        desk.sealed_texts = sealed_texts
+        topic = open_topic(desk, "irv", 3)
+        for i, (voter, ballot) in enumerate(((0, [2, 1]), (2, [0]), (0, [1, 2, 0]), (4, [1]))):
+            desk.cast(topic, voter, ballot, t=float(NOTICE + i))
+        sealed = {f for f in log.details if f.startswith("ballot/")}
+        desk.close(topic, 100.0)
+        runs.append((log, desk, sealed, desk.resolve(topic, 101.0)))
+    (log_on, desk_on, sealed_on, result_on), (log_off, desk_off, sealed_off, result_off) = runs
+    assert sealed_on and not sealed_off  # the texts were kept, and were not
+    assert np.array_equal(log_on.events, log_off.events)
+    same_state(desk_off.snapshot(), desk_on.snapshot())
+    assert (result_off.winner, result_off.counts.tolist()) == (result_on.winner, result_on.counts.tolist())
+
+
+def test_sealed_texts_a_desk_was_started_with_are_erased_at_the_close_even_when_it_keeps_none():
+    log = EventLog()
+    desk = make_desk(log)
+    topic = open_topic(desk, "plurality", 3)
+    desk.cast(topic, 0, [1], t=float(NOTICE))
+    desk.sealed_texts = False  # as a twin forked from production, whose log holds open topics' texts
+    desk.cast(topic, 2, [2], t=float(NOTICE + 1))
+    assert [f for f in log.details if f.startswith("ballot/") and log.details[f]] == ["ballot/0"]
+    desk.close(topic, 100.0)
+    assert not any(f.startswith("ballot/") and texts for f, texts in log.details.items())
+
+
+def test_a_twin_keeps_no_sealed_ballot_texts():
+    from twin import load_scenario
+    from twin.engine import Twin
+
+    tw = Twin(load_scenario("default", ["community.households=150", "community.buildings=3", "sim.days=20",
+                                        "progress=false"]))
+    tw.run()
+    assert (tw.log.events["kind"] == int(ev.EventKind.BallotCast)).sum() > 0
+    assert not any(f.startswith("ballot/") for f in tw.log.details)
