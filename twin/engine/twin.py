@@ -60,7 +60,6 @@ class Twin:
             repair=RepairPolicy(reopen_window_minutes=cfg.policies.reopen_window_days * 1440.0),
             voting=p.voting.services_policy()))
         self.log = s.log
-        s.voting.sealed_texts = False  # the twin's log is never replayed (see Voting.sealed_texts)
         # room for about the run's events now (the estimate and a quarter): growing copies the whole log
         s.log.reserve(len(s.log) + int(1.25 * memory.events_estimate(c.n_households, cfg.sim.days,
                                                                        c.n_residents / max(1, c.n_households))))

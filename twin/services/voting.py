@@ -837,11 +837,6 @@ class VotingDesk:
         # The electorate, by resident id; household -1 = not registered.
         self._household = np.zeros(0, np.int64)
         self._adult = np.zeros(0, np.bool_)
-        #: Write each sealed ballot as a text detail of the log: the durable form that a replay
-        #: (a reopened store, a rollback) rebuilds open topics from.  The twin turns it off: its
-        #: log is never replayed, and the texts took about 5% of a default simulated year and a
-        #: fifth of one at 10^5 residents (one Python string and dict entry a ballot, profiled).
-        self.sealed_texts = True
 
     # ------------------------------------------------------------- electorate
     def register_voters(self, voter_ids, household_ids, is_adult, t=0.0) -> None:
@@ -968,7 +963,7 @@ class VotingDesk:
         reasons = _first(pre, reasons)
         ok = reasons == 0
         with self._unit():  # the events and the sealed ballots are durable together
-            if self.log is not None and self.sealed_texts:
+            if self.log is not None:
                 rows = slice(first_row, self._n_rows)
                 self.log.detail_many([(tp, f"{_SEALED}{key}", str(code)) for tp, key, code in zip(
                     self._b_topic[rows].tolist(), self._b_key[rows].tolist(), self._b_code[rows].tolist())])
@@ -1137,7 +1132,7 @@ class VotingDesk:
         self._b_code[rows] = codes
         every = np.flatnonzero(self._b_topic[: self._n_rows] == topic)
         self._b_voter[every] = -1
-        if self.log is not None and (self.sealed_texts or any(f.startswith(_SEALED) for f in self.log.details)):
+        if self.log is not None:
             self.log.detail_many([(topic, f"{_SEALED}{key}", None) for key in sorted(set(self._b_key[every].tolist()))])
 
     def _unseal(self, rows: np.ndarray) -> Outcome:
