@@ -143,3 +143,33 @@ def test_every_section_of_a_config_is_defined_in_the_schema_the_cache_key_covers
                     seen.add(id(value))
                     todo.append(value)
     assert len(seen) >= 8  # the sections, the activity rules, the catalogue
+
+
+def test_overrides_with_an_interpolation_are_always_composed(config_cache, monkeypatch):
+    monkeypatch.setenv("TWIN_TEST_OUT", "/tmp/a")
+    assert load_scenario("default", ["out=${oc.env:TWIN_TEST_OUT}"]).out == "/tmp/a"
+    monkeypatch.setenv("TWIN_TEST_OUT", "/tmp/b")
+    assert load_scenario("default", ["out=${oc.env:TWIN_TEST_OUT}"]).out == "/tmp/b"
+    assert len(config_cache) == 2
+
+
+def test_a_kept_config_is_checked_again_when_read_back(config_cache, monkeypatch):
+    """The checks read names defined outside the schema (the dispatch policies): a kept config
+    whose dispatch has since gone is refused, as a composed one would be, not run."""
+    import policies
+
+    assert load_scenario("default", ["policies.dispatch=skill"]).policies.dispatch == "skill"
+    monkeypatch.setattr(policies, "DISPATCH_POLICIES", {k: v for k, v in policies.DISPATCH_POLICIES.items()
+                                                        if k != "skill"})
+    with pytest.raises(ConfigError, match="policies.dispatch"):
+        load_scenario("default", ["policies.dispatch=skill"])
+    assert len(config_cache) == 1  # it was read back, then refused
+
+
+def test_while_checks_are_read_nothing_is_kept(config_cache):
+    from twin import _config_cache
+    from twin.config import reading_checks
+
+    with reading_checks():
+        load_scenario("default", ["seed=11"])
+    assert not list(_config_cache.directory().glob("*.pickle"))

@@ -10,9 +10,13 @@ kept under a hash of all of them:
     $XDG_CACHE_HOME/community-twin/config/<hash>.pickle     (default ~/.cache/...)
 
 Only validated configs are kept (a refused one is composed again, for its error
-message).  It is a cache and nothing more: a file that cannot be read or
-written is ignored and the scenario composed as before.  The newest
-:data:`KEEP` files stay.
+message), and a kept one is checked again when it is read back: the checks also
+read names defined elsewhere (the dispatch policies, the repair categories), so
+a config kept before one of them was renamed is refused as if composed now.
+Overrides with an interpolation (``${...}``, which may read the environment or
+the clock) are always composed.  It is a cache and nothing more: a file that
+cannot be read or written is ignored and the scenario composed as before.  The
+:data:`KEEP` most recently used files stay.
 """
 from __future__ import annotations
 
@@ -29,26 +33,37 @@ _SCHEMA = Path(__file__).with_name("config.py")
 
 
 def directory() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "community-twin" / "config"
+    from twin._numba_cache import cache_root
+
+    return cache_root().parent / "config"
 
 
-def key(name: str, overrides, scenario_dir: Path) -> str:
-    """The hash a composed scenario is kept under: everything its composition reads."""
-    from importlib.metadata import version
+def key(name: str, overrides: list, scenario_dir: Path) -> str | None:
+    """The hash a composed scenario is kept under: everything its composition reads; None when it
+    is not to be kept (an interpolation in the overrides) or its inputs cannot be read."""
+    if any("${" in str(o) for o in overrides):
+        return None
+    try:
+        from importlib.metadata import version
 
-    h = hashlib.sha256()
-    h.update(json.dumps([name, list(overrides), sys.version, version("hydra-core"), version("omegaconf")]).encode())
-    for path in [_SCHEMA, *sorted(scenario_dir.rglob("*.yaml"))]:
-        h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
-    return h.hexdigest()
+        h = hashlib.sha256()
+        h.update(json.dumps([name, [str(o) for o in overrides], sys.version, version("hydra-core"),
+                             version("omegaconf")]).encode())
+        for path in [_SCHEMA, *sorted(scenario_dir.rglob("*.yaml"))]:
+            h.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        return h.hexdigest()
+    except Exception:  # an unreadable scenario file, a package without metadata: compose, as before
+        return None
 
 
 def load(key_: str):
     """The config kept under ``key_``, or None."""
+    path = directory() / f"{key_}.pickle"
     try:
-        with open(directory() / f"{key_}.pickle", "rb") as f:
-            return pickle.load(f)
+        with open(path, "rb") as f:
+            cfg = pickle.load(f)
+        os.utime(path)  # used now: pruning drops the least recently used
+        return cfg
     except Exception:  # absent, unreadable, or written by other code: compose again
         return None
 
@@ -67,7 +82,7 @@ def save(key_: str, cfg) -> None:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         _prune(folder)
-    except OSError:  # a read-only or full disk: the next start composes again
+    except Exception:  # a read-only or full disk, a value that does not pickle: the next start composes again
         pass
 
 

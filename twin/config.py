@@ -561,12 +561,29 @@ def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> T
     if name not in scenarios():
         raise ConfigError(f"unknown scenario {name!r}; shipped scenarios: {', '.join(scenarios())}"
                           f"{did_you_mean(name, scenarios())}")
-    key = _config_cache.key(name, overrides, SCENARIO_DIR)
-    cfg = _config_cache.load(key)
-    if not isinstance(cfg, TwinConfig):
-        cfg = _compose(name, overrides)
+    overrides = list(overrides)
+    key = _config_cache.key(name, overrides, SCENARIO_DIR) if _reading.get() is None else None
+    cfg = _config_cache.load(key) if key else None
+    if isinstance(cfg, TwinConfig):
+        _check_again(cfg)
+        return cfg
+    cfg = _compose(name, overrides)
+    if key:
         _config_cache.save(key, cfg)
     return cfg
+
+
+def _check_again(node) -> None:
+    """Run every section's checks again, innermost first, as building the config ran them (a
+    config read back from the cache was built before the names its checks read may have changed)."""
+    for f_ in fields(node):
+        held = getattr(node, f_.name)
+        for value in held.values() if isinstance(held, dict) else held if isinstance(held, list) else [held]:
+            if is_dataclass(value) and not isinstance(value, type):
+                _check_again(value)
+    post_init = getattr(node, "__post_init__", None)
+    if post_init is not None:
+        post_init()
 
 
 def _compose(name: str, overrides) -> TwinConfig:

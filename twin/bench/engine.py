@@ -149,10 +149,14 @@ print(json.dumps({"import_s": t1 - t0, "start_s": t_start - t0, "build_run_s": t
 
 def _fresh_process_year(cache_dir: str, compile_jobs: int | None = None) -> dict:
     """The default year in a fresh process on ``cache_dir``; ``compile_jobs``: processes compiling a cold cache
-    (default: as a user's first run, every core or ``COMMUNITY_TWIN_COMPILE_JOBS``)."""
+    (default: as a user's first run, every core or ``COMMUNITY_TWIN_COMPILE_JOBS``).
+
+    ``cache_dir`` holds the composed configs too (``twin._config_cache``, under
+    ``XDG_CACHE_HOME``): a cold process composes its scenario, a warm one reads it back.
+    """
     from twin.parallel_compile import JOBS_ENV
 
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir, XDG_CACHE_HOME=cache_dir)
     if compile_jobs:
         env[JOBS_ENV] = str(compile_jobs)
     t0 = time.perf_counter()

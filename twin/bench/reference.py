@@ -47,7 +47,7 @@ def versus_mesa(n_residents: int = 10_000, mesa_days: int = 3, twin_days: int = 
     t0 = time.perf_counter()
     model = ReferenceModel(cfg)
     t1 = time.perf_counter()
-    ticks = 1440 // cfg.sim.tick_minutes
+    ticks = model.ticks_per_day
     for _ in range(mesa_days * ticks):
         model.step()
     t2 = time.perf_counter()
