@@ -137,7 +137,10 @@ def test_a_broker_restart_mid_stream_loses_nothing_it_acknowledged(mosquitto, tm
     session) receives. After the restart a gateway's paho resends what it had not got
     acknowledged, and may do so after its new NBIRTH but before a device's DBIRTH: Sparkplug
     has the host refuse such data (counted, dead-lettered) and ask for a rebirth. Nothing
-    may vanish: applied + refused (not as a duplicate of an applied one) = what the broker took.
+    may vanish and nothing be applied twice: what the broker took is applied once or refused,
+    so applied <= taken <= applied + refused (not as duplicates). A resent copy of a reading
+    applied before the restart can be refused too, as data of a node not yet reborn (whose
+    duplicates the host cannot tell): so the right-hand side is not an equality.
     """
     epoch = now_ms() + 1500
     readings = []
@@ -169,7 +172,8 @@ def test_a_broker_restart_mid_stream_loses_nothing_it_acknowledged(mosquitto, tm
     counts = dict(shadow.ingest.counts)
     refused_data = [r for r in refused if "/DDATA/" in r["topic"] and r["reason"] != "duplicate"]
     # one DDATA carries one reading
-    assert shadow.ingest.counts["readings"] + len(refused_data) == len(seen), json.dumps(counts)
+    assert shadow.ingest.counts["readings"] <= len(seen) <= shadow.ingest.counts["readings"] + len(refused_data), \
+        (len(seen), len(refused_data), json.dumps(counts))
     assert len(seen) > 0.5 * published(readings), counts  # the stream went on after the restart
     assert counts.get("too_old", 0) == 0 and counts.get("malformed", 0) == 0, counts
 
