@@ -573,14 +573,23 @@ def load_scenario(name: str = "default", overrides: list[str] | tuple = ()) -> T
     return cfg
 
 
-def _check_again(node) -> None:
-    """Run every section's checks again, innermost first, as building the config ran them (a
-    config read back from the cache was built before the names its checks read may have changed)."""
+def parts_of(node) -> list:
+    """The config objects ``node`` holds: its sections, and the entries of its tables and lists
+    (activity rules, catalogue items)."""
+    out = []
     for f_ in fields(node):
         held = getattr(node, f_.name)
         for value in held.values() if isinstance(held, dict) else held if isinstance(held, list) else [held]:
             if is_dataclass(value) and not isinstance(value, type):
-                _check_again(value)
+                out.append(value)
+    return out
+
+
+def _check_again(node) -> None:
+    """Run every section's checks again, innermost first, as building the config ran them (a
+    config read back from the cache was built before the names its checks read may have changed)."""
+    for part in parts_of(node):
+        _check_again(part)
     post_init = getattr(node, "__post_init__", None)
     if post_init is not None:
         post_init()
